@@ -1,0 +1,40 @@
+// One error class for the whole stack: a stable `code` for programs, a message for people.
+
+export type ErrorCode =
+  | 'ERR_BAD_MESSAGE' // bytes from the network that do not decode
+  | 'ERR_TRUNCATED'
+  | 'ERR_TOO_LARGE'
+  | 'ERR_VERSION' // a wire version this node does not speak
+  | 'ERR_UNKNOWN_TYPE'
+  | 'ERR_BAD_ID' // a node id that is not 64 hex digits
+  | 'ERR_BAD_ADDRESS'
+  | 'ERR_BAD_ARGUMENT'
+  | 'ERR_KEY_FILE' // a key file that is missing, unreadable or corrupt
+  | 'ERR_BAD_SIGNATURE'
+  | 'ERR_PORT_IN_USE'
+  | 'ERR_BIND'
+  | 'ERR_TIMEOUT'
+  | 'ERR_BUSY' // a bounded queue is full
+  | 'ERR_RATE_LIMITED'
+  | 'ERR_BOOTSTRAP_FAILED'
+  | 'ERR_NOT_FOUND'
+  | 'ERR_NOT_RUNNING'
+  | 'ERR_ABORTED'
+  | 'ERR_CLOSED'
+  | 'ERR_API'
+
+export class WeftError extends Error {
+  readonly code: ErrorCode
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'WeftError'
+    this.code = code
+  }
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message }
+  }
+}
+
+export function isWeftError(err: unknown, code?: ErrorCode): err is WeftError {
+  return err instanceof WeftError && (code === undefined || err.code === code)
+}

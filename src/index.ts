@@ -1,0 +1,10 @@
+// The public library API: `import { Node } from 'weft'`.
+export { Node, lookupReport, type NodeOptions, type NodeStatus, type PeerInfo, type NodeEvents, type LookupReport } from './node/node.js'
+export { WeftError, isWeftError, type ErrorCode } from './errors.js'
+export { idFromHex, idToHex, type NodeId } from './identity/node-id.js'
+export { generateIdentity, identityFromSeed, loadIdentity, loadOrCreateIdentity, type Identity } from './identity/keys.js'
+export { signPeerRecord, verifyPeerRecord, encodePeerRecord, decodePeerRecord, type PeerRecord } from './identity/peer-record.js'
+export type { Contact, LookupResult, Topology } from './overlay/topology.js'
+export type { Runtime, Network, Endpoint, Random } from './runtime/runtime.js'
+export { MemoryWorld } from './runtime/memory.js'
+export { SeededRandom } from './runtime/prng.js'

@@ -1,0 +1,170 @@
+// One running peer: identity, transport, rpc and a topology wired together, with a small API.
+import { EventEmitter } from 'node:events'
+import { WeftError } from '../errors.js'
+import { generateIdentity, loadIdentity, loadOrCreateIdentity, type Identity } from '../identity/keys.js'
+import { idFromHex, idToHex, type NodeId } from '../identity/node-id.js'
+import { createTopology, type TopologyName, type TopologyOptions } from '../overlay/registry.js'
+import type { Contact, LookupOptions, LookupResult, Topology } from '../overlay/topology.js'
+import { expectedPongBytes, Rpc, type RpcOptions, type RpcStats } from '../rpc/rpc.js'
+import type { Network, Runtime } from '../runtime/runtime.js'
+import { realRuntime, udpNetwork } from '../runtime/udp.js'
+import { PacketTransport, type Transport, type TransportStats } from '../transport/transport.js'
+import { parseAddress, type Address } from '../wire/address.js'
+import { MAX_PACKET, MessageType } from '../wire/messages.js'
+
+export interface NodeOptions {
+  host?: string
+  /** UDP port; 0 picks a free one. */
+  port?: number
+  bootstrap?: Address[]
+  /** Directory for the identity key (created with mode 0700; the key file gets 0600). */
+  dataDir?: string
+  /** A key file to use; unlike dataDir, it must exist. */
+  keyFile?: string
+  identity?: Identity
+  topology?: TopologyName
+  kademlia?: TopologyOptions
+  rpc?: Partial<RpcOptions>
+  /** A client node asks but is never added to others' routing tables. */
+  readOnly?: boolean
+  runtime?: Runtime
+  network?: Network
+}
+
+export interface PeerInfo {
+  id: string
+  address: Address
+  slot: string
+  lastSeenMs: number
+  failures: number
+}
+
+export interface NodeStatus {
+  id: string
+  address: Address
+  observedAddress: Address | null
+  topology: string
+  peers: number
+  uptimeMs: number
+  rttMs: number
+  transport: TransportStats
+  rpc: RpcStats
+}
+
+export interface NodeEvents {
+  'peer:added': [Contact]
+  'peer:removed': [Contact]
+  started: []
+  stopped: []
+}
+
+export interface LookupReport extends Omit<LookupResult, 'target' | 'closest'> {
+  target: string
+  closest: { id: string; address: Address }[]
+}
+
+export class Node extends EventEmitter<NodeEvents> {
+  readonly identity: Identity
+  private readonly runtime: Runtime
+  private readonly network: Network
+  private transport: Transport | null = null
+  private rpc: Rpc | null = null
+  private overlay: Topology | null = null
+  private startedAt = 0
+
+  constructor(readonly options: NodeOptions = {}) {
+    super()
+    this.runtime = options.runtime ?? realRuntime
+    this.network = options.network ?? udpNetwork
+    this.identity = options.identity
+      ?? (options.keyFile ? loadIdentity(options.keyFile)
+        : options.dataDir ? loadOrCreateIdentity(options.dataDir)
+          : generateIdentity())
+  }
+
+  get id(): NodeId { return this.identity.id }
+  get idHex(): string { return idToHex(this.identity.id) }
+  get address(): Address { return this.running().transport!.address }
+  get topology(): Topology { return this.running().overlay! }
+  get running_(): boolean { return this.rpc !== null }
+
+  private running(): this {
+    if (!this.rpc) throw new WeftError('ERR_NOT_RUNNING', 'the node is not started')
+    return this
+  }
+
+  /** Binds the socket and joins through the bootstrap peers (or starts a new network). */
+  async start(options: LookupOptions = {}): Promise<void> {
+    if (this.rpc) return
+    const o = this.options
+    const endpoint = await this.network.bind(o.host ?? '127.0.0.1', o.port ?? 0)
+    const transport = new PacketTransport(endpoint, MAX_PACKET)
+    const rpc = new Rpc(this.runtime, transport, this.identity.id, o.rpc)
+    rpc.readOnly = o.readOnly ?? false
+    const overlay = createTopology(o.topology ?? 'kademlia', {
+      runtime: this.runtime, rpc, id: this.identity.id, address: () => transport.address,
+    }, o.kademlia)
+    overlay.onPeer = (event, contact) => this.emit(event === 'added' ? 'peer:added' : 'peer:removed', contact)
+    this.transport = transport
+    this.rpc = rpc
+    this.overlay = overlay
+    this.startedAt = this.runtime.now()
+    try {
+      const bootstrap = (o.bootstrap ?? []).filter((a) => a !== transport.address)
+      for (const a of bootstrap) parseAddress(a) // a bad address is the caller's error, not a timeout
+      await overlay.join(bootstrap, options)
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+    this.emit('started')
+  }
+
+  async stop(): Promise<void> {
+    if (!this.rpc) return
+    this.overlay!.close()
+    this.rpc.close()
+    await this.transport!.close()
+    this.rpc = null
+    this.overlay = null
+    this.transport = null
+    this.emit('stopped')
+  }
+
+  /** Finds the k nodes nearest `target` (a node id as 64 hex digits or 32 bytes). */
+  async lookup(target: string | Uint8Array, options: LookupOptions = {}): Promise<LookupResult> {
+    const id = typeof target === 'string' ? idFromHex(target) : target
+    if (id.length !== 32) throw new WeftError('ERR_BAD_ID', 'a node id must be 32 bytes')
+    return this.running().overlay!.lookup(id, options)
+  }
+
+  async ping(address: Address): Promise<{ id: string; rttMs: number }> {
+    parseAddress(address)
+    const { reply, rttMs } = await this.running().rpc!.requestAsync(address, { type: MessageType.PING }, expectedPongBytes(address))
+    return { id: idToHex(reply.sender), rttMs }
+  }
+
+  peers(): PeerInfo[] {
+    return this.running().overlay!.entries().map((e) => ({ ...e, id: idToHex(e.id) }))
+  }
+
+  status(): NodeStatus {
+    const { transport, rpc, overlay } = this.running()
+    return {
+      id: this.idHex,
+      address: transport!.address,
+      observedAddress: rpc!.observedAddress,
+      topology: overlay!.name,
+      peers: overlay!.size(),
+      uptimeMs: Math.round(this.runtime.now() - this.startedAt),
+      rttMs: Math.round(rpc!.smoothedRttMs * 1000) / 1000,
+      transport: { ...transport!.stats },
+      rpc: { ...rpc!.stats, malformedByCode: { ...rpc!.stats.malformedByCode } },
+    }
+  }
+}
+
+/** A lookup result in printable form (hex ids). */
+export function lookupReport(r: LookupResult): LookupReport {
+  return { ...r, target: idToHex(r.target), closest: r.closest.map((c) => ({ id: idToHex(c.id), address: c.address })) }
+}

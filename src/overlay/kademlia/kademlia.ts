@@ -1,0 +1,134 @@
+// The Kademlia topology: XOR distance, k-buckets, iterative lookups, join by self-lookup and
+// bucket refresh.
+import { WeftError } from '../../errors.js'
+import { compareDistance, ID_BITS, randomIdWithPrefix, type NodeId } from '../../identity/node-id.js'
+import { expectedPongBytes } from '../../rpc/rpc.js'
+import type { Address } from '../../wire/address.js'
+import { MessageType } from '../../wire/messages.js'
+import type { Contact, LookupOptions, LookupResult, TableEntry, Topology, TopologyContext } from '../topology.js'
+import { iterativeFindNode } from './lookup.js'
+import { RoutingTable } from './routing-table.js'
+
+export interface KademliaOptions {
+  /** Bucket size and replication parameter. */
+  k: number
+  /** Requests in flight per lookup. */
+  alpha: number
+  /** Nearest nodes that must answer before a lookup ends; k for the paper's rule. */
+  verify: number
+  /** A bucket with no lookup in this long is refreshed with a lookup of a random id in it. */
+  refreshIntervalMs: number
+  /** Unanswered requests before a contact leaves its bucket (sooner if a replacement waits). */
+  maxFailures: number
+}
+
+export const defaultKademliaOptions: KademliaOptions = { k: 20, alpha: 3, verify: 16, refreshIntervalMs: 15 * 60_000, maxFailures: 2 }
+
+export class Kademlia implements Topology {
+  readonly name = 'kademlia'
+  readonly options: KademliaOptions
+  readonly routing: RoutingTable
+  onPeer: (event: 'added' | 'removed', contact: Contact) => void = () => {}
+  private refreshTimer: unknown = null
+  private closed = false
+
+  constructor(private readonly ctx: TopologyContext, options: Partial<KademliaOptions> = {}) {
+    this.options = { ...defaultKademliaOptions, ...options }
+    if (this.options.k < 1 || this.options.k > 25) throw new WeftError('ERR_BAD_ARGUMENT', 'k must be between 1 and 25 (a reply must fit one datagram)')
+    if (this.options.alpha < 1 || this.options.alpha > 16) throw new WeftError('ERR_BAD_ARGUMENT', 'alpha must be between 1 and 16')
+    this.routing = new RoutingTable(ctx.id, this.options.k, this.options.maxFailures)
+    const { rpc, runtime } = ctx
+    this.routing.onEvent = (e) => this.onPeer(e.type, e.contact)
+    this.routing.probe = (c, done) => {
+      rpc.request(c.address, { type: MessageType.PING }, expectedPongBytes(c.address), (err, reply) => done(!err && !!reply))
+    }
+    rpc.onSeen = (id, address, readOnly) => { if (!readOnly) this.routing.observe(id, address, runtime.now()) }
+    rpc.onRequest = (_from, req) => {
+      if (req.type === MessageType.PING) return { type: MessageType.PONG }
+      return { type: MessageType.NODES, contacts: this.routing.closest(req.target, this.options.k, req.sender) }
+    }
+    this.scheduleRefresh()
+  }
+
+
+  private get self(): Contact {
+    return { id: this.ctx.id, address: this.ctx.address() }
+  }
+
+  lookup(target: NodeId, options: LookupOptions = {}, bootstrap?: Address[]): Promise<LookupResult> {
+    const { runtime, rpc } = this.ctx
+    this.routing.touch(this.routing.bucketIndex(target), runtime.now())
+    return iterativeFindNode({
+      runtime, rpc, target, self: this.self,
+      k: this.options.k, alpha: this.options.alpha,
+      verify: Math.min(this.options.k, Math.max(1, options.verify ?? this.options.verify)),
+      seeds: this.routing.closest(target, this.options.k),
+      bootstrap, signal: options.signal,
+      onFailed: (c) => this.routing.failed(c.id),
+    })
+  }
+
+  async join(bootstrap: Address[], options: LookupOptions = {}): Promise<void> {
+    if (bootstrap.length === 0) return // the first node of a new network
+    const result = await this.lookup(this.ctx.id, options, bootstrap)
+    if (this.routing.size === 0) {
+      throw new WeftError('ERR_BOOTSTRAP_FAILED', `no bootstrap peer answered (${bootstrap.join(', ')})`)
+    }
+    // Refresh every bucket farther than the nearest neighbour, so others learn of us and we of them.
+    const nearest = result.closest.find((c) => compareDistance(this.ctx.id, c.id, this.ctx.id) !== 0)
+    const depth = nearest ? this.routing.bucketIndex(nearest.id) : 0
+    const indices: number[] = []
+    for (let i = 0; i < depth; i++) indices.push(i)
+    await this.refreshBuckets(indices, options)
+  }
+
+  private async refreshBuckets(indices: number[], options: LookupOptions = {}): Promise<void> {
+    const queue = indices.slice()
+    const worker = async (): Promise<void> => {
+      for (let i = queue.shift(); i !== undefined && !this.closed; i = queue.shift()) {
+        await this.lookup(randomIdWithPrefix(this.ctx.id, i, this.ctx.runtime.random.bytes(32)), options).catch(() => {})
+      }
+    }
+    await Promise.all([worker(), worker(), worker()])
+  }
+
+  private scheduleRefresh(): void {
+    const { runtime } = this.ctx
+    const every = Math.max(1000, this.options.refreshIntervalMs / 4)
+    this.refreshTimer = runtime.setTimeout(() => {
+      if (this.closed) return
+      const now = runtime.now()
+      const stale: number[] = []
+      let deepest = 0
+      this.routing.buckets.forEach((b, i) => { if (b && b.count > 0) deepest = i })
+      for (let i = 0; i <= deepest && i < ID_BITS; i++) {
+        const b = this.routing.buckets[i]
+        if (!b || now - b.touchedAt >= this.options.refreshIntervalMs) stale.push(i)
+      }
+      void this.refreshBuckets(stale).finally(() => this.scheduleRefresh())
+    }, every)
+  }
+
+  nextHop(target: NodeId): Contact | null {
+    const [best] = this.routing.closest(target, 1)
+    if (!best || compareDistance(target, best.id, this.ctx.id) >= 0) return null
+    return best
+  }
+
+  closest(target: NodeId, n: number): Contact[] {
+    return this.routing.closest(target, n)
+  }
+
+  entries(): TableEntry[] {
+    return this.routing.entries(this.ctx.runtime.now())
+  }
+
+  size(): number {
+    return this.routing.size
+  }
+
+  close(): void {
+    this.closed = true
+    if (this.refreshTimer) this.ctx.runtime.clearTimeout(this.refreshTimer as object)
+  }
+}

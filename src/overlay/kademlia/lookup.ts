@@ -1,0 +1,138 @@
+// Kademlia's iterative lookup: keep alpha requests in flight to the nearest unasked candidates
+// and stop when the `verify` nearest candidates that did not fail have all answered. The result
+// is the k nearest candidates: the first `verify` proven live by their answers, the rest as
+// reported by those nearest nodes (which know their own neighbourhood best). verify = k is the
+// paper's rule; a smaller verify saves most of the datagrams when the table entries are fresh.
+import { WeftError } from '../../errors.js'
+import { compareDistance, idEquals, type NodeId } from '../../identity/node-id.js'
+import type { Rpc } from '../../rpc/rpc.js'
+import { expectedNodesReplyBytes } from '../../rpc/rpc.js'
+import type { Runtime } from '../../runtime/runtime.js'
+import type { Address } from '../../wire/address.js'
+import { MessageType } from '../../wire/messages.js'
+import type { Contact, LookupResult } from '../topology.js'
+
+const enum State { NEW, ASKED, ANSWERED, FAILED }
+
+interface Candidate {
+  id: NodeId | null // null for a bootstrap address whose id is not known yet
+  address: Address
+  state: State
+  hop: number
+}
+
+export interface LookupParams {
+  runtime: Runtime
+  rpc: Rpc
+  self: Contact
+  target: NodeId
+  k: number
+  alpha: number
+  /** Nearest candidates that must answer before the lookup ends (1..k). */
+  verify: number
+  seeds: Contact[]
+  /** Addresses with no known id (bootstrap): asked first. */
+  bootstrap?: Address[]
+  signal?: AbortSignal
+  onFailed?: (c: Contact) => void
+  /** Bound on candidates kept, nearest first. */
+  maxCandidates?: number
+}
+
+export function iterativeFindNode(p: LookupParams): Promise<LookupResult> {
+  return new Promise((resolve, reject) => {
+    const started = p.runtime.now()
+    const maxCandidates = p.maxCandidates ?? p.k * 3
+    const list: Candidate[] = [] // nearest first; bootstrap entries (no id) at the front
+    const known = new Set<Address>()
+    let inFlight = 0
+    let messages = 0
+    let failed = 0
+    let done = false
+
+    const insert = (c: Candidate): void => {
+      if (known.has(c.address)) return
+      if (c.id === null) { list.unshift(c); known.add(c.address); return }
+      let lo = 0, hi = list.length
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1
+        const m = list[mid]
+        if (m.id === null || compareDistance(p.target, m.id, c.id) < 0) lo = mid + 1
+        else hi = mid
+      }
+      if (lo >= maxCandidates) return
+      list.splice(lo, 0, c)
+      known.add(c.address)
+      if (list.length > maxCandidates) {
+        const dropped = list.pop()!
+        known.delete(dropped.address)
+      }
+    }
+
+    insert({ id: p.self.id, address: p.self.address, state: State.ANSWERED, hop: 0 })
+    for (const a of p.bootstrap ?? []) if (a !== p.self.address) insert({ id: null, address: a, state: State.NEW, hop: 1 })
+    for (const s of p.seeds) insert({ id: s.id, address: s.address, state: State.NEW, hop: 1 })
+
+    const finish = (err: WeftError | null): void => {
+      if (done) return
+      done = true
+      p.signal?.removeEventListener('abort', onAbort)
+      if (err) { reject(err); return }
+      const closest: Contact[] = []
+      let hops = 0
+      for (const c of list) {
+        if (c.state === State.FAILED || c.id === null) continue
+        if (closest.length === 0) hops = c.hop
+        closest.push({ id: c.id, address: c.address })
+        if (closest.length === p.k) break
+      }
+      resolve({ target: p.target, closest, hops, messages, failed, durationMs: p.runtime.now() - started })
+    }
+    const onAbort = (): void => finish(new WeftError('ERR_ABORTED', 'lookup aborted'))
+    if (p.signal?.aborted) { onAbort(); return }
+    p.signal?.addEventListener('abort', onAbort)
+
+    const ask = (c: Candidate): void => {
+      c.state = State.ASKED
+      inFlight++
+      messages++
+      p.rpc.request(c.address, { type: MessageType.FIND_NODE, target: p.target }, expectedNodesReplyBytes(c.address, p.k), (err, reply) => {
+        inFlight--
+        if (done) return
+        if (err || !reply || reply.type !== MessageType.NODES || (c.id !== null && !idEquals(c.id, reply.sender))) {
+          // No answer, a refusal, or a different node now at that address.
+          c.state = State.FAILED
+          failed++
+          if (c.id && err?.code === 'ERR_TIMEOUT') p.onFailed?.({ id: c.id, address: c.address })
+          pump()
+          return
+        }
+        messages++
+        if (c.id === null) {
+          // A bootstrap address answered: it now has an id and a place in distance order.
+          known.delete(c.address)
+          list.splice(list.indexOf(c), 1)
+          c.id = reply.sender
+          insert(c)
+        }
+        c.state = State.ANSWERED
+        for (const r of reply.contacts) insert({ id: r.id, address: r.address, state: State.NEW, hop: c.hop + 1 })
+        pump()
+      })
+    }
+
+    const pump = (): void => {
+      if (done) return
+      let live = 0
+      let settled = true // the `verify` nearest live candidates have all answered
+      for (const c of list) {
+        if (c.state === State.FAILED) continue
+        if (live++ >= p.verify && c.id !== null) break
+        if (c.state !== State.ANSWERED) settled = false
+        if (c.state === State.NEW && inFlight < p.alpha) ask(c)
+      }
+      if (settled || inFlight === 0) finish(null)
+    }
+    pump()
+  })
+}

@@ -1,0 +1,64 @@
+// The one interface every topology implements: Kademlia here; Chord, Pastry, Tapestry and the
+// polyring beside it. The node and the services talk only to this.
+import type { NodeId } from '../identity/node-id.js'
+import type { Rpc } from '../rpc/rpc.js'
+import type { Runtime } from '../runtime/runtime.js'
+import type { Address } from '../wire/address.js'
+
+export interface Contact {
+  id: NodeId
+  address: Address
+}
+
+export interface LookupOptions {
+  signal?: AbortSignal
+  /** How many of the nearest nodes must answer before the lookup ends (default: the topology's). */
+  verify?: number
+}
+
+export interface LookupResult {
+  target: NodeId
+  /** The nodes responsible for the target by this topology's rule, nearest first. */
+  closest: Contact[]
+  /** Steps from this node to the node nearest the target. */
+  hops: number
+  /** Requests sent and replies received for this lookup. */
+  messages: number
+  /** Peers that did not answer. */
+  failed: number
+  durationMs: number
+}
+
+/** A row of the routing table as people see it: where it sits (bucket, finger, level) and its state. */
+export interface TableEntry extends Contact {
+  slot: string
+  lastSeenMs: number
+  failures: number
+}
+
+export interface Topology {
+  readonly name: string
+  /** Joins through the bootstrap addresses; with none, this node starts a new network. */
+  join(bootstrap: Address[], options?: LookupOptions): Promise<void>
+  /** Findability: asks ever-closer peers for the nodes responsible for `target`. */
+  lookup(target: NodeId, options?: LookupOptions): Promise<LookupResult>
+  /** Routability: the next hop toward `target`, or null when this node is the end of the route. */
+  nextHop(target: NodeId): Contact | null
+  /** Up to n known contacts nearest `target`, from the local table only. */
+  closest(target: NodeId, n: number): Contact[]
+  /** Every contact with its place in the table, for people and the dashboard. */
+  entries(): TableEntry[]
+  size(): number
+  /** Called when a contact enters or leaves the table. */
+  onPeer: (event: 'added' | 'removed', contact: Contact) => void
+  /** Stops timers and forgets nothing; the node closes the rpc under it. */
+  close(): void
+}
+
+export interface TopologyContext {
+  runtime: Runtime
+  rpc: Rpc
+  id: NodeId
+  /** This node's address as others reach it (the bound one until a peer reports another). */
+  address(): Address
+}

@@ -1,0 +1,276 @@
+// Request/response over datagrams: transaction ids, adaptive timeouts, bounded retries, a bounded
+// window of requests in flight, per-source rate limits and anti-amplification tokens.
+import { WeftError, type ErrorCode } from '../errors.js'
+import type { NodeId } from '../identity/node-id.js'
+import type { Runtime, TimerHandle } from '../runtime/runtime.js'
+import type { Transport } from '../transport/transport.js'
+import { LruMap } from '../util/lru.js'
+import { RateLimiter } from './rate-limit.js'
+import { RttEstimator } from './rtt.js'
+import { TokenIssuer } from './tokens.js'
+import { packedAddressSize, type Address } from '../wire/address.js'
+import {
+  decode, encode, encodedSize, ErrorReplyCode, Flag, HEADER_BYTES, isRequest, MAX_PACKET, MessageType, TOKEN_BYTES,
+  type Message, type Reply, type Request,
+} from '../wire/messages.js'
+
+export interface RpcOptions {
+  /** Retries after the first attempt before a request fails with ERR_TIMEOUT. */
+  maxRetries: number
+  minTimeoutMs: number
+  maxTimeoutMs: number
+  initialTimeoutMs: number
+  /** Requests this node may have in flight at once; more wait in a queue of maxQueued. */
+  maxInFlight: number
+  maxQueued: number
+  /** Requests accepted per second from one source address, and the burst allowed. */
+  ratePerSecond: number
+  rateBurst: number
+  /** Bounds of the per-address tables (rate buckets, RTT estimates, tokens). */
+  addressTableSize: number
+  tokenPeriodMs: number
+}
+
+export const defaultRpcOptions: RpcOptions = {
+  maxRetries: 2,
+  minTimeoutMs: 50,
+  maxTimeoutMs: 3000,
+  initialTimeoutMs: 500,
+  maxInFlight: 256,
+  maxQueued: 4096,
+  ratePerSecond: 1000,
+  rateBurst: 2000,
+  addressTableSize: 512,
+  tokenPeriodMs: 300_000,
+}
+
+/** A request as the layer above writes it: the rpc layer fills in header, token and padding. */
+export type RequestBody =
+  | { type: MessageType.PING }
+  | { type: MessageType.FIND_NODE; target: NodeId }
+
+/** A reply as the handler writes it: the rpc layer adds token and observed address. */
+export type ReplyBody =
+  | { type: MessageType.PONG }
+  | { type: MessageType.NODES; contacts: { id: NodeId; address: Address }[] }
+
+export interface RpcStats {
+  requestsOut: number
+  requestsIn: number
+  repliesIn: number
+  repliesOut: number
+  retries: number
+  timeouts: number
+  malformed: number
+  malformedByCode: Partial<Record<ErrorCode, number>>
+  rateLimited: number
+  unmatchedReplies: number
+  truncatedReplies: number
+  refusedAmplification: number
+  queueFull: number
+}
+
+export type RequestCallback = (err: WeftError | null, reply?: Reply, rttMs?: number) => void
+
+interface Pending {
+  txid: number
+  to: Address
+  bytes: Uint8Array
+  tries: number
+  sentAt: number
+  timer: TimerHandle | null
+  cb: RequestCallback
+}
+
+interface Queued { to: Address; body: RequestBody; expectReplyBytes: number; cb: RequestCallback }
+
+export class Rpc {
+  readonly options: RpcOptions
+  readonly stats: RpcStats = {
+    requestsOut: 0, requestsIn: 0, repliesIn: 0, repliesOut: 0, retries: 0, timeouts: 0, malformed: 0,
+    malformedByCode: {}, rateLimited: 0, unmatchedReplies: 0, truncatedReplies: 0, refusedAmplification: 0, queueFull: 0,
+  }
+  /** Answers a request; null sends nothing. Set by the overlay. */
+  onRequest: (from: Address, req: Request) => ReplyBody | null = () => null
+  /** Called for every valid message from a peer, so tables can learn of it. */
+  onSeen: (id: NodeId, address: Address, readOnly: boolean) => void = () => {}
+  /** Our address as the last replying peer saw it. */
+  observedAddress: Address | null = null
+  /** Set to stop others from adding this node to their tables (clients, private nodes). */
+  readOnly = false
+
+  private readonly pending = new Map<number, Pending>()
+  private readonly queue: Queued[] = []
+  private readonly rtt: RttEstimator
+  private readonly limiter: RateLimiter
+  private readonly tokens: TokenIssuer
+  private readonly tokensHeld: LruMap<Address, number>
+  private closed = false
+
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly transport: Transport,
+    readonly id: NodeId,
+    options: Partial<RpcOptions> = {},
+  ) {
+    this.options = { ...defaultRpcOptions, ...options }
+    const o = this.options
+    this.rtt = new RttEstimator(o.minTimeoutMs, o.maxTimeoutMs, o.initialTimeoutMs, o.addressTableSize)
+    this.limiter = new RateLimiter(o.ratePerSecond, o.rateBurst, o.addressTableSize)
+    this.tokens = new TokenIssuer(runtime.random, o.tokenPeriodMs, runtime.now())
+    this.tokensHeld = new LruMap(o.addressTableSize)
+    transport.onPacket = (from, bytes) => this.receive(from, bytes)
+  }
+
+  get inFlight(): number { return this.pending.size }
+  get smoothedRttMs(): number { return this.rtt.smoothed }
+
+  /**
+   * Sends a request and calls back once with the reply or an error. `expectReplyBytes` is the
+   * largest reply wanted: requests to peers whose token we lack are padded to it, so the peer
+   * may answer in full without amplifying.
+   */
+  request(to: Address, body: RequestBody, expectReplyBytes: number, cb: RequestCallback): void {
+    if (this.closed) { cb(new WeftError('ERR_CLOSED', 'rpc is closed')); return }
+    if (this.pending.size >= this.options.maxInFlight) {
+      if (this.queue.length >= this.options.maxQueued) {
+        this.stats.queueFull++
+        cb(new WeftError('ERR_BUSY', `request queue is full (${this.options.maxQueued})`))
+        return
+      }
+      this.queue.push({ to, body, expectReplyBytes, cb })
+      return
+    }
+    this.send(to, body, expectReplyBytes, cb)
+  }
+
+  requestAsync(to: Address, body: RequestBody, expectReplyBytes = 0): Promise<{ reply: Reply; rttMs: number }> {
+    return new Promise((resolve, reject) => {
+      this.request(to, body, expectReplyBytes, (err, reply, rttMs) => (err ? reject(err) : resolve({ reply: reply!, rttMs: rttMs! })))
+    })
+  }
+
+  private send(to: Address, body: RequestBody, expectReplyBytes: number, cb: RequestCallback): void {
+    let txid = this.runtime.random.u32()
+    while (this.pending.has(txid)) txid = (txid + 1) >>> 0
+    const token = this.tokensHeld.get(to)
+    const req = { ...body, txid, sender: this.id, flags: this.readOnly ? Flag.READ_ONLY : 0, token } as Request
+    if (token === undefined && expectReplyBytes > 0) {
+      req.pad = Math.max(0, Math.min(MAX_PACKET, expectReplyBytes) - encodedSize(req))
+    }
+    let bytes: Uint8Array
+    try {
+      bytes = encode(req)
+    } catch (err) {
+      cb(err as WeftError)
+      return
+    }
+    const p: Pending = { txid, to, bytes, tries: 0, sentAt: 0, timer: null, cb }
+    this.pending.set(txid, p)
+    this.stats.requestsOut++
+    this.transmit(p)
+  }
+
+  private transmit(p: Pending): void {
+    p.tries++
+    p.sentAt = this.runtime.now()
+    const timeout = this.rtt.timeout(p.to) * 2 ** (p.tries - 1) // back off on each retry
+    p.timer = this.runtime.setTimeout(() => this.expire(p), Math.min(timeout, this.options.maxTimeoutMs))
+    this.transport.send(p.to, p.bytes)
+  }
+
+  private expire(p: Pending): void {
+    if (this.pending.get(p.txid) !== p) return
+    if (p.tries <= this.options.maxRetries) {
+      this.stats.retries++
+      this.transmit(p)
+      return
+    }
+    this.stats.timeouts++
+    this.finish(p, new WeftError('ERR_TIMEOUT', `no reply from ${p.to} after ${p.tries} attempts`))
+  }
+
+  private finish(p: Pending, err: WeftError | null, reply?: Reply, rttMs?: number): void {
+    this.pending.delete(p.txid)
+    if (p.timer) this.runtime.clearTimeout(p.timer)
+    const next = this.queue.shift()
+    if (next) this.send(next.to, next.body, next.expectReplyBytes, next.cb)
+    p.cb(err, reply, rttMs)
+  }
+
+  private countMalformed(code: ErrorCode): void {
+    this.stats.malformed++
+    this.stats.malformedByCode[code] = (this.stats.malformedByCode[code] ?? 0) + 1
+  }
+
+  private receive(from: Address, bytes: Uint8Array): void {
+    if (this.closed) return
+    const result = decode(bytes)
+    if (!result.ok) { this.countMalformed(result.error.code); return }
+    const m = result.message
+    if (isRequest(m)) this.answer(from, m, bytes.length)
+    else this.match(from, m)
+  }
+
+  private match(from: Address, m: Reply): void {
+    const p = this.pending.get(m.txid)
+    if (!p || p.to !== from) { this.stats.unmatchedReplies++; return }
+    this.stats.repliesIn++
+    const now = this.runtime.now()
+    const rttMs = now - p.sentAt
+    if (p.tries === 1) this.rtt.sample(from, rttMs) // Karn: a retried request gives no clean sample
+    if (m.type !== MessageType.ERROR) {
+      this.tokensHeld.set(from, m.token)
+      this.observedAddress = m.observed
+      if (m.flags & Flag.TRUNCATED) this.stats.truncatedReplies++
+    }
+    this.onSeen(m.sender, from, (m.flags & Flag.READ_ONLY) !== 0)
+    if (m.type === MessageType.ERROR) {
+      const code: ErrorCode = m.code === ErrorReplyCode.RATE_LIMITED ? 'ERR_RATE_LIMITED' : m.code === ErrorReplyCode.BUSY ? 'ERR_BUSY' : 'ERR_BAD_MESSAGE'
+      this.finish(p, new WeftError(code, `${from} refused the request: ${m.reason}`))
+      return
+    }
+    this.finish(p, null, m, rttMs)
+  }
+
+  private answer(from: Address, req: Request, requestBytes: number): void {
+    const now = this.runtime.now()
+    if (!this.limiter.allow(from, now)) { this.stats.rateLimited++; return }
+    this.stats.requestsIn++
+    this.onSeen(req.sender, from, (req.flags & Flag.READ_ONLY) !== 0)
+    const body = this.onRequest(from, req)
+    if (!body) return
+    const verified = req.token !== undefined && this.tokens.valid(from, req.token, now)
+    const token = this.tokens.issue(from, now)
+    const header = { txid: req.txid, sender: this.id, flags: this.readOnly ? Flag.READ_ONLY : 0, token, observed: from }
+    const reply: Reply = body.type === MessageType.NODES
+      ? { ...header, type: MessageType.NODES, contacts: body.contacts.slice() }
+      : { ...header, type: MessageType.PONG }
+    if (!verified && encodedSize(reply) > requestBytes) {
+      // The asker has not proven its address: never send more bytes than it sent.
+      if (reply.type !== MessageType.NODES) { this.stats.refusedAmplification++; return }
+      while (reply.contacts.length > 0 && encodedSize(reply) > requestBytes) reply.contacts.pop()
+      if (encodedSize(reply) > requestBytes) { this.stats.refusedAmplification++; return }
+      reply.flags |= Flag.TRUNCATED
+    }
+    this.stats.repliesOut++
+    this.transport.send(from, encode(reply))
+  }
+
+  /** Fails everything in flight and stops answering. */
+  close(): void {
+    this.closed = true
+    for (const p of [...this.pending.values()]) this.finish(p, new WeftError('ERR_CLOSED', 'node stopped'))
+    for (const q of this.queue.splice(0)) q.cb(new WeftError('ERR_CLOSED', 'node stopped'))
+  }
+}
+
+/** Bytes of a reply with `contacts` contacts of the same address family as `to`. */
+export function expectedNodesReplyBytes(to: Address, contacts: number): number {
+  const a = packedAddressSize(to)
+  return HEADER_BYTES + TOKEN_BYTES + a + 1 + contacts * (32 + a)
+}
+
+export function expectedPongBytes(to: Address): number {
+  return HEADER_BYTES + TOKEN_BYTES + packedAddressSize(to)
+}

@@ -1,0 +1,35 @@
+// The sans-IO seam: everything protocol code may use from the outside world.
+// Two implementations: UDP with Node timers (udp.ts) and a seeded virtual world (memory.ts).
+import type { Address } from '../wire/address.js'
+
+export type TimerHandle = { readonly __timer: unique symbol } | object
+
+export interface Random {
+  /** Uniform 32-bit unsigned integer. */
+  u32(): number
+  /** Uniform float in [0, 1). */
+  float(): number
+  bytes(n: number): Uint8Array
+}
+
+export interface Runtime {
+  /** Milliseconds on a monotonic clock (virtual in the simulator). */
+  now(): number
+  setTimeout(fn: () => void, ms: number): TimerHandle
+  clearTimeout(handle: TimerHandle): void
+  readonly random: Random
+}
+
+/** One bound datagram socket (or its simulated stand-in). */
+export interface Endpoint {
+  readonly address: Address
+  send(to: Address, bytes: Uint8Array): void
+  /** Set by the layer above; called for each datagram that arrives. */
+  onPacket: (from: Address, bytes: Uint8Array) => void
+  close(): Promise<void>
+}
+
+/** Binds endpoints; the real runtime opens UDP sockets, the memory one joins its network. */
+export interface Network {
+  bind(host: string, port: number): Promise<Endpoint>
+}

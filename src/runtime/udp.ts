@@ -1,0 +1,66 @@
+// The real runtime: node:dgram sockets, Node timers, the monotonic clock and crypto randomness.
+import { createSocket, type Socket } from 'node:dgram'
+import { randomBytes } from 'node:crypto'
+import { isIPv6 } from 'node:net'
+import { performance } from 'node:perf_hooks'
+import { WeftError } from '../errors.js'
+import { formatAddress, parseAddress, type Address } from '../wire/address.js'
+import type { Endpoint, Network, Random, Runtime, TimerHandle } from './runtime.js'
+
+class CryptoRandom implements Random {
+  private pool = randomBytes(4096)
+  private pos = 0
+  private take(n: number): Buffer {
+    if (this.pos + n > this.pool.length) { this.pool = randomBytes(4096); this.pos = 0 }
+    const out = this.pool.subarray(this.pos, this.pos + n)
+    this.pos += n
+    return out
+  }
+  u32(): number { return this.take(4).readUInt32BE(0) }
+  float(): number { return this.u32() / 4294967296 }
+  bytes(n: number): Uint8Array { return new Uint8Array(n > 1024 ? randomBytes(n) : this.take(n)) }
+}
+
+export const realRuntime: Runtime = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms)
+    t.unref() // protocol timers alone never keep the process alive
+    return t
+  },
+  clearTimeout: (h: TimerHandle) => clearTimeout(h as NodeJS.Timeout),
+  random: new CryptoRandom(),
+}
+
+class UdpEndpoint implements Endpoint {
+  onPacket: (from: Address, bytes: Uint8Array) => void = () => {}
+  constructor(private readonly socket: Socket, readonly address: Address) {
+    socket.on('message', (msg, rinfo) => this.onPacket(formatAddress(rinfo.address, rinfo.port), msg))
+    socket.on('error', () => {}) // send errors (e.g. ICMP unreachable) surface as timeouts above
+  }
+  send(to: Address, bytes: Uint8Array): void {
+    const { host, port } = parseAddress(to)
+    this.socket.send(bytes, port, host)
+  }
+  close(): Promise<void> {
+    return new Promise((resolve) => this.socket.close(() => resolve()))
+  }
+}
+
+export const udpNetwork: Network = {
+  bind(host: string, port: number): Promise<Endpoint> {
+    const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', recvBufferSize: 1 << 20 })
+    return new Promise((resolve, reject) => {
+      socket.once('error', (err: NodeJS.ErrnoException) => {
+        socket.close()
+        if (err.code === 'EADDRINUSE') reject(new WeftError('ERR_PORT_IN_USE', `UDP port ${port} on ${host} is already in use`, { cause: err }))
+        else reject(new WeftError('ERR_BIND', `cannot bind UDP ${host}:${port}: ${err.message}`, { cause: err }))
+      })
+      socket.bind(port, host, () => {
+        socket.removeAllListeners('error')
+        const a = socket.address()
+        resolve(new UdpEndpoint(socket, formatAddress(a.address, a.port)))
+      })
+    })
+  },
+}

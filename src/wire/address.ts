@@ -1,0 +1,105 @@
+// Transport addresses as strings ("1.2.3.4:5", "[::1]:5") and their packed wire form.
+import { isIPv4, isIPv6 } from 'node:net'
+import { WeftError } from '../errors.js'
+
+export type Address = string
+
+export interface HostPort {
+  host: string
+  port: number
+}
+
+/** Parses "host:port" or "[v6]:port"; throws ERR_BAD_ADDRESS with the reason. */
+export function parseAddress(text: string): HostPort {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text)
+  if (!m) throw new WeftError('ERR_BAD_ADDRESS', `not an address: ${JSON.stringify(text)} (expected HOST:PORT)`)
+  const port = Number(m[2])
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new WeftError('ERR_BAD_ADDRESS', `bad port in address ${JSON.stringify(text)}`)
+  }
+  let host = m[1]
+  if (host === 'localhost') host = '127.0.0.1'
+  if (!isIPv4(host) && !isIPv6(host)) {
+    throw new WeftError('ERR_BAD_ADDRESS', `not an IP address: ${JSON.stringify(host)} in ${JSON.stringify(text)}`)
+  }
+  return { host, port }
+}
+
+export function formatAddress(host: string, port: number): Address {
+  return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+/** Bytes an address takes on the wire: family, IP and port. */
+export function packedAddressSize(address: Address): number {
+  return address.charCodeAt(0) === 91 /* [ */ ? 19 : 7
+}
+
+export function packAddress(address: Address, out: Uint8Array, offset: number): number {
+  const { host, port } = parseAddress(address)
+  if (isIPv4(host)) {
+    out[offset] = 4
+    const parts = host.split('.')
+    for (let i = 0; i < 4; i++) out[offset + 1 + i] = Number(parts[i])
+    out[offset + 5] = port >> 8
+    out[offset + 6] = port & 0xff
+    return offset + 7
+  }
+  out[offset] = 6
+  out.set(ipv6ToBytes(host), offset + 1)
+  out[offset + 17] = port >> 8
+  out[offset + 18] = port & 0xff
+  return offset + 19
+}
+
+function ipv6ToBytes(host: string): Uint8Array {
+  const bytes = new Uint8Array(16)
+  let text = host
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text) // "::ffff:1.2.3.4"
+  if (v4) {
+    const p = v4[1].split('.').map(Number)
+    text = text.slice(0, -v4[1].length) + ((p[0] << 8) | p[1]).toString(16) + ':' + ((p[2] << 8) | p[3]).toString(16)
+  }
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined]
+  const h = head ? head.split(':') : []
+  const t = tail ? tail.split(':') : []
+  const groups = tail === undefined ? h : [...h, ...new Array(8 - h.length - t.length).fill('0'), ...t]
+  for (let i = 0; i < 8; i++) {
+    const g = parseInt(groups[i], 16)
+    bytes[i * 2] = g >> 8
+    bytes[i * 2 + 1] = g & 0xff
+  }
+  return bytes
+}
+
+function bytesToIpv6(b: Uint8Array, offset: number): string {
+  const groups: string[] = []
+  for (let i = 0; i < 8; i++) groups.push(((b[offset + i * 2] << 8) | b[offset + i * 2 + 1]).toString(16))
+  // Compress the longest run of zero groups, as RFC 5952 asks.
+  let best = -1, bestLen = 0
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') { i++; continue }
+    let j = i
+    while (j < 8 && groups[j] === '0') j++
+    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i }
+    i = j
+  }
+  if (best < 0) return groups.join(':')
+  return groups.slice(0, best).join(':') + '::' + groups.slice(best + bestLen).join(':')
+}
+
+/** Reads a packed address; returns [address, next offset] or throws ERR_BAD_MESSAGE / ERR_TRUNCATED. */
+export function unpackAddress(b: Uint8Array, offset: number): [Address, number] {
+  const family = b[offset]
+  if (family === 4) {
+    if (offset + 7 > b.length) throw new WeftError('ERR_TRUNCATED', 'truncated IPv4 address')
+    const port = (b[offset + 5] << 8) | b[offset + 6]
+    return [`${b[offset + 1]}.${b[offset + 2]}.${b[offset + 3]}.${b[offset + 4]}:${port}`, offset + 7]
+  }
+  if (family === 6) {
+    if (offset + 19 > b.length) throw new WeftError('ERR_TRUNCATED', 'truncated IPv6 address')
+    const port = (b[offset + 17] << 8) | b[offset + 18]
+    return [`[${bytesToIpv6(b, offset + 1)}]:${port}`, offset + 19]
+  }
+  if (offset >= b.length) throw new WeftError('ERR_TRUNCATED', 'truncated address')
+  throw new WeftError('ERR_BAD_MESSAGE', `unknown address family ${family}`)
+}

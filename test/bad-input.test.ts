@@ -1,0 +1,76 @@
+// Garbage at a live node's UDP port is counted and dropped, and the node keeps answering.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createSocket } from 'node:dgram'
+import { Node } from '../src/node/node.js'
+import { SeededRandom } from '../src/runtime/prng.js'
+import { encode, MessageType, MAX_PACKET } from '../src/wire/messages.js'
+
+const SEED = process.env.WEFT_SEED ?? 'bad-input-1'
+
+test(`thousands of malformed datagrams are counted and dropped (seed ${SEED})`, async () => {
+  const node = new Node({ rpc: { ratePerSecond: 1e6, rateBurst: 1e6 } })
+  const client = new Node({ readOnly: true })
+  await node.start()
+  await client.start()
+  const sock = createSocket('udp4')
+  try {
+    const rnd = new SeededRandom(SEED)
+    const [host, port] = [node.address.split(':')[0], Number(node.address.split(':')[1])]
+    const valid = encode({ type: MessageType.FIND_NODE, txid: 7, sender: rnd.bytes(32), flags: 0, target: rnd.bytes(32), pad: 0 })
+    const kinds = {
+      random: () => rnd.bytes(1 + (rnd.u32() % 200)),
+      truncated: () => valid.slice(0, rnd.u32() % valid.length),
+      oversized: () => new Uint8Array(MAX_PACKET + 1 + (rnd.u32() % 4000)),
+      wrongVersion: () => { const b = valid.slice(); b[1] = 2 + (rnd.u32() % 250); return b },
+      badType: () => { const b = valid.slice(); b[2] = 6 + (rnd.u32() % 250); return b },
+    }
+    const sent = 4000
+    const send = (b: Uint8Array) => new Promise<void>((r) => sock.send(b, port, host, () => r()))
+    const names = Object.keys(kinds) as (keyof typeof kinds)[]
+    for (let i = 0; i < sent; i++) {
+      await send(kinds[names[i % names.length]]())
+      if (i % 500 === 0) assert.ok((await client.ping(node.address)).rttMs >= 0) // still answering
+    }
+    await new Promise((r) => setTimeout(r, 200))
+    const s = node.status()
+    const dropped = s.rpc.malformed + s.transport.oversizeDropped
+    console.log(`sent ${sent} bad datagrams; dropped ${dropped}:`, JSON.stringify({ ...s.rpc.malformedByCode, oversize: s.transport.oversizeDropped }))
+    // A random datagram decodes by chance only if it matches the magic, version and layout.
+    assert.ok(dropped >= sent * 0.99, `only ${dropped} of ${sent} counted as dropped`)
+    assert.ok(s.rpc.malformedByCode.ERR_VERSION! >= 700)
+    assert.ok(s.rpc.malformedByCode.ERR_UNKNOWN_TYPE! >= 700)
+    assert.ok(s.transport.oversizeDropped >= 700)
+    const pong = await client.ping(node.address)
+    assert.equal(pong.id, node.idHex)
+  } finally {
+    sock.close()
+    await client.stop()
+    await node.stop()
+  }
+})
+
+test('a request from an unproven address never gets a larger reply (no amplification)', async () => {
+  const node = new Node()
+  const filler = await Promise.all(Array.from({ length: 25 }, () => new Node({ bootstrap: [] })))
+  await node.start()
+  for (const f of filler) { f.options.bootstrap = [node.address]; await f.start() }
+  const sock = createSocket('udp4')
+  try {
+    const rnd = new SeededRandom('amp')
+    const req = encode({ type: MessageType.FIND_NODE, txid: 1, sender: rnd.bytes(32), flags: 0x04, target: rnd.bytes(32), pad: 0 })
+    const [host, port] = [node.address.split(':')[0], Number(node.address.split(':')[1])]
+    const reply = await new Promise<Buffer>((resolve) => {
+      sock.once('message', (m) => resolve(m))
+      sock.send(req, port, host)
+    })
+    assert.ok(reply.length <= req.length, `reply of ${reply.length} bytes to a ${req.length}-byte request`)
+    assert.equal(reply[3] & 0x02, 0x02, 'reply is marked truncated')
+    // A padded request (as Weft clients send) gets the full answer.
+    const lookup = await filler[0].lookup(rnd.bytes(32))
+    assert.equal(lookup.closest.length, 20)
+  } finally {
+    sock.close()
+    await Promise.all([node.stop(), ...filler.map((f) => f.stop())])
+  }
+})

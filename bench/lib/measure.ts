@@ -15,6 +15,8 @@ export interface LookupFigures {
   datagramsPerLookup: number
   rssKiBPerNode: number
   setupMs: number
+  /** Weft only: fraction of lookups that returned exactly the true k nearest (checked after timing). */
+  exact?: number
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))

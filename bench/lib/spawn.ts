@@ -1,25 +1,25 @@
-// Runs one lookup measurement in a fresh child process (clean RSS) and parses its result.
+// Runs each measurement in a fresh child process (clean RSS, no JIT or GC state shared between
+// implementations) and parses the one JSON line it prints. Every child has a timeout.
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { LookupFigures } from './measure.js'
+import type { RoundTripFigures } from '../peers/dgram-pingpong.js'
 
 const RUN_ONE = fileURLToPath(new URL('../peers/run-one.js', import.meta.url))
+const RUN_RTT = fileURLToPath(new URL('../peers/run-rtt.js', import.meta.url))
 const FIELDS: (keyof LookupFigures)[] = [
   'impl', 'nodes', 'lookups', 'success', 'p50Ms', 'p95Ms', 'p99Ms', 'datagramsPerLookup', 'rssKiBPerNode', 'setupMs'
 ]
+const RTT_FIELDS: (keyof RoundTripFigures)[] = ['roundTripsPerSec', 'roundTrips', 'failed', 'elapsedMs']
 
-export function runIsolated(
-  impl: string,
-  nodes: number,
-  lookups: number,
-  seed: number,
-  timeoutMs = 5 * 60_000
-): Promise<LookupFigures> {
-  const what = `${impl} N=${nodes}`
+/** Spawns `node <args>` (optionally pinned to CPU `cpu` with taskset) and parses its last stdout line. */
+function runChildJson<T>(what: string, args: string[], fields: string[], timeoutMs: number, cpu?: number): Promise<T> {
+  const [cmd, argv] = cpu !== undefined
+    ? ['taskset', ['-c', String(cpu), process.execPath, ...args]]
+    : [process.execPath, args]
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', RUN_ONE, impl, String(nodes), String(lookups), String(seed)], {
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
@@ -33,23 +33,66 @@ export function runIsolated(
 
     child.on('error', (err) => {
       clearTimeout(timer)
-      reject(new Error(`${what}: could not start ${RUN_ONE}: ${err.message}`))
+      reject(new Error(`${what}: could not start ${cmd}: ${err.message}`))
     })
     child.on('close', (code, signal) => {
       clearTimeout(timer)
       if (code !== 0) {
-        reject(new Error(`${what}: run-one exited with ${signal ?? code}\n${stderr}`))
+        reject(new Error(`${what}: child exited with ${signal ?? code}\n${stderr}`))
         return
       }
       const line = stdout.trim().split('\n').pop() ?? ''
       try {
-        const figures = JSON.parse(line) as LookupFigures
-        const missing = FIELDS.filter((f) => !(f in figures))
+        const figures = JSON.parse(line) as Record<string, unknown>
+        const missing = fields.filter((f) => !(f in figures))
         if (missing.length > 0) throw new Error(`missing fields ${missing.join(', ')}`)
-        resolve(figures)
+        resolve(figures as T)
       } catch (err) {
         reject(new Error(`${what}: unparsable result line ${JSON.stringify(line)}: ${(err as Error).message}\n${stderr}`))
       }
     })
   })
+}
+
+export function runIsolated(
+  impl: string,
+  nodes: number,
+  lookups: number,
+  seed: number,
+  timeoutMs = 5 * 60_000
+): Promise<LookupFigures> {
+  return runChildJson<LookupFigures>(
+    `${impl} N=${nodes}`,
+    ['--expose-gc', RUN_ONE, impl, String(nodes), String(lookups), String(seed)],
+    FIELDS,
+    timeoutMs
+  )
+}
+
+export interface RoundTripRun extends RoundTripFigures {
+  impl: string
+  window: number
+  durationMs: number
+}
+
+/** True when `taskset` is available to pin a child to one CPU. */
+export function canPin(): boolean {
+  return process.platform === 'linux' && ['/usr/bin/taskset', '/bin/taskset'].some((p) => existsSync(p))
+}
+
+/** One round-trip measurement (`dgram` or `weft`) in its own process, pinned to `cpu` if given. */
+export function runRoundTripsIsolated(
+  impl: string,
+  durationMs: number,
+  window: number,
+  cpu?: number,
+  timeoutMs = durationMs + 60_000
+): Promise<RoundTripRun> {
+  return runChildJson<RoundTripRun>(
+    `${impl} round trips (window ${window})`,
+    [RUN_RTT, impl, String(durationMs), String(window)],
+    RTT_FIELDS,
+    timeoutMs,
+    cpu
+  )
 }

@@ -5,12 +5,13 @@ import { pathToFileURL } from 'node:url'
 import type { LookupFigures } from '../lib/measure.js'
 import { benchBittorrentDht } from './bittorrent-dht.js'
 import { benchHyperdht } from './hyperdht.js'
+import { benchWeft } from './weft.js'
 
 export type LookupBench = (nodes: number, lookups: number, seed: number) => Promise<LookupFigures>
 
-// Registered implementations. To add Weft: write bench/peers/weft.ts exporting
-// `benchWeft: LookupBench` and register it here as `weft: benchWeft`.
+// Registered implementations.
 export const IMPLS: Record<string, LookupBench> = {
+  weft: benchWeft,
   hyperdht: benchHyperdht,
   'bittorrent-dht': benchBittorrentDht
 }

@@ -2,7 +2,8 @@
 // On real UDP (loopback) by default, or inside a MemoryWorld for deterministic runs.
 import { createHash } from 'node:crypto'
 import { identityFromSeed } from '../identity/keys.js'
-import { compareDistance, type NodeId } from '../identity/node-id.js'
+import { compareDistance, idEquals, type NodeId } from '../identity/node-id.js'
+import { SeededRandom } from '../runtime/prng.js'
 import type { MemoryWorld } from '../runtime/memory.js'
 import { Node, type NodeOptions } from './node.js'
 
@@ -77,4 +78,51 @@ export async function createTestnet(o: TestnetOptions): Promise<Testnet> {
     throw err
   }
   return net
+}
+
+export interface LookupBatch {
+  lookups: number
+  /** Lookups that returned exactly the true k nearest running nodes, in order. */
+  exact: number
+  failed: number
+  hops: Record<number, number>
+  meanHops: number
+  latencyMs: { p50: number; p95: number; p99: number; max: number }
+  messagesPerLookup: number
+}
+
+/** Runs `count` lookups for random ids from random nodes and checks each against the oracle. */
+export async function measureLookups(net: Testnet, count: number, seed: string | number, concurrency = 8, k = 20): Promise<LookupBatch> {
+  const rnd = new SeededRandom(`lookups:${seed}`)
+  const live = net.nodes.filter((n) => n.running_)
+  const hops: Record<number, number> = {}
+  const latencies: number[] = []
+  let exact = 0, failed = 0, messages = 0, next = 0
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      next++
+      const from = live[rnd.u32() % live.length]
+      const target = rnd.bytes(32)
+      try {
+        const r = await from.lookup(target)
+        const want = net.oracle(target, k, live)
+        if (r.closest.length === want.length && r.closest.every((c, j) => idEquals(c.id, want[j]))) exact++
+        hops[r.hops] = (hops[r.hops] ?? 0) + 1
+        latencies.push(r.durationMs)
+        messages += r.messages
+      } catch {
+        failed++
+      }
+    }
+  }
+  await net.wait(Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker)))
+  latencies.sort((a, b) => a - b)
+  const q = (p: number): number => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : NaN)
+  const done = latencies.length
+  return {
+    lookups: count, exact, failed, hops,
+    meanHops: done ? Object.entries(hops).reduce((s, [h, n]) => s + Number(h) * n, 0) / done : NaN,
+    latencyMs: { p50: q(0.5), p95: q(0.95), p99: q(0.99), max: latencies[done - 1] ?? NaN },
+    messagesPerLookup: done ? messages / done : NaN,
+  }
 }

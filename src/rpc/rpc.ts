@@ -8,7 +8,7 @@ import { LruMap } from '../util/lru.js'
 import { RateLimiter } from './rate-limit.js'
 import { RttEstimator } from './rtt.js'
 import { TokenIssuer } from './tokens.js'
-import { packedAddressSize, type Address } from '../wire/address.js'
+import { canonicalAddress, packedAddressSize, type Address } from '../wire/address.js'
 import {
   decode, encode, encodedSize, ErrorReplyCode, Flag, HEADER_BYTES, isRequest, MAX_PACKET, MessageType, TOKEN_BYTES,
   type Message, type Reply, type Request,
@@ -35,7 +35,7 @@ export const defaultRpcOptions: RpcOptions = {
   maxRetries: 2,
   minTimeoutMs: 50,
   maxTimeoutMs: 3000,
-  initialTimeoutMs: 500,
+  initialTimeoutMs: 300,
   maxInFlight: 256,
   maxQueued: 4096,
   ratePerSecond: 1000,
@@ -214,7 +214,7 @@ export class Rpc {
 
   private match(from: Address, m: Reply): void {
     const p = this.pending.get(m.txid)
-    if (!p || p.to !== from) { this.stats.unmatchedReplies++; return }
+    if (!p || (p.to !== from && !sameAddress(p.to, from))) { this.stats.unmatchedReplies++; return }
     this.stats.repliesIn++
     const now = this.runtime.now()
     const rttMs = now - p.sentAt
@@ -262,6 +262,15 @@ export class Rpc {
     this.closed = true
     for (const p of [...this.pending.values()]) this.finish(p, new WeftError('ERR_CLOSED', 'node stopped'))
     for (const q of this.queue.splice(0)) q.cb(new WeftError('ERR_CLOSED', 'node stopped'))
+  }
+}
+
+/** True when `to` as the caller wrote it ("localhost:5", "[0::1]:5") is `from` as a socket reports it. */
+function sameAddress(to: Address, from: Address): boolean {
+  try {
+    return canonicalAddress(to) === from
+  } catch {
+    return false
   }
 }
 

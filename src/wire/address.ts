@@ -11,7 +11,8 @@ export interface HostPort {
 
 /** Parses "host:port" or "[v6]:port"; throws ERR_BAD_ADDRESS with the reason. */
 export function parseAddress(text: string): HostPort {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text)
+  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(text)
+  const m = bracketed ?? /^([^:[\]]+):(\d+)$/.exec(text)
   if (!m) throw new WeftError('ERR_BAD_ADDRESS', `not an address: ${JSON.stringify(text)} (expected HOST:PORT)`)
   const port = Number(m[2])
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -19,7 +20,8 @@ export function parseAddress(text: string): HostPort {
   }
   let host = m[1]
   if (host === 'localhost') host = '127.0.0.1'
-  if (!isIPv4(host) && !isIPv6(host)) {
+  // Brackets hold IPv6 only: "[1.2.3.4]:5" would be sized as IPv6 but packed as IPv4.
+  if (bracketed ? !isIPv6(host) : !isIPv4(host)) {
     throw new WeftError('ERR_BAD_ADDRESS', `not an IP address: ${JSON.stringify(host)} in ${JSON.stringify(text)}`)
   }
   return { host, port }
@@ -72,6 +74,17 @@ function ipv6ToBytes(host: string): Uint8Array {
 }
 
 function bytesToIpv6(b: Uint8Array, offset: number): string {
+  // IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) addresses in dotted form, as
+  // Node's sockets report them, so an address learned from the wire equals the socket's.
+  let zeros = 0
+  while (zeros < 10 && b[offset + zeros] === 0) zeros++
+  if (zeros === 10) {
+    const w5 = (b[offset + 10] << 8) | b[offset + 11]
+    const w6 = (b[offset + 12] << 8) | b[offset + 13]
+    if (w5 === 0xffff || (w5 === 0 && w6 !== 0)) {
+      return `::${w5 ? 'ffff:' : ''}${b[offset + 12]}.${b[offset + 13]}.${b[offset + 14]}.${b[offset + 15]}`
+    }
+  }
   const groups: string[] = []
   for (let i = 0; i < 8; i++) groups.push(((b[offset + i * 2] << 8) | b[offset + i * 2 + 1]).toString(16))
   // Compress the longest run of zero groups, as RFC 5952 asks.
@@ -85,6 +98,13 @@ function bytesToIpv6(b: Uint8Array, offset: number): string {
   }
   if (best < 0) return groups.join(':')
   return groups.slice(0, best).join(':') + '::' + groups.slice(best + bestLen).join(':')
+}
+
+/** The one text form of an address: what unpackAddress yields and Node's sockets report. */
+export function canonicalAddress(address: Address): Address {
+  const b = new Uint8Array(19)
+  packAddress(address, b, 0)
+  return unpackAddress(b, 0)[0]
 }
 
 /** Reads a packed address; returns [address, next offset] or throws ERR_BAD_MESSAGE / ERR_TRUNCATED. */

@@ -152,9 +152,11 @@ function need(b: Uint8Array, o: number, n: number, what: string): void {
 
 function decodeOrThrow(b: Uint8Array): Message {
   if (b.length > MAX_PACKET) throw new WeftError('ERR_TOO_LARGE', `packet of ${b.length} bytes exceeds ${MAX_PACKET}`)
-  need(b, 0, HEADER_BYTES, 'header')
+  // Magic and version come first: another version's header may be laid out differently.
+  need(b, 0, 2, 'header')
   if (b[0] !== MAGIC) throw new WeftError('ERR_BAD_MESSAGE', 'not a Weft packet (bad magic byte)')
   if (b[1] !== VERSION) throw new WeftError('ERR_VERSION', `wire version ${b[1]} is not supported (this node speaks ${VERSION})`)
+  need(b, 0, HEADER_BYTES, 'header')
   const type = b[2]
   const flags = b[3]
   if (flags & ~KNOWN_FLAGS) throw new WeftError('ERR_BAD_MESSAGE', `reserved flag bits set: 0x${flags.toString(16)}`)

@@ -1,0 +1,63 @@
+// Weft lookup figures: N real UDP nodes on 127.0.0.1 (src/node/testnet.ts), measured exactly
+// like the peers: same datagram counter (Weft's UDP runtime uses node:dgram), same RSS method,
+// same sequential lookups of random targets from random nodes drawn from the same seeded PRNG.
+import { idEquals } from '../../src/identity/node-id.js'
+import { createTestnet, type Testnet } from '../../src/node/testnet.js'
+import {
+  assertLoopbackOnly,
+  datagramCounter,
+  settledRss,
+  timeLookups,
+  toFigures,
+  withTimeout,
+  type LookupFigures
+} from '../lib/measure.js'
+import { createRng } from '../lib/stats.js'
+
+const PER_LOOKUP_TIMEOUT_MS = 20_000
+const SETUP_TIMEOUT_MS = 4 * 60_000
+/** Size of a Kademlia result (Weft's default k), for the exactness check. */
+const K = 20
+
+export async function benchWeft(nodes: number, lookups: number, seed: number): Promise<LookupFigures> {
+  // The library is loaded by the static imports above, before the RSS baseline.
+  // Installing the counter now also guards the join traffic (loopback only).
+  const counter = datagramCounter()
+  const rng = createRng(seed)
+
+  const baseline = await settledRss()
+  const t0 = performance.now()
+  let net: Testnet | undefined
+  try {
+    // Every node binds 127.0.0.1 (the testnet default host); node 0 starts the network with no
+    // bootstrap list, the others join through node 0 only.
+    net = await withTimeout(createTestnet({ nodes, seed: String(seed), host: '127.0.0.1' }), SETUP_TIMEOUT_MS, 'weft testnet setup')
+    const setupMs = performance.now() - t0
+    const testnet = net
+    if (!testnet.bootstrap.startsWith('127.0.0.1:')) throw new Error(`unexpected bootstrap ${testnet.bootstrap}`)
+    const rss = await settledRss()
+
+    // Keep (target, result ids) to check exactness against the oracle after the timed phase.
+    const results: { target: Uint8Array; ids: Uint8Array[] }[] = []
+    const run = await timeLookups(lookups, PER_LOOKUP_TIMEOUT_MS, async (_i, signal) => {
+      const node = testnet.nodes[rng.int(testnet.nodes.length)]
+      const target = rng.bytes(32)
+      const r = await node.lookup(target, { signal })
+      results.push({ target, ids: r.closest.map((c) => c.id) })
+      // The result may include the asking node itself: success needs one OTHER node.
+      return r.closest.some((c) => !idEquals(c.id, node.id))
+    })
+    assertLoopbackOnly(counter)
+
+    let exact = 0
+    for (const { target, ids } of results) {
+      const want = testnet.oracle(target, K)
+      if (ids.length === want.length && ids.every((id, j) => idEquals(id, want[j]))) exact++
+    }
+    const figures = toFigures('weft', nodes, run, { baseline, withNodes: rss }, setupMs)
+    // Extra, Weft-only: fraction of lookups that returned exactly the true k nearest.
+    return { ...figures, exact: lookups === 0 ? 0 : exact / lookups }
+  } finally {
+    if (net) await withTimeout(net.close(), 60_000, 'weft testnet close')
+  }
+}

@@ -1,0 +1,59 @@
+// `weft devnet`: N real peers on loopback in one process, joined into one network, measured,
+// and kept up with a live summary until Ctrl-C.
+import { startApi } from '../api/server.js'
+import { createTestnet, measureLookups, type LookupBatch } from '../node/testnet.js'
+import { ms, table } from './format.js'
+import { progress } from './progress.js'
+
+export interface DevnetOptions {
+  nodes: number
+  seed: string
+  lookups: number
+  api: string | false
+  exit: boolean
+  summaryEveryMs: number
+}
+
+export function printBatch(b: LookupBatch): void {
+  const hops = Object.entries(b.hops).map(([h, n]) => `${h}:${n}`).join(' ')
+  console.log(table(
+    ['lookups', 'exact (true 20 closest)', 'failed', 'mean hops', 'hops (count)', 'p50', 'p95', 'p99', 'messages/lookup'],
+    [[b.lookups, `${b.exact} (${((100 * b.exact) / b.lookups).toFixed(1)}%)`, b.failed, b.meanHops.toFixed(2), hops,
+      ms(b.latencyMs.p50), ms(b.latencyMs.p95), ms(b.latencyMs.p99), b.messagesPerLookup.toFixed(1)]],
+  ))
+}
+
+export async function runDevnet(o: DevnetOptions): Promise<void> {
+  const bar = progress('joining', o.nodes)
+  const started = Date.now()
+  const net = await createTestnet({ nodes: o.nodes, seed: o.seed, onProgress: (d) => bar.update(d) })
+  bar.stop()
+  const peers = net.nodes.map((n) => n.topology.size())
+  console.log(`devnet: ${o.nodes} nodes on 127.0.0.1 joined in ${((Date.now() - started) / 1000).toFixed(1)} s (seed ${o.seed}); ` +
+    `routing table sizes ${Math.min(...peers)}..${Math.max(...peers)}; bootstrap ${net.bootstrap}`)
+  console.log(`running ${o.lookups} lookups for random ids from random nodes...`)
+  printBatch(await measureLookups(net, o.lookups, o.seed))
+  const api = o.api ? await startApi(net.nodes[0], o.api) : null
+  if (api) console.log(`API of node ${net.nodes[0].idHex.slice(0, 16)}… at http://${api.address}/v1/status (try: weft peers --api ${api.address})`)
+  if (o.exit) {
+    await api?.close()
+    await net.close()
+    return
+  }
+  console.log('the network stays up; a summary every few seconds; Ctrl-C to stop')
+  let round = 0
+  const timer = setInterval(() => {
+    round++
+    void measureLookups(net, 20, `${o.seed}:live:${round}`).then((b) => {
+      const s = net.nodes.map((n) => n.status())
+      const pkts = s.reduce((a, x) => a + x.transport.packetsIn, 0)
+      console.log(`[${new Date().toISOString().slice(11, 19)}] ${s.length} nodes · ${(s.reduce((a, x) => a + x.peers, 0) / s.length).toFixed(1)} peers/node · ` +
+        `lookups ${b.exact}/${b.lookups} exact · p50 ${ms(b.latencyMs.p50)} · ${b.meanHops.toFixed(2)} hops · ${pkts} packets in so far`)
+    })
+  }, o.summaryEveryMs)
+  await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()))
+  clearInterval(timer)
+  console.log('\nstopping devnet...')
+  await api?.close()
+  await net.close()
+}

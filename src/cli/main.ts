@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+// The `weft` command: run a node, ask a running node through its API, or run a local devnet.
+import { Command, Option, InvalidArgumentError } from 'commander'
+import { callApi, DEFAULT_API, startApi } from '../api/server.js'
+import { WeftError } from '../errors.js'
+import { idFromHex } from '../identity/node-id.js'
+import { Node, type LookupReport, type NodeStatus, type PeerInfo } from '../node/node.js'
+import { parseAddress } from '../wire/address.js'
+import { runDevnet } from './devnet.js'
+import { fail, ms, table } from './format.js'
+
+const int = (name: string, min: number, max: number) => (v: string): number => {
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`)
+  return n
+}
+const address = (v: string): string => {
+  try { parseAddress(v); return v } catch (err) { throw new InvalidArgumentError((err as Error).message) }
+}
+const collect = (v: string, prev: string[] = []): string[] => [...prev, address(v)]
+const apiOption = () => new Option('--api <host:port>', 'address of the node API').default(process.env.WEFT_API ?? DEFAULT_API).argParser(address)
+
+const program = new Command('weft')
+  .description('Weft: a peer-to-peer networking stack. Run a node, ask it things, or start a local network.')
+  .version('0.1.0')
+
+program.command('node')
+  .description('run one peer in the foreground; Ctrl-C leaves cleanly')
+  .option('--host <ip>', 'UDP address to bind', '127.0.0.1')
+  .option('--port <n>', 'UDP port (0: any free port)', int('port', 0, 65535), 4000)
+  .option('--bootstrap <host:port>', 'a peer to join through (repeatable); none starts a new network', collect, [])
+  .option('--data <dir>', 'directory for the identity key (reused on restart)')
+  .option('--key-file <file>', 'an existing identity key file (PEM, Ed25519)')
+  .addOption(apiOption())
+  .option('--no-api', 'do not serve the control API')
+  .option('--k <n>', 'bucket size', int('k', 1, 25), 20)
+  .option('--alpha <n>', 'requests in flight per lookup', int('alpha', 1, 16), 3)
+  .action(async (o) => {
+    const node = new Node({
+      host: o.host, port: o.port, bootstrap: o.bootstrap, dataDir: o.data, keyFile: o.keyFile,
+      kademlia: { k: o.k, alpha: o.alpha },
+    })
+    console.log(`node id  ${node.idHex}`)
+    await node.start()
+    console.log(`address  ${node.address}`)
+    console.log(o.bootstrap.length ? `joined   through ${o.bootstrap.join(', ')}: ${node.topology.size()} peers known` : 'started  a new network (no bootstrap peers given)')
+    const api = o.api === false ? null : await startApi(node, o.api).catch(async (err) => { await node.stop(); throw err })
+    if (api) console.log(`api      http://${api.address}/v1/status`)
+    node.on('peer:added', () => {})
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve)
+      process.once('SIGTERM', resolve)
+    })
+    await api?.close()
+    await node.stop()
+    console.log('left the network')
+  })
+
+const json = (v: unknown): void => console.log(JSON.stringify(v, null, 2))
+
+program.command('lookup')
+  .description('find the nodes closest to a node id, through a running node')
+  .argument('<node-id-hex>', 'the id to look up (64 hex digits)')
+  .addOption(apiOption())
+  .option('--json', 'print JSON')
+  .action(async (id: string, o) => {
+    idFromHex(id) // a bad id is the user's error: say so before asking the node
+    const r = await callApi<LookupReport>(o.api, `/v1/lookup/${id}`)
+    if (o.json) return json(r)
+    console.log(`lookup ${r.target}: ${r.closest.length} nodes in ${ms(r.durationMs)}, ${r.hops} hops, ${r.messages} messages, ${r.failed} failed`)
+    console.log(table(['#', 'node id', 'address', 'exact'], r.closest.map((c, i) => [i + 1, c.id, c.address, c.id === r.target ? 'yes' : ''])))
+  })
+
+program.command('peers')
+  .description("list a running node's routing table")
+  .addOption(apiOption())
+  .option('--json', 'print JSON')
+  .action(async (o) => {
+    const peers = await callApi<PeerInfo[]>(o.api, '/v1/peers')
+    if (o.json) return json(peers)
+    console.log(table(['node id', 'address', 'slot', 'last seen', 'failures'], peers.map((p) => [p.id, p.address, p.slot, `${(p.lastSeenMs / 1000).toFixed(1)} s ago`, p.failures])))
+    console.log(`${peers.length} peers`)
+  })
+
+program.command('status')
+  .description("show a running node's identity, address and counters")
+  .addOption(apiOption())
+  .option('--json', 'print JSON')
+  .action(async (o) => {
+    const s = await callApi<NodeStatus>(o.api, '/v1/status')
+    if (o.json) return json(s)
+    console.log(table(['field', 'value'], [
+      ['node id', s.id], ['address', s.address], ['seen as', s.observedAddress ?? '-'], ['topology', s.topology],
+      ['peers', s.peers], ['uptime', `${(s.uptimeMs / 1000).toFixed(0)} s`], ['smoothed rtt', ms(s.rttMs)],
+      ['packets in / out', `${s.transport.packetsIn} / ${s.transport.packetsOut}`],
+      ['bytes in / out', `${s.transport.bytesIn} / ${s.transport.bytesOut}`],
+      ['requests in / out', `${s.rpc.requestsIn} / ${s.rpc.requestsOut}`],
+      ['timeouts / retries', `${s.rpc.timeouts} / ${s.rpc.retries}`],
+      ['malformed dropped', s.rpc.malformed + s.transport.oversizeDropped], ['rate limited', s.rpc.rateLimited],
+    ]))
+  })
+
+program.command('devnet')
+  .description('start N peers on 127.0.0.1 in this process, join them, run lookups, and keep the network up')
+  .option('--nodes <n>', 'number of peers', int('nodes', 2, 5000), 64)
+  .option('--seed <s>', 'seed for identities and lookup targets', 'weft')
+  .option('--lookups <n>', 'lookups in the first batch', int('lookups', 1, 100000), 200)
+  .addOption(new Option('--api <host:port>', 'serve the first node\'s API here').default('127.0.0.1:7400').argParser(address))
+  .option('--no-api', 'do not serve an API')
+  .option('--exit', 'exit after the first batch instead of running until Ctrl-C')
+  .action(async (o) => {
+    await runDevnet({ nodes: o.nodes, seed: o.seed, lookups: o.lookups, api: o.api, exit: !!o.exit, summaryEveryMs: 5000 })
+  })
+
+program.parseAsync().then(() => process.exit(0), (err) => fail(err instanceof WeftError ? err : err))

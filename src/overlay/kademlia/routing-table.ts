@@ -147,18 +147,34 @@ export class RoutingTable {
     return !!b && b.indexOf(id) >= 0
   }
 
-  /** Up to n contacts nearest target by XOR distance. */
+  /**
+   * Up to n contacts nearest target by XOR distance. Buckets are visited nearest first, so only
+   * a few are sorted: with c = cpl(self, target), bucket c holds the nearest, then buckets
+   * deeper than c (all at distance with top bit c), then c-1, c-2, ... 0, each farther than the last.
+   */
   closest(target: NodeId, n: number, exclude?: NodeId): Contact[] {
-    const all: { b: Bucket; i: number }[] = []
-    for (const b of this.buckets) {
-      if (!b) continue
-      for (let i = 0; i < b.count; i++) {
-        if (exclude && idEquals(exclude, b.ids, i * ID_BYTES)) continue
-        all.push({ b, i })
+    const out: Contact[] = []
+    const c = this.bucketIndex(target)
+    const take = (group: { b: Bucket; i: number }[]): void => {
+      group.sort((x, y) => compareDistance(target, x.b.ids, y.b.ids, x.i * ID_BYTES, y.i * ID_BYTES))
+      for (const { b, i } of group) {
+        if (out.length >= n) return
+        out.push({ id: b.id(i), address: b.addresses[i]! })
       }
     }
-    all.sort((x, y) => compareDistance(target, x.b.ids, y.b.ids, x.i * ID_BYTES, y.i * ID_BYTES))
-    return all.slice(0, n).map(({ b, i }) => ({ id: b.id(i), address: b.addresses[i]! }))
+    const gather = (from: number, to: number): { b: Bucket; i: number }[] => {
+      const g: { b: Bucket; i: number }[] = []
+      for (let j = from; j < to; j++) {
+        const b = this.buckets[j]
+        if (!b) continue
+        for (let i = 0; i < b.count; i++) if (!exclude || !idEquals(exclude, b.ids, i * ID_BYTES)) g.push({ b, i })
+      }
+      return g
+    }
+    take(gather(c, c + 1))
+    if (out.length < n) take(gather(c + 1, ID_BITS))
+    for (let j = c - 1; j >= 0 && out.length < n; j--) take(gather(j, j + 1))
+    return out
   }
 
   entries(now: number): TableEntry[] {

@@ -117,7 +117,7 @@ export class Rpc {
     const o = this.options
     this.rtt = new RttEstimator(o.minTimeoutMs, o.maxTimeoutMs, o.initialTimeoutMs, o.addressTableSize)
     this.limiter = new RateLimiter(o.ratePerSecond, o.rateBurst, o.addressTableSize)
-    this.tokens = new TokenIssuer(runtime.random, o.tokenPeriodMs, runtime.now())
+    this.tokens = new TokenIssuer(runtime.random, o.tokenPeriodMs, runtime.now(), o.addressTableSize)
     this.tokensHeld = new LruMap(o.addressTableSize)
     transport.onPacket = (from, bytes) => this.receive(from, bytes)
   }

@@ -9,8 +9,10 @@ export class TokenIssuer {
   private current: Uint8Array
   private previous: Uint8Array
   private rotatedAt: number
+  // Tokens under the current secret, so a busy peer costs one hash per rotation, not per request.
+  private readonly issued = new Map<Address, number>()
 
-  constructor(private readonly random: Random, private readonly periodMs: number, now: number) {
+  constructor(private readonly random: Random, private readonly periodMs: number, now: number, private readonly capacity = 512) {
     this.current = random.bytes(16)
     this.previous = this.current
     this.rotatedAt = now
@@ -21,16 +23,23 @@ export class TokenIssuer {
     this.previous = this.current
     this.current = this.random.bytes(16)
     this.rotatedAt = now
+    this.issued.clear()
   }
 
   issue(address: Address, now: number): number {
     this.rotate(now)
-    return tokenOf(this.current, address)
+    let t = this.issued.get(address)
+    if (t === undefined) {
+      t = tokenOf(this.current, address)
+      if (this.issued.size >= this.capacity) this.issued.clear()
+      this.issued.set(address, t)
+    }
+    return t
   }
 
   valid(address: Address, token: number, now: number): boolean {
     this.rotate(now)
-    return token === tokenOf(this.current, address) || token === tokenOf(this.previous, address)
+    return token === this.issue(address, now) || token === tokenOf(this.previous, address)
   }
 }
 

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { isIPv6 } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { WeftError } from '../errors.js'
-import { formatAddress, parseAddress, type Address } from '../wire/address.js'
+import { formatAddress, parseAddress, type Address, type HostPort } from '../wire/address.js'
 import type { Endpoint, Network, Random, Runtime, TimerHandle } from './runtime.js'
 
 class CryptoRandom implements Random {
@@ -32,6 +32,9 @@ export const realRuntime: Runtime = {
   random: new CryptoRandom(),
 }
 
+// Parsed destinations, shared by all endpoints: the same few addresses are sent to again and again.
+const destinations = new Map<Address, HostPort>()
+
 class UdpEndpoint implements Endpoint {
   onPacket: (from: Address, bytes: Uint8Array) => void = () => {}
   constructor(private readonly socket: Socket, readonly address: Address) {
@@ -39,8 +42,13 @@ class UdpEndpoint implements Endpoint {
     socket.on('error', () => {}) // send errors (e.g. ICMP unreachable) surface as timeouts above
   }
   send(to: Address, bytes: Uint8Array): void {
-    const { host, port } = parseAddress(to)
-    this.socket.send(bytes, port, host)
+    let hp = destinations.get(to)
+    if (!hp) {
+      hp = parseAddress(to)
+      if (destinations.size >= 8192) destinations.clear() // a cheap bound; refills from use
+      destinations.set(to, hp)
+    }
+    this.socket.send(bytes, hp.port, hp.host)
   }
   close(): Promise<void> {
     return new Promise((resolve) => this.socket.close(() => resolve()))

@@ -36,21 +36,37 @@ export function packedAddressSize(address: Address): number {
   return address.charCodeAt(0) === 91 /* [ */ ? 19 : 7
 }
 
-export function packAddress(address: Address, out: Uint8Array, offset: number): number {
+// Addresses repeat endlessly (every contact in every reply), so their packed form is cached.
+const packedCache = new Map<Address, Uint8Array>()
+const PACKED_CACHE_MAX = 8192
+
+function packed(address: Address): Uint8Array {
+  let p = packedCache.get(address)
+  if (p) return p
   const { host, port } = parseAddress(address)
   if (isIPv4(host)) {
-    out[offset] = 4
+    p = new Uint8Array(7)
+    p[0] = 4
     const parts = host.split('.')
-    for (let i = 0; i < 4; i++) out[offset + 1 + i] = Number(parts[i])
-    out[offset + 5] = port >> 8
-    out[offset + 6] = port & 0xff
-    return offset + 7
+    for (let i = 0; i < 4; i++) p[1 + i] = Number(parts[i])
+    p[5] = port >> 8
+    p[6] = port & 0xff
+  } else {
+    p = new Uint8Array(19)
+    p[0] = 6
+    p.set(ipv6ToBytes(host), 1)
+    p[17] = port >> 8
+    p[18] = port & 0xff
   }
-  out[offset] = 6
-  out.set(ipv6ToBytes(host), offset + 1)
-  out[offset + 17] = port >> 8
-  out[offset + 18] = port & 0xff
-  return offset + 19
+  if (packedCache.size >= PACKED_CACHE_MAX) packedCache.clear() // cheap bound; refills from use
+  packedCache.set(address, p)
+  return p
+}
+
+export function packAddress(address: Address, out: Uint8Array, offset: number): number {
+  const p = packed(address)
+  out.set(p, offset)
+  return offset + p.length
 }
 
 function ipv6ToBytes(host: string): Uint8Array {

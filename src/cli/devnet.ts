@@ -1,6 +1,7 @@
 // `weft devnet`: N real peers on loopback in one process, joined into one network, measured,
 // and kept up with a live summary until Ctrl-C.
 import { startApi } from '../api/server.js'
+import { isWeftError } from '../errors.js'
 import { createTestnet, measureLookups, type LookupBatch } from '../node/testnet.js'
 import { ms, table } from './format.js'
 import { progress } from './progress.js'
@@ -33,7 +34,11 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     `routing table sizes ${Math.min(...peers)}..${Math.max(...peers)}; bootstrap ${net.bootstrap}`)
   console.log(`running ${o.lookups} lookups for random ids from random nodes...`)
   printBatch(await measureLookups(net, o.lookups, o.seed))
-  const api = o.api ? await startApi(net.nodes[0], o.api) : null
+  const api = o.api ? await startApi(net.nodes[0], o.api).catch((err) => {
+    if (!isWeftError(err, 'ERR_PORT_IN_USE')) throw err
+    console.log(`${err.message}; serving the API on a free port instead`)
+    return startApi(net.nodes[0], '127.0.0.1:0')
+  }) : null
   if (api) console.log(`API of node ${net.nodes[0].idHex.slice(0, 16)}… at http://${api.address}/v1/status (try: weft peers --api ${api.address})`)
   if (o.exit) {
     await api?.close()

@@ -46,7 +46,6 @@ program.command('node')
     console.log(o.bootstrap.length ? `joined   through ${o.bootstrap.join(', ')}: ${node.topology.size()} peers known` : 'started  a new network (no bootstrap peers given)')
     const api = o.api === false ? null : await startApi(node, o.api).catch(async (err) => { await node.stop(); throw err })
     if (api) console.log(`api      http://${api.address}/v1/status`)
-    node.on('peer:added', () => {})
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve)
       process.once('SIGTERM', resolve)

@@ -92,7 +92,7 @@ export interface LookupBatch {
 }
 
 /** Runs `count` lookups for random ids from random nodes and checks each against the oracle. */
-export async function measureLookups(net: Testnet, count: number, seed: string | number, concurrency = 8, k = 20): Promise<LookupBatch> {
+export async function measureLookups(net: Testnet, count: number, seed: string | number, concurrency = 1, k = 20): Promise<LookupBatch> {
   const rnd = new SeededRandom(`lookups:${seed}`)
   const live = net.nodes.filter((n) => n.running_)
   const hops: Record<number, number> = {}

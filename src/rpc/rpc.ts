@@ -193,7 +193,7 @@ export class Rpc {
   private finish(p: Pending, err: WeftError | null, reply?: Reply, rttMs?: number): void {
     this.pending.delete(p.txid)
     if (p.timer) this.runtime.clearTimeout(p.timer)
-    const next = this.queue.shift()
+    const next = this.closed ? undefined : this.queue.shift() // once closed, close() fails the queue
     if (next) this.send(next.to, next.body, next.expectReplyBytes, next.cb)
     p.cb(err, reply, rttMs)
   }

@@ -1,0 +1,345 @@
+// The wire codec (spec/wire.md): property tests with fast-check, and the spec's worked examples.
+// Deterministic: fast-check runs from WEFT_SEED (default 42); a failure names the seed to replay.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { SocketAddress } from 'node:net'
+import fc from 'fast-check'
+import { WeftError, type ErrorCode } from '../src/errors.js'
+import {
+  canonicalAddress, formatAddress, packAddress, packedAddressSize, parseAddress, unpackAddress,
+} from '../src/wire/address.js'
+import {
+  decode, encode, encodedSize, Flag, HEADER_BYTES, MAGIC, MAX_CONTACTS, MAX_PACKET, MAX_REASON_BYTES, MessageType,
+  VERSION, type Message, type WireContact,
+} from '../src/wire/messages.js'
+
+const SEED = seedNumber(process.env.WEFT_SEED ?? '42')
+
+/** fast-check wants a 32-bit integer; a non-numeric WEFT_SEED (other files use strings) is hashed. */
+function seedNumber(text: string): number {
+  const n = Number(text)
+  if (Number.isSafeInteger(n)) return n | 0
+  let h = 2166136261
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619)
+  return h | 0
+}
+
+function check<T>(name: string, arb: fc.Arbitrary<T>, predicate: (v: T) => void, numRuns = 300): void {
+  try {
+    fc.assert(fc.property(arb, predicate), { seed: SEED, numRuns })
+  } catch (err) {
+    const cause = (err as Error).cause instanceof Error ? `\n${((err as Error).cause as Error).message}` : ''
+    throw new Error(`${name} failed with WEFT_SEED=${SEED} (rerun with that variable set)\n${(err as Error).message}${cause}`, { cause: err })
+  }
+}
+
+const KNOWN_CODES = new Set<ErrorCode>(['ERR_BAD_MESSAGE', 'ERR_TRUNCATED', 'ERR_TOO_LARGE', 'ERR_VERSION', 'ERR_UNKNOWN_TYPE'])
+
+function decodeError(bytes: Uint8Array): ErrorCode {
+  const r = decode(bytes)
+  assert.equal(r.ok, false, 'expected the decoder to refuse these bytes')
+  if (r.ok) throw new Error('unreachable')
+  assert.ok(r.error instanceof WeftError)
+  return r.error.code
+}
+
+// ---- arbitraries -------------------------------------------------------------------------------
+
+const hex = (b: Uint8Array | number[]) => Buffer.from(b).toString('hex')
+const id = fc.uint8Array({ minLength: 32, maxLength: 32 })
+const port = fc.integer({ min: 0, max: 65535 })
+const ipv4 = fc.tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), port).map(([b, p]) => `${b.join('.')}:${p}`)
+/** 16 bytes with many zero groups (so "::" compression is exercised) and IPv4-mapped forms. */
+const ipv6Bytes = fc.oneof(
+  fc.array(fc.oneof(fc.constant(0), fc.constant(0), fc.constant(0xffff), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 })
+    .map((groups) => Uint8Array.from(groups.flatMap((g) => [g >> 8, g & 0xff]))),
+  fc.uint8Array({ minLength: 4, maxLength: 4 }).map((v4) => Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...v4])),
+  fc.uint8Array({ minLength: 16, maxLength: 16 }),
+)
+/** Node's own formatting (libuv's inet_ntop), which is what a socket reports as a sender. */
+function nodeIpv6Text(bytes: Uint8Array): string {
+  const groups: string[] = []
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16))
+  return new SocketAddress({ address: groups.join(':'), family: 'ipv6' }).address
+}
+const ipv6 = fc.tuple(ipv6Bytes, port).map(([b, p]) => `[${nodeIpv6Text(b)}]:${p}`)
+const address = fc.oneof(ipv4, ipv6)
+const txid = fc.integer({ min: 0, max: 0xffffffff })
+const token = fc.integer({ min: 0, max: 2 ** 48 - 1 })
+const flags = fc.integer({ min: 0, max: 7 }) // every known flag combination
+const contact: fc.Arbitrary<WireContact> = fc.record({ id, address }, { noNullPrototype: true })
+const reason = fc.string({ unit: 'binary', maxLength: 200 }).filter((s) => Buffer.byteLength(s) <= MAX_REASON_BYTES)
+// The largest request is FIND_NODE with a token: 40 + 6 + 32 + 2 = 80 bytes before its padding.
+const pad = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: MAX_PACKET - 80 }))
+
+const message: fc.Arbitrary<Message> = fc.oneof(
+  fc.record({ type: fc.constant(MessageType.PING), txid, sender: id, flags, token: fc.option(token, { nil: undefined }), pad })
+    .map((m) => m as Message),
+  fc.record({ type: fc.constant(MessageType.FIND_NODE), txid, sender: id, flags, target: id, token: fc.option(token, { nil: undefined }), pad })
+    .map((m) => m as Message),
+  fc.record({ type: fc.constant(MessageType.PONG), txid, sender: id, flags, token, observed: address }).map((m) => m as Message),
+  fc.record({
+    type: fc.constant(MessageType.NODES), txid, sender: id, flags, token, observed: address,
+    contacts: fc.array(contact, { minLength: 0, maxLength: MAX_CONTACTS }),
+  }).map((m) => m as Message),
+  fc.record({ type: fc.constant(MessageType.ERROR), txid, sender: id, flags, code: fc.integer({ min: 0, max: 255 }), reason })
+    .map((m) => m as Message),
+)
+
+/** What the decoder returns for `m`: HAS_TOKEN is set exactly when a request carries a token. */
+function expected(m: Message): Message {
+  const isReq = m.type === MessageType.PING || m.type === MessageType.FIND_NODE
+  const hasToken = isReq && m.token !== undefined
+  const out = { ...m, flags: (m.flags & ~Flag.HAS_TOKEN) | (hasToken ? Flag.HAS_TOKEN : 0) } as Message
+  if (out.type === MessageType.PING || out.type === MessageType.FIND_NODE) {
+    out.pad = out.pad ?? 0
+    if (out.token === undefined) out.token = undefined // the decoder always has the key
+  }
+  return out
+}
+
+// ---- round trips ------------------------------------------------------------------------------
+
+test(`every valid message round-trips: decode(encode(m)) = m, at its exact size (seed ${SEED})`, () => {
+  check('round trip', message, (m) => {
+    const bytes = encode(m)
+    assert.equal(bytes.length, encodedSize(m))
+    assert.ok(bytes.length <= MAX_PACKET)
+    const r = decode(bytes)
+    assert.ok(r.ok, r.ok ? '' : `${r.error.code}: ${r.error.message}`)
+    assert.deepStrictEqual(r.message, expected(m))
+    assert.deepStrictEqual(encode(r.message), bytes) // and back to the same bytes
+  }, 1500)
+})
+
+test('a NODES reply with 25 IPv6 contacts fits in MAX_PACKET; a 26th contact is refused', () => {
+  const v6 = '[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535'
+  const contacts = Array.from({ length: MAX_CONTACTS }, () => ({ id: new Uint8Array(32).fill(9), address: v6 }))
+  const m: Message = { type: MessageType.NODES, txid: 1, sender: new Uint8Array(32), flags: 0, token: 1, observed: v6, contacts }
+  assert.equal(encode(m).length, 40 + 6 + 19 + 1 + 25 * 51)
+  assert.ok(decode(encode(m)).ok)
+  const tooMany = { ...m, contacts: [...contacts.slice(0, 20).map((c) => ({ ...c, address: '1.2.3.4:5' })), ...contacts.slice(0, 6)] }
+  assert.throws(() => encode(tooMany), (e: unknown) => e instanceof WeftError && e.code === 'ERR_TOO_LARGE')
+})
+
+// ---- what a decoder must refuse --------------------------------------------------------------
+
+test(`random bytes never make decode throw: a valid message or a typed error (seed ${SEED})`, () => {
+  const header = fc.tuple(fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 255 }), fc.uint8Array({ maxLength: 1400 }))
+    .map(([type, fl, rest]) => Uint8Array.from([MAGIC, VERSION, type, fl & 0x0f, ...rest]))
+  const bytes = fc.oneof(fc.uint8Array({ maxLength: 1500 }), header)
+  check('random bytes', bytes, (b) => {
+    let r
+    try { r = decode(b) } catch (err) { assert.fail(`decode threw ${String(err)} on ${hex(b)}`) }
+    if (r.ok) {
+      assert.ok(b.length <= MAX_PACKET && b.length >= HEADER_BYTES + 2)
+    } else {
+      assert.ok(r.error instanceof WeftError)
+      assert.ok(KNOWN_CODES.has(r.error.code), `unexpected code ${r.error.code}`)
+    }
+  }, 3000)
+})
+
+test(`a valid encoding with random bytes changed decodes or fails with a typed error (seed ${SEED})`, () => {
+  const mutated = fc.tuple(message, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }))
+  check('mutation', mutated, ([m, edits]) => {
+    const b = encode(m)
+    for (const [at, v] of edits) b[at % b.length] = v
+    const r = decode(b)
+    if (!r.ok) assert.ok(KNOWN_CODES.has(r.error.code), `unexpected code ${r.error.code}`)
+  }, 1000)
+})
+
+test(`every strict prefix of a valid encoding fails with ERR_TRUNCATED (seed ${SEED})`, () => {
+  check('prefixes', message, (m) => {
+    const b = encode(m)
+    for (let n = 0; n < b.length; n++) assert.equal(decodeError(b.subarray(0, n)), 'ERR_TRUNCATED', `prefix of ${n}/${b.length} bytes`)
+  }, 150)
+})
+
+test(`bytes appended to a valid encoding are refused (seed ${SEED})`, () => {
+  check('trailing bytes', fc.tuple(message, fc.uint8Array({ minLength: 1, maxLength: 64 })), ([m, extra]) => {
+    const b = Uint8Array.from([...encode(m), ...extra])
+    assert.equal(decodeError(b), b.length > MAX_PACKET ? 'ERR_TOO_LARGE' : 'ERR_BAD_MESSAGE')
+  }, 500)
+})
+
+test(`any version but 1 is ERR_VERSION, whatever follows the version byte (seed ${SEED})`, () => {
+  const version = fc.integer({ min: 0, max: 255 }).filter((v) => v !== VERSION)
+  check('version', fc.tuple(message, version, fc.nat()), ([m, v, cut]) => {
+    const b = encode(m)
+    b[1] = v
+    assert.equal(decodeError(b), 'ERR_VERSION')
+    assert.equal(decodeError(b.subarray(0, 2 + (cut % (b.length - 1)))), 'ERR_VERSION') // even if shorter than a v1 header
+  }, 300)
+})
+
+test(`a bad magic byte is ERR_BAD_MESSAGE; an unknown type is ERR_UNKNOWN_TYPE (seed ${SEED})`, () => {
+  check('magic and type', fc.tuple(message, fc.integer({ min: 0, max: 255 })), ([m, v]) => {
+    const b = encode(m)
+    if (v !== MAGIC) { const c = b.slice(); c[0] = v; assert.equal(decodeError(c), 'ERR_BAD_MESSAGE') }
+    if (v === 0 || v > 5) { const c = b.slice(); c[2] = v; assert.equal(decodeError(c), 'ERR_UNKNOWN_TYPE') }
+  }, 300)
+})
+
+test(`packets over MAX_PACKET are ERR_TOO_LARGE, and the encoder will not make one (seed ${SEED})`, () => {
+  check('oversized', fc.tuple(message, fc.integer({ min: MAX_PACKET + 1, max: 9000 })), ([m, size]) => {
+    const b = new Uint8Array(size)
+    b.set(encode(m))
+    assert.equal(decodeError(b), 'ERR_TOO_LARGE')
+  }, 100)
+  const sender = new Uint8Array(32)
+  const tooBig: Message[] = [
+    { type: MessageType.PING, txid: 0, sender, flags: 0, pad: MAX_PACKET - 42 + 1 },
+    { type: MessageType.FIND_NODE, txid: 0, sender, flags: 0, target: sender, token: 1, pad: MAX_PACKET - 80 + 1 },
+    { type: MessageType.ERROR, txid: 0, sender, flags: 0, code: 1, reason: 'x'.repeat(MAX_REASON_BYTES + 1) },
+    { type: MessageType.ERROR, txid: 0, sender, flags: 0, code: 1, reason: 'é'.repeat(101) }, // 202 UTF-8 bytes
+  ]
+  for (const m of tooBig) assert.throws(() => encode(m), (e: unknown) => e instanceof WeftError && e.code === 'ERR_TOO_LARGE')
+  const atLimit: Message = { type: MessageType.FIND_NODE, txid: 0, sender, flags: 0, target: sender, token: 1, pad: MAX_PACKET - 80 }
+  assert.equal(encode(atLimit).length, MAX_PACKET)
+  assert.ok(decode(encode(atLimit)).ok)
+})
+
+test(`reserved flag bits (0x08..0x80) are refused (seed ${SEED})`, () => {
+  check('reserved flags', fc.tuple(message, fc.integer({ min: 3, max: 7 })), ([m, bit]) => {
+    const b = encode(m)
+    b[3] |= 1 << bit
+    assert.equal(decodeError(b), 'ERR_BAD_MESSAGE')
+  }, 300)
+})
+
+test(`non-zero padding is refused (seed ${SEED})`, () => {
+  const padded = fc.tuple(fc.boolean(), id, fc.option(token, { nil: undefined }), fc.integer({ min: 1, max: 1000 }), fc.nat(), fc.integer({ min: 1, max: 255 }))
+  check('padding', padded, ([isPing, sender, tok, p, at, v]) => {
+    const m: Message = isPing
+      ? { type: MessageType.PING, txid: 5, sender, flags: 0, token: tok, pad: p }
+      : { type: MessageType.FIND_NODE, txid: 5, sender, flags: 0, target: sender, token: tok, pad: p }
+    const b = encode(m)
+    assert.ok(decode(b).ok)
+    b[b.length - p + (at % p)] = v
+    assert.equal(decodeError(b), 'ERR_BAD_MESSAGE')
+  }, 300)
+})
+
+test('a contact count over 25, an unknown address family and an overlong reason are refused', () => {
+  const sender = new Uint8Array(32)
+  const nodes = encode({ type: MessageType.NODES, txid: 1, sender, flags: 0, token: 0, observed: '1.2.3.4:5', contacts: [] })
+  const count = nodes.slice(); count[HEADER_BYTES + 6 + 7] = MAX_CONTACTS + 1
+  assert.equal(decodeError(count), 'ERR_BAD_MESSAGE')
+  for (const family of [0, 5, 7, 255]) {
+    const fam = nodes.slice(); fam[HEADER_BYTES + 6] = family
+    assert.equal(decodeError(fam), 'ERR_BAD_MESSAGE')
+  }
+  const err = encode({ type: MessageType.ERROR, txid: 1, sender, flags: 0, code: 2, reason: 'x'.repeat(MAX_REASON_BYTES) })
+  assert.ok(decode(err).ok)
+  const long = new Uint8Array(err.length + 1); long.set(err); long[HEADER_BYTES + 1] = MAX_REASON_BYTES + 1
+  assert.equal(decodeError(long), 'ERR_BAD_MESSAGE')
+})
+
+test('HAS_TOKEN follows the token on requests; the encoder clears it on replies', () => {
+  const sender = new Uint8Array(32)
+  const ping = encode({ type: MessageType.PING, txid: 1, sender, flags: Flag.HAS_TOKEN, pad: 0 })
+  assert.equal(ping[3], 0)
+  const withToken = encode({ type: MessageType.PING, txid: 1, sender, flags: 0, token: 0, pad: 0 })
+  assert.equal(withToken[3], Flag.HAS_TOKEN)
+  const pong = encode({ type: MessageType.PONG, txid: 1, sender, flags: Flag.HAS_TOKEN | Flag.TRUNCATED, token: 1, observed: '1.2.3.4:5' })
+  assert.equal(pong[3], Flag.TRUNCATED)
+})
+
+// ---- the worked examples in spec/wire.md ----------------------------------------------------
+
+test('the worked examples in spec/wire.md encode and decode exactly', () => {
+  const sender = Uint8Array.from({ length: 32 }, (_, i) => i)
+  const target = new Uint8Array(32).fill(0xff)
+  const ping: Message = { type: MessageType.PING, txid: 0x01020304, sender, flags: 0, pad: 11 }
+  const pingHex = '5701010001020304' + hex(sender) + '000b' + '00'.repeat(11)
+  assert.equal(hex(encode(ping)), pingHex)
+  const find: Message = { type: MessageType.FIND_NODE, txid: 0xcafebabe, sender, flags: Flag.READ_ONLY, target, token: 0x123456789abc, pad: 0 }
+  const findHex = '57010305cafebabe' + hex(sender) + '123456789abc' + 'ff'.repeat(32) + '0000'
+  assert.equal(hex(encode(find)), findHex)
+  const pong: Message = { type: MessageType.PONG, txid: 0x01020304, sender: target, flags: 0, token: 0x123456789abc, observed: '192.0.2.7:4000' }
+  assert.equal(hex(encode(pong)), '5701020001020304' + 'ff'.repeat(32) + '123456789abc' + '04c0000207' + '0fa0')
+  const nodes: Message = {
+    type: MessageType.NODES, txid: 0xcafebabe, sender: target, flags: Flag.TRUNCATED, token: 0x0000000000ff,
+    observed: '[2001:db8::1]:4000', contacts: [{ id: sender, address: '198.51.100.1:51413' }],
+  }
+  assert.equal(hex(encode(nodes)),
+    '57010402cafebabe' + 'ff'.repeat(32) + '0000000000ff' + '06' + '20010db8000000000000000000000001' + '0fa0' + '01' + hex(sender) + '04c6336401c8d5')
+})
+
+// ---- addresses ------------------------------------------------------------------------------
+
+test(`addresses: parse/format and pack/unpack round trips, with RFC 5952 text (seed ${SEED})`, () => {
+  check('address text', address, (a) => {
+    const { host, port: p } = parseAddress(a)
+    assert.equal(formatAddress(host, p), a)
+    const out = new Uint8Array(25)
+    const end = packAddress(a, out, 3)
+    assert.equal(end - 3, packedAddressSize(a))
+    assert.equal(out[3], a.startsWith('[') ? 6 : 4)
+    assert.deepEqual(unpackAddress(out, 3), [a, end])
+    assert.equal(canonicalAddress(a), a)
+  }, 1000)
+  check('address bytes', fc.tuple(ipv6Bytes, port), ([ip, p]) => {
+    const b = Uint8Array.from([6, ...ip, p >> 8, p & 0xff])
+    const [text, end] = unpackAddress(b, 0)
+    assert.equal(end, 19)
+    assert.equal(text, `[${nodeIpv6Text(ip)}]:${p}`) // the form a socket would report
+    const again = new Uint8Array(19)
+    packAddress(text, again, 0)
+    assert.deepEqual(again, b)
+  }, 1000)
+})
+
+test('IPv6 text: compression, case, IPv4-mapped form and canonicalisation', () => {
+  const canonical: [string, string][] = [
+    ['[::1]:5', '[::1]:5'],
+    ['[2001:db8::1]:65535', '[2001:db8::1]:65535'],
+    ['[2001:DB8:0:0:0:0:0:1]:80', '[2001:db8::1]:80'],
+    ['[0:0:0:0:0:0:0:0]:1', '[::]:1'],
+    ['[1:0:0:2:0:0:0:3]:1', '[1:0:0:2::3]:1'], // the longest run of zeros
+    ['[1:0:0:2:0:0:3:4]:1', '[1::2:0:0:3:4]:1'], // the first of equal runs
+    ['[1:0:2:3:4:5:6:7]:1', '[1:0:2:3:4:5:6:7]:1'], // a single zero group stays
+    ['[fe80::0001]:1', '[fe80::1]:1'],
+    ['[::ffff:7f00:1]:9', '[::ffff:127.0.0.1]:9'], // IPv4-mapped, as a dual-stack socket reports it
+    ['[::FFFF:1.2.3.4]:9', '[::ffff:1.2.3.4]:9'],
+    ['localhost:7', '127.0.0.1:7'],
+    ['10.0.0.1:080', '10.0.0.1:80'],
+  ]
+  for (const [text, want] of canonical) assert.equal(canonicalAddress(text), want, text)
+  const packed = new Uint8Array(19)
+  packAddress('[2001:db8::1]:65535', packed, 0)
+  assert.equal(hex(packed), '0620010db8000000000000000000000001ffff')
+  packAddress('192.0.2.7:4000', packed, 0)
+  assert.equal(hex(packed.subarray(0, 7)), '04c00002070fa0')
+})
+
+test(`parseAddress refuses junk with ERR_BAD_ADDRESS, and never throws anything else (seed ${SEED})`, () => {
+  const junk = [
+    '', '1.2.3.4', '1.2.3.4:', ':5', '1.2.3.4:65536', '1.2.3.4:-1', '1.2.3.4:5x', '256.1.1.1:5', '1.2.3:5', '01.2.3.4:5',
+    '[::1]', '::1:5', '[::1]:', '[::1]:5:6', '[1.2.3.4]:5', '[localhost]:5', 'example.com:80', ' 1.2.3.4:5', '1.2.3.4:5 ',
+    '[2001:db8::g]:1', '[:::1]:5', '[1:2:3:4:5:6:7:8:9]:1', '1.2.3.4:99999999999999999999',
+  ]
+  for (const text of junk) {
+    assert.throws(() => parseAddress(text), (e: unknown) => e instanceof WeftError && e.code === 'ERR_BAD_ADDRESS', JSON.stringify(text))
+  }
+  const text = fc.oneof(fc.string({ unit: 'binary-ascii', maxLength: 50 }), fc.stringMatching(/^\[?[0-9a-fA-F:.]{0,45}\]?:\d{0,6}$/))
+  check('parseAddress fuzz', text, (t) => {
+    let ok = false
+    try { parseAddress(t); ok = true } catch (err) {
+      assert.ok(err instanceof WeftError && err.code === 'ERR_BAD_ADDRESS', `${JSON.stringify(t)} threw ${String(err)}`)
+    }
+    if (ok) { // whatever parses also packs, at the size it claims
+      const out = new Uint8Array(19)
+      assert.equal(packAddress(t, out, 0), packedAddressSize(t))
+    }
+  }, 2000)
+})
+
+test('unpackAddress refuses a short or unknown address with a typed error', () => {
+  assert.throws(() => unpackAddress(Uint8Array.from([4, 1, 2, 3, 4, 0]), 0), (e: unknown) => e instanceof WeftError && e.code === 'ERR_TRUNCATED')
+  assert.throws(() => unpackAddress(Uint8Array.from([6, 0, 0]), 0), (e: unknown) => e instanceof WeftError && e.code === 'ERR_TRUNCATED')
+  assert.throws(() => unpackAddress(new Uint8Array(0), 0), (e: unknown) => e instanceof WeftError && e.code === 'ERR_TRUNCATED')
+  assert.throws(() => unpackAddress(Uint8Array.from([5, 0, 0, 0, 0, 0, 0]), 0), (e: unknown) => e instanceof WeftError && e.code === 'ERR_BAD_MESSAGE')
+})

@@ -24,18 +24,20 @@ test(`closest() equals a brute-force sort of the table (fast-check seed ${SEED})
 
 test('a full bucket keeps the old contact while it answers pings, and replaces it when it fails', () => {
   const self = new Uint8Array(32)
-  const t = new RoutingTable(self, 2)
+  const t = new RoutingTable(self, 2, 2, 4, 1000)
   const mk = (b: number) => { const x = new Uint8Array(32); x[0] = 0x80; x[31] = b; return x }
   let alive = true
   const probed: number[] = []
   t.probe = (c, done) => { probed.push(c.id[31]); done(alive) }
   t.observe(mk(1), '10.0.0.1:1', 0)
   t.observe(mk(2), '10.0.0.2:1', 1)
-  t.observe(mk(3), '10.0.0.3:1', 2) // full: pings the least recently seen (1), which answers
+  t.observe(mk(3), '10.0.0.3:1', 500) // full, but 1 was seen 500 ms ago: alive, no ping
+  assert.deepEqual(probed, [])
+  t.observe(mk(3), '10.0.0.3:1', 2000) // 1 is now stale: ping it; it answers and stays
   assert.deepEqual(probed, [1])
   assert.ok(t.has(mk(1)) && !t.has(mk(3)))
   alive = false
-  t.observe(mk(4), '10.0.0.4:1', 3) // pings 2 (now least recently seen), which fails: 4 takes its place
+  t.observe(mk(4), '10.0.0.4:1', 3000) // pings 2 (now least recently seen), which fails: 4 takes its place
   assert.deepEqual(probed, [1, 2])
   assert.ok(!t.has(mk(2)) && t.has(mk(4)))
   assert.equal(t.size, 2)

@@ -20,9 +20,11 @@ export interface KademliaOptions {
   refreshIntervalMs: number
   /** Unanswered requests before a contact leaves its bucket (sooner if a replacement waits). */
   maxFailures: number
+  /** A full bucket pings its oldest contact for a newcomer only if not heard from in this long. */
+  staleAfterMs: number
 }
 
-export const defaultKademliaOptions: KademliaOptions = { k: 20, alpha: 3, verify: 16, refreshIntervalMs: 15 * 60_000, maxFailures: 2 }
+export const defaultKademliaOptions: KademliaOptions = { k: 20, alpha: 3, verify: 16, refreshIntervalMs: 15 * 60_000, maxFailures: 2, staleAfterMs: 15 * 60_000 }
 
 export class Kademlia implements Topology {
   readonly name = 'kademlia'
@@ -36,7 +38,7 @@ export class Kademlia implements Topology {
     this.options = { ...defaultKademliaOptions, ...options }
     if (this.options.k < 1 || this.options.k > 25) throw new WeftError('ERR_BAD_ARGUMENT', 'k must be between 1 and 25 (a reply must fit one datagram)')
     if (this.options.alpha < 1 || this.options.alpha > 16) throw new WeftError('ERR_BAD_ARGUMENT', 'alpha must be between 1 and 16')
-    this.routing = new RoutingTable(ctx.id, this.options.k, this.options.maxFailures)
+    this.routing = new RoutingTable(ctx.id, this.options.k, this.options.maxFailures, 4, this.options.staleAfterMs)
     const { rpc, runtime } = ctx
     this.routing.onEvent = (e) => this.onPeer(e.type, e.contact)
     this.routing.probe = (c, done) => {

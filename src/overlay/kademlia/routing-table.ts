@@ -69,7 +69,14 @@ export class RoutingTable {
   /** Asks whether the least recently seen contact is alive: set by the owner (it sends a ping). */
   probe: (contact: Contact, done: (alive: boolean) => void) => void = (_c, done) => done(true)
 
-  constructor(readonly self: NodeId, readonly k: number, private readonly maxFailures = 2, private readonly maxReplacements = 4) {}
+  constructor(
+    readonly self: NodeId,
+    readonly k: number,
+    private readonly maxFailures = 2,
+    private readonly maxReplacements = 4,
+    /** A contact seen this recently is taken to be alive without a ping. */
+    private readonly freshMs = 15 * 60_000,
+  ) {}
 
   get size(): number { return this.total }
 
@@ -107,7 +114,9 @@ export class RoutingTable {
     if (known >= 0) b.replacements.splice(known, 1)
     b.replacements.push({ id: id.slice(), address })
     if (b.replacements.length > this.maxReplacements) b.replacements.shift()
-    if (b.pinging) return
+    // Only a contact not heard from for a while is worth a ping (BEP 5's "questionable" node):
+    // one seen recently is alive, and pinging it on every newcomer would double the traffic.
+    if (b.pinging || now - b.seen[0] < this.freshMs) return
     b.pinging = true
     const head: Contact = { id: b.id(0), address: b.addresses[0]! }
     this.probe(head, (alive) => {

@@ -15,6 +15,11 @@ export interface LookupFigures {
   datagramsPerLookup: number
   rssKiBPerNode: number
   setupMs: number
+  /**
+   * Where the RSS per node goes, from process.memoryUsage() deltas taken with the two RSS
+   * readings (KiB per node): V8 heap committed and live, and memory outside the V8 heap.
+   */
+  memoryKiBPerNode?: { heapTotal: number; heapUsed: number; external: number; arrayBuffers: number }
   /** Weft only: fraction of lookups that returned exactly the true k nearest (checked after timing). */
   exact?: number
 }
@@ -34,10 +39,15 @@ export async function collectGarbage(): Promise<void> {
   }
 }
 
+/** Process memory (RSS, V8 heap, external) after a full GC. */
+export async function settledMemory(): Promise<NodeJS.MemoryUsage> {
+  await collectGarbage()
+  return process.memoryUsage()
+}
+
 /** Process RSS in bytes after a full GC. */
 export async function settledRss(): Promise<number> {
-  await collectGarbage()
-  return process.memoryUsage().rss
+  return (await settledMemory()).rss
 }
 
 /** (RSS with N live nodes - RSS baseline before any node existed) / N, in KiB. */
@@ -203,9 +213,13 @@ export function toFigures(
   impl: string,
   nodes: number,
   run: LookupRun,
-  rss: { baseline: number; withNodes: number },
+  rss: { baseline: number | NodeJS.MemoryUsage; withNodes: number | NodeJS.MemoryUsage },
   setupMs: number
 ): LookupFigures {
+  const { baseline, withNodes } = rss
+  const rssOf = (m: number | NodeJS.MemoryUsage): number => (typeof m === 'number' ? m : m.rss)
+  const per = (k: 'heapTotal' | 'heapUsed' | 'external' | 'arrayBuffers'): number =>
+    typeof baseline === 'number' || typeof withNodes === 'number' ? NaN : (withNodes[k] - baseline[k]) / 1024 / nodes
   const lookups = run.latenciesMs.length
   const sorted = [...run.latenciesMs].sort((a, b) => a - b)
   return {
@@ -217,7 +231,10 @@ export function toFigures(
     p95Ms: percentile(sorted, 95),
     p99Ms: percentile(sorted, 99),
     datagramsPerLookup: lookups === 0 ? 0 : run.datagrams / lookups,
-    rssKiBPerNode: rssKiBPerNode(rss.baseline, rss.withNodes, nodes),
-    setupMs
+    rssKiBPerNode: rssKiBPerNode(rssOf(baseline), rssOf(withNodes), nodes),
+    setupMs,
+    ...(typeof baseline === 'number' || typeof withNodes === 'number'
+      ? {}
+      : { memoryKiBPerNode: { heapTotal: per('heapTotal'), heapUsed: per('heapUsed'), external: per('external'), arrayBuffers: per('arrayBuffers') } })
   }
 }

@@ -2,7 +2,7 @@
 import {
   assertLoopbackOnly,
   datagramCounter,
-  settledRss,
+  settledMemory,
   timeLookups,
   toFigures,
   withTimeout,
@@ -40,7 +40,7 @@ export async function benchBittorrentDht(nodes: number, lookups: number, seed: n
   const dhts: BtDht[] = []
   const addrs: Peer[] = []
 
-  const baseline = await settledRss()
+  const baseline = await settledMemory()
   const t0 = performance.now()
   try {
     // Sequential, like hyperdht's testnet: each node joins a network that is already
@@ -61,7 +61,7 @@ export async function benchBittorrentDht(nodes: number, lookups: number, seed: n
       addrs.push({ host: '127.0.0.1', port: dht.address().port })
     }
     const setupMs = performance.now() - t0
-    const rss = await settledRss()
+    const rss = await settledMemory()
 
     const run = await timeLookups(lookups, PER_LOOKUP_TIMEOUT_MS, (_i, signal) => {
       const dht = dhts[rng.int(dhts.length)]

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import {
   assertLoopbackOnly,
   datagramCounter,
-  settledRss,
+  settledMemory,
   timeLookups,
   toFigures,
   withTimeout,
@@ -37,7 +37,7 @@ export async function benchHyperdht(nodes: number, lookups: number, seed: number
   const counter = datagramCounter()
   const rng = createRng(seed)
 
-  const baseline = await settledRss()
+  const baseline = await settledMemory()
   const t0 = performance.now()
   // The testnet helper binds every node to 127.0.0.1, gives the first node an empty
   // bootstrap list (never the public one) and bootstraps the rest, one by one, to it.
@@ -47,7 +47,7 @@ export async function benchHyperdht(nodes: number, lookups: number, seed: number
     for (const b of testnet.bootstrap) {
       if (b.host !== '127.0.0.1') throw new Error(`unexpected bootstrap ${b.host}:${b.port}`)
     }
-    const rss = await settledRss()
+    const rss = await settledMemory()
 
     const run = await timeLookups(lookups, PER_LOOKUP_TIMEOUT_MS, async (_i, signal) => {
       const node = testnet.nodes[rng.int(testnet.nodes.length)]

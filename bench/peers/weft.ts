@@ -6,7 +6,7 @@ import { createTestnet, type Testnet } from '../../src/node/testnet.js'
 import {
   assertLoopbackOnly,
   datagramCounter,
-  settledRss,
+  settledMemory,
   timeLookups,
   toFigures,
   withTimeout,
@@ -25,7 +25,7 @@ export async function benchWeft(nodes: number, lookups: number, seed: number): P
   const counter = datagramCounter()
   const rng = createRng(seed)
 
-  const baseline = await settledRss()
+  const baseline = await settledMemory()
   const t0 = performance.now()
   let net: Testnet | undefined
   try {
@@ -35,7 +35,7 @@ export async function benchWeft(nodes: number, lookups: number, seed: number): P
     const setupMs = performance.now() - t0
     const testnet = net
     if (!testnet.bootstrap.startsWith('127.0.0.1:')) throw new Error(`unexpected bootstrap ${testnet.bootstrap}`)
-    const rss = await settledRss()
+    const rss = await settledMemory()
 
     // Keep (target, result ids) to check exactness against the oracle after the timed phase.
     const results: { target: Uint8Array; ids: Uint8Array[] }[] = []

@@ -1,22 +1,19 @@
-// Per-source token buckets, in a bounded table so that many sources cannot grow memory.
-import { LruMap } from '../util/lru.js'
+// Per-source token buckets, in the rpc's bounded peer table so that many sources cannot grow memory.
 import type { Address } from '../wire/address.js'
-
-interface Bucket { tokens: number; at: number }
+import { Field, PeerTable } from './peer-table.js'
 
 export class RateLimiter {
-  private readonly buckets: LruMap<Address, Bucket>
-  constructor(private readonly perSecond: number, private readonly burst: number, capacity: number) {
-    this.buckets = new LruMap(capacity)
-  }
+  constructor(private readonly perSecond: number, private readonly burst: number, private readonly table: PeerTable) {}
   /** Takes one token for `source` at time `now` (ms); false when its bucket is empty. */
   allow(source: Address, now: number): boolean {
-    let b = this.buckets.get(source)
-    if (!b) { b = { tokens: this.burst, at: now }; this.buckets.set(source, b) }
-    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) * this.perSecond) / 1000)
-    b.at = now
-    if (b.tokens < 1) return false
-    b.tokens -= 1
+    const o = this.table.slot(source) * Field.COUNT
+    const f = this.table.f
+    let tokens = f[o + Field.RATE_TOKENS]
+    if (tokens !== tokens) tokens = this.burst // NaN: a new source
+    else tokens = Math.min(this.burst, tokens + ((now - f[o + Field.RATE_AT]) * this.perSecond) / 1000)
+    f[o + Field.RATE_AT] = now
+    if (tokens < 1) { f[o + Field.RATE_TOKENS] = tokens; return false }
+    f[o + Field.RATE_TOKENS] = tokens - 1
     return true
   }
 }

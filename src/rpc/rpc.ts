@@ -4,7 +4,7 @@ import { WeftError, type ErrorCode } from '../errors.js'
 import type { NodeId } from '../identity/node-id.js'
 import type { Runtime, TimerHandle } from '../runtime/runtime.js'
 import type { Transport } from '../transport/transport.js'
-import { LruMap } from '../util/lru.js'
+import { Field, PeerTable } from './peer-table.js'
 import { RateLimiter } from './rate-limit.js'
 import { RttEstimator } from './rtt.js'
 import { TokenIssuer } from './tokens.js'
@@ -78,7 +78,7 @@ interface Pending {
   bytes: Uint8Array
   tries: number
   sentAt: number
-  timer: TimerHandle | null
+  deadline: number
   cb: RequestCallback
 }
 
@@ -104,8 +104,11 @@ export class Rpc {
   private readonly rtt: RttEstimator
   private readonly limiter: RateLimiter
   private readonly tokens: TokenIssuer
-  private readonly tokensHeld: LruMap<Address, number>
+  private readonly peers: PeerTable
   private closed = false
+  /** One timer per Rpc, armed for the earliest deadline, instead of a Node timer per request. */
+  private sweepTimer: TimerHandle | null = null
+  private sweepAt = Infinity
 
   constructor(
     private readonly runtime: Runtime,
@@ -115,10 +118,10 @@ export class Rpc {
   ) {
     this.options = { ...defaultRpcOptions, ...options }
     const o = this.options
-    this.rtt = new RttEstimator(o.minTimeoutMs, o.maxTimeoutMs, o.initialTimeoutMs, o.addressTableSize)
-    this.limiter = new RateLimiter(o.ratePerSecond, o.rateBurst, o.addressTableSize)
-    this.tokens = new TokenIssuer(runtime.random, o.tokenPeriodMs, runtime.now(), o.addressTableSize)
-    this.tokensHeld = new LruMap(o.addressTableSize)
+    this.peers = new PeerTable(o.addressTableSize)
+    this.rtt = new RttEstimator(o.minTimeoutMs, o.maxTimeoutMs, o.initialTimeoutMs, this.peers)
+    this.limiter = new RateLimiter(o.ratePerSecond, o.rateBurst, this.peers)
+    this.tokens = new TokenIssuer(runtime.random, o.tokenPeriodMs, runtime.now(), this.peers)
     transport.onPacket = (from, bytes) => this.receive(from, bytes)
   }
 
@@ -153,8 +156,14 @@ export class Rpc {
   private send(to: Address, body: RequestBody, expectReplyBytes: number, cb: RequestCallback): void {
     let txid = this.runtime.random.u32()
     while (this.pending.has(txid)) txid = (txid + 1) >>> 0
-    const token = this.tokensHeld.get(to)
-    const req = { ...body, txid, sender: this.id, flags: this.readOnly ? Flag.READ_ONLY : 0, token } as Request
+    const slot = this.peers.find(to)
+    const held = slot < 0 ? NaN : this.peers.f[slot * Field.COUNT + Field.HELD_TOKEN]
+    const token = held === held ? held : undefined
+    const flags = this.readOnly ? Flag.READ_ONLY : 0
+    // One object shape per type (no spread): keeps encode/encodedSize monomorphic.
+    const req: Request = body.type === MessageType.PING
+      ? { type: MessageType.PING, txid, sender: this.id, flags, token, pad: 0 }
+      : { type: MessageType.FIND_NODE, txid, sender: this.id, flags, target: body.target, token, pad: 0 }
     if (token === undefined && expectReplyBytes > 0) {
       req.pad = Math.max(0, Math.min(MAX_PACKET, expectReplyBytes) - encodedSize(req))
     }
@@ -165,7 +174,7 @@ export class Rpc {
       cb(err as WeftError)
       return
     }
-    const p: Pending = { txid, to, bytes, tries: 0, sentAt: 0, timer: null, cb }
+    const p: Pending = { txid, to, bytes, tries: 0, sentAt: 0, deadline: 0, cb }
     this.pending.set(txid, p)
     this.stats.requestsOut++
     this.transmit(p)
@@ -175,8 +184,31 @@ export class Rpc {
     p.tries++
     p.sentAt = this.runtime.now()
     const timeout = this.rtt.timeout(p.to) * 2 ** (p.tries - 1) // back off on each retry
-    p.timer = this.runtime.setTimeout(() => this.expire(p), Math.min(timeout, this.options.maxTimeoutMs))
+    p.deadline = p.sentAt + Math.min(timeout, this.options.maxTimeoutMs)
+    this.arm(p.deadline)
     this.transport.send(p.to, p.bytes)
+  }
+
+  private arm(deadline: number): void {
+    if (this.sweepTimer && deadline >= this.sweepAt) return
+    if (this.sweepTimer) this.runtime.clearTimeout(this.sweepTimer)
+    this.sweepAt = deadline
+    this.sweepTimer = this.runtime.setTimeout(() => this.sweep(), Math.max(0, deadline - this.runtime.now()))
+  }
+
+  /** Expires every request past its deadline, then re-arms for the earliest one left. */
+  private sweep(): void {
+    this.sweepTimer = null
+    this.sweepAt = Infinity
+    const now = this.runtime.now()
+    const due: Pending[] = []
+    let next = Infinity
+    for (const p of this.pending.values()) {
+      if (p.deadline <= now) due.push(p)
+      else if (p.deadline < next) next = p.deadline
+    }
+    if (next < Infinity) this.arm(next)
+    for (const p of due) this.expire(p)
   }
 
   private expire(p: Pending): void {
@@ -192,7 +224,7 @@ export class Rpc {
 
   private finish(p: Pending, err: WeftError | null, reply?: Reply, rttMs?: number): void {
     this.pending.delete(p.txid)
-    if (p.timer) this.runtime.clearTimeout(p.timer)
+    if (this.pending.size === 0 && this.sweepTimer) { this.runtime.clearTimeout(this.sweepTimer); this.sweepTimer = null; this.sweepAt = Infinity }
     const next = this.closed ? undefined : this.queue.shift() // once closed, close() fails the queue
     if (next) this.send(next.to, next.body, next.expectReplyBytes, next.cb)
     p.cb(err, reply, rttMs)
@@ -220,7 +252,7 @@ export class Rpc {
     const rttMs = now - p.sentAt
     if (p.tries === 1) this.rtt.sample(from, rttMs) // Karn: a retried request gives no clean sample
     if (m.type !== MessageType.ERROR) {
-      this.tokensHeld.set(from, m.token)
+      this.peers.f[this.peers.slot(from) * Field.COUNT + Field.HELD_TOKEN] = m.token
       this.observedAddress = m.observed
       if (m.flags & Flag.TRUNCATED) this.stats.truncatedReplies++
     }
@@ -242,10 +274,10 @@ export class Rpc {
     if (!body) return
     const verified = req.token !== undefined && this.tokens.valid(from, req.token, now)
     const token = this.tokens.issue(from, now)
-    const header = { txid: req.txid, sender: this.id, flags: this.readOnly ? Flag.READ_ONLY : 0, token, observed: from }
+    const flags = this.readOnly ? Flag.READ_ONLY : 0
     const reply: Reply = body.type === MessageType.NODES
-      ? { ...header, type: MessageType.NODES, contacts: body.contacts.slice() }
-      : { ...header, type: MessageType.PONG }
+      ? { type: MessageType.NODES, txid: req.txid, sender: this.id, flags, token, observed: from, contacts: body.contacts.slice() }
+      : { type: MessageType.PONG, txid: req.txid, sender: this.id, flags, token, observed: from }
     if (!verified && encodedSize(reply) > requestBytes) {
       // The asker has not proven its address: never send more bytes than it sent.
       if (reply.type !== MessageType.NODES) { this.stats.refusedAmplification++; return }

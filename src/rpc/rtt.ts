@@ -1,35 +1,38 @@
 // Retransmission timeouts from measured round trips (RFC 6298's estimator), per peer and overall.
-import { LruMap } from '../util/lru.js'
 import type { Address } from '../wire/address.js'
-
-interface Estimate { srtt: number; rttvar: number }
+import { Field, PeerTable } from './peer-table.js'
 
 export class RttEstimator {
-  private readonly global: Estimate
-  private readonly peers: LruMap<Address, Estimate>
+  private srtt: number
+  private rttvar: number
 
-  constructor(private readonly minMs: number, private readonly maxMs: number, initialMs: number, capacity: number) {
-    this.global = { srtt: initialMs / 3, rttvar: initialMs / 3 }
-    this.peers = new LruMap(capacity)
+  constructor(private readonly minMs: number, private readonly maxMs: number, initialMs: number, private readonly table: PeerTable) {
+    this.srtt = initialMs / 3
+    this.rttvar = initialMs / 3
   }
 
   sample(peer: Address, rttMs: number): void {
-    update(this.global, rttMs)
-    const e = this.peers.peek(peer)
-    if (e) update(e, rttMs)
-    else this.peers.set(peer, { srtt: rttMs, rttvar: rttMs / 2 })
+    this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - rttMs)
+    this.srtt = 0.875 * this.srtt + 0.125 * rttMs
+    const o = this.table.slot(peer) * Field.COUNT
+    const f = this.table.f
+    const s = f[o + Field.SRTT]
+    if (s !== s) { f[o + Field.SRTT] = rttMs; f[o + Field.RTTVAR] = rttMs / 2; return }
+    f[o + Field.RTTVAR] = 0.75 * f[o + Field.RTTVAR] + 0.25 * Math.abs(s - rttMs)
+    f[o + Field.SRTT] = 0.875 * s + 0.125 * rttMs
   }
 
   /** Timeout for a first attempt to `peer`; unknown peers get the network-wide estimate. */
   timeout(peer: Address): number {
-    const e = this.peers.peek(peer) ?? this.global
-    return Math.min(this.maxMs, Math.max(this.minMs, e.srtt + 4 * e.rttvar))
+    const i = this.table.find(peer)
+    let srtt = this.srtt, rttvar = this.rttvar
+    if (i >= 0) {
+      const o = i * Field.COUNT
+      const s = this.table.f[o + Field.SRTT]
+      if (s === s) { srtt = s; rttvar = this.table.f[o + Field.RTTVAR] }
+    }
+    return Math.min(this.maxMs, Math.max(this.minMs, srtt + 4 * rttvar))
   }
 
-  get smoothed(): number { return this.global.srtt }
-}
-
-function update(e: Estimate, r: number): void {
-  e.rttvar = 0.75 * e.rttvar + 0.25 * Math.abs(e.srtt - r)
-  e.srtt = 0.875 * e.srtt + 0.125 * r
+  get smoothed(): number { return this.srtt }
 }

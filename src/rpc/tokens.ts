@@ -4,15 +4,17 @@
 import { createHash } from 'node:crypto'
 import type { Random } from '../runtime/runtime.js'
 import type { Address } from '../wire/address.js'
+import { Field, PeerTable } from './peer-table.js'
 
 export class TokenIssuer {
   private current: Uint8Array
   private previous: Uint8Array
   private rotatedAt: number
-  // Tokens under the current secret, so a busy peer costs one hash per rotation, not per request.
-  private readonly issued = new Map<Address, number>()
+  // Tokens under the current secret are kept in the peer table (with the epoch they belong to),
+  // so a busy peer costs one hash per rotation, not per request.
+  private epoch = 0
 
-  constructor(private readonly random: Random, private readonly periodMs: number, now: number, private readonly capacity = 512) {
+  constructor(private readonly random: Random, private readonly periodMs: number, now: number, private readonly table: PeerTable = new PeerTable(512)) {
     this.current = random.bytes(16)
     this.previous = this.current
     this.rotatedAt = now
@@ -23,17 +25,17 @@ export class TokenIssuer {
     this.previous = this.current
     this.current = this.random.bytes(16)
     this.rotatedAt = now
-    this.issued.clear()
+    this.epoch++
   }
 
   issue(address: Address, now: number): number {
     this.rotate(now)
-    let t = this.issued.get(address)
-    if (t === undefined) {
-      t = tokenOf(this.current, address)
-      if (this.issued.size >= this.capacity) this.issued.clear()
-      this.issued.set(address, t)
-    }
+    const o = this.table.slot(address) * Field.COUNT
+    const f = this.table.f
+    if (f[o + Field.ISSUED_EPOCH] === this.epoch) return f[o + Field.ISSUED_TOKEN]
+    const t = tokenOf(this.current, address)
+    f[o + Field.ISSUED_TOKEN] = t
+    f[o + Field.ISSUED_EPOCH] = this.epoch
     return t
   }
 

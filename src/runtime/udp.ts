@@ -38,7 +38,7 @@ const destinations = new Map<Address, HostPort>()
 class UdpEndpoint implements Endpoint {
   onPacket: (from: Address, bytes: Uint8Array) => void = () => {}
   constructor(private readonly socket: Socket, readonly address: Address) {
-    socket.on('message', (msg, rinfo) => this.onPacket(formatAddress(rinfo.address, rinfo.port), msg))
+    socket.on('message', (msg, rinfo) => this.onPacket(rinfo.family === 'IPv6' ? `[${rinfo.address}]:${rinfo.port}` : `${rinfo.address}:${rinfo.port}`, msg))
     socket.on('error', () => {}) // send errors (e.g. ICMP unreachable) surface as timeouts above
   }
   send(to: Address, bytes: Uint8Array): void {

@@ -24,7 +24,7 @@ export interface KademliaOptions {
   staleAfterMs: number
 }
 
-export const defaultKademliaOptions: KademliaOptions = { k: 20, alpha: 3, verify: 16, refreshIntervalMs: 15 * 60_000, maxFailures: 2, staleAfterMs: 15 * 60_000 }
+export const defaultKademliaOptions: KademliaOptions = { k: 20, alpha: 3, verify: 10, refreshIntervalMs: 15 * 60_000, maxFailures: 2, staleAfterMs: 15 * 60_000 }
 
 export class Kademlia implements Topology {
   readonly name = 'kademlia'

@@ -106,13 +106,13 @@ export class RoutingTable {
     if (b.count < this.k) {
       b.append(id, address, now)
       this.total++
-      this.onEvent({ type: 'added', contact: { id: id.slice(), address } })
+      this.onEvent({ type: 'added', contact: { id: new Uint8Array(id), address } })
       return
     }
     // Full: keep the old contact unless it fails a ping (old contacts are the ones that stay up).
     const known = b.replacements.findIndex((r) => idEquals(r.id, id))
     if (known >= 0) b.replacements.splice(known, 1)
-    b.replacements.push({ id: id.slice(), address })
+    b.replacements.push({ id: new Uint8Array(id), address })
     if (b.replacements.length > this.maxReplacements) b.replacements.shift()
     // Only a contact not heard from for a while is worth a ping (BEP 5's "questionable" node):
     // one seen recently is alive, and pinging it on every newcomer would double the traffic.

@@ -7,6 +7,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writ
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
+import { check, SEED } from './helpers/property.js'
 import { WeftError, type ErrorCode } from '../src/errors.js'
 import {
   generateIdentity, identityFromSeed, KEY_FILE_NAME, loadIdentity, loadOrCreateIdentity, saveIdentity, signBytes, verifyBytes,
@@ -18,25 +19,6 @@ import {
   decodePeerRecord, encodePeerRecord, MAX_RECORD_ADDRESSES, signPeerRecord, verifyPeerRecord,
 } from '../src/identity/peer-record.js'
 import { SeededRandom } from '../src/runtime/prng.js'
-
-const SEED = seedNumber(process.env.WEFT_SEED ?? '42')
-
-function seedNumber(text: string): number {
-  const n = Number(text)
-  if (Number.isSafeInteger(n)) return n | 0
-  let h = 2166136261
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619)
-  return h | 0
-}
-
-function check<T>(name: string, arb: fc.Arbitrary<T>, predicate: (v: T) => void, numRuns = 300): void {
-  try {
-    fc.assert(fc.property(arb, predicate), { seed: SEED, numRuns })
-  } catch (err) {
-    const cause = (err as Error).cause instanceof Error ? `\n${((err as Error).cause as Error).message}` : ''
-    throw new Error(`${name} failed with WEFT_SEED=${SEED} (rerun with that variable set)\n${(err as Error).message}${cause}`, { cause: err })
-  }
-}
 
 const isCode = (code: ErrorCode) => (e: unknown) => e instanceof WeftError && e.code === code
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')

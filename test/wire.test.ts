@@ -4,6 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { SocketAddress } from 'node:net'
 import fc from 'fast-check'
+import { check, SEED } from './helpers/property.js'
 import { WeftError, type ErrorCode } from '../src/errors.js'
 import {
   canonicalAddress, formatAddress, packAddress, packedAddressSize, parseAddress, unpackAddress,
@@ -12,26 +13,6 @@ import {
   decode, encode, encodedSize, Flag, HEADER_BYTES, MAGIC, MAX_CONTACTS, MAX_PACKET, MAX_REASON_BYTES, MessageType,
   VERSION, type Message, type WireContact,
 } from '../src/wire/messages.js'
-
-const SEED = seedNumber(process.env.WEFT_SEED ?? '42')
-
-/** fast-check wants a 32-bit integer; a non-numeric WEFT_SEED (other files use strings) is hashed. */
-function seedNumber(text: string): number {
-  const n = Number(text)
-  if (Number.isSafeInteger(n)) return n | 0
-  let h = 2166136261
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619)
-  return h | 0
-}
-
-function check<T>(name: string, arb: fc.Arbitrary<T>, predicate: (v: T) => void, numRuns = 300): void {
-  try {
-    fc.assert(fc.property(arb, predicate), { seed: SEED, numRuns })
-  } catch (err) {
-    const cause = (err as Error).cause instanceof Error ? `\n${((err as Error).cause as Error).message}` : ''
-    throw new Error(`${name} failed with WEFT_SEED=${SEED} (rerun with that variable set)\n${(err as Error).message}${cause}`, { cause: err })
-  }
-}
 
 const KNOWN_CODES = new Set<ErrorCode>(['ERR_BAD_MESSAGE', 'ERR_TRUNCATED', 'ERR_TOO_LARGE', 'ERR_VERSION', 'ERR_UNKNOWN_TYPE'])
 

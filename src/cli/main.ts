@@ -90,7 +90,7 @@ program.command('status')
     if (o.json) return json(s)
     console.log(table(['field', 'value'], [
       ['node id', s.id], ['address', s.address], ['seen as', s.observedAddress ?? '-'], ['topology', s.topology],
-      ['peers', s.peers], ['uptime', `${(s.uptimeMs / 1000).toFixed(0)} s`], ['smoothed rtt', ms(s.rttMs)],
+      ['peers', s.peers], ['uptime', `${(s.uptimeMs / 1000).toFixed(0)} s`], ['smoothed rtt', s.rttMs === null ? '-' : ms(s.rttMs)],
       ['packets in / out', `${s.transport.packetsIn} / ${s.transport.packetsOut}`],
       ['bytes in / out', `${s.transport.bytesIn} / ${s.transport.bytesOut}`],
       ['requests in / out', `${s.rpc.requestsIn} / ${s.rpc.requestsOut}`],

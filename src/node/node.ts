@@ -46,7 +46,8 @@ export interface NodeStatus {
   topology: string
   peers: number
   uptimeMs: number
-  rttMs: number
+  /** Smoothed round-trip time of this node's requests; null before it has made one. */
+  rttMs: number | null
   transport: TransportStats
   rpc: RpcStats
 }
@@ -157,7 +158,7 @@ export class Node extends EventEmitter<NodeEvents> {
       topology: overlay!.name,
       peers: overlay!.size(),
       uptimeMs: Math.round(this.runtime.now() - this.startedAt),
-      rttMs: Math.round(rpc!.smoothedRttMs * 1000) / 1000,
+      rttMs: rpc!.smoothedRttMs === null ? null : Math.round(rpc!.smoothedRttMs * 1000) / 1000,
       transport: { ...transport!.stats },
       rpc: { ...rpc!.stats, malformedByCode: { ...rpc!.stats.malformedByCode } },
     }

@@ -126,7 +126,7 @@ export class Rpc {
   }
 
   get inFlight(): number { return this.pending.size }
-  get smoothedRttMs(): number { return this.rtt.smoothed }
+  get smoothedRttMs(): number | null { return this.rtt.smoothed }
 
   /**
    * Sends a request and calls back once with the reply or an error. `expectReplyBytes` is the

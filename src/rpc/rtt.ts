@@ -11,7 +11,11 @@ export class RttEstimator {
     this.rttvar = initialMs / 3
   }
 
+  /** Round trips measured so far. */
+  samples = 0
+
   sample(peer: Address, rttMs: number): void {
+    this.samples++
     this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - rttMs)
     this.srtt = 0.875 * this.srtt + 0.125 * rttMs
     const o = this.table.slot(peer) * Field.COUNT
@@ -34,5 +38,6 @@ export class RttEstimator {
     return Math.min(this.maxMs, Math.max(this.minMs, srtt + 4 * rttvar))
   }
 
-  get smoothed(): number { return this.srtt }
+  /** The network-wide smoothed RTT, or null before the first measurement. */
+  get smoothed(): number | null { return this.samples > 0 ? this.srtt : null }
 }

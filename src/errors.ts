@@ -22,6 +22,14 @@ export type ErrorCode =
   | 'ERR_ABORTED'
   | 'ERR_CLOSED'
   | 'ERR_API'
+  | 'ERR_BAD_TOKEN' // a write without a valid round-trip token from this node
+  | 'ERR_VALUE_TOO_LARGE' // a DHT value over the configured maximum
+  | 'ERR_HASH_MISMATCH' // a record whose content does not hash to its key
+  | 'ERR_STALE_SEQ' // a mutable record not newer than the one held
+  | 'ERR_CAS_MISMATCH' // compare-and-swap: the held seq is not the expected one
+  | 'ERR_STORE_FULL' // a node's record or byte bound is reached
+  | 'ERR_EXPIRED' // a record past its expiry (or with an expiry too far ahead)
+  | 'ERR_STORE_CORRUPT' // the on-disk store cannot be opened or read
 
 export class WeftError extends Error {
   readonly code: ErrorCode

@@ -23,7 +23,7 @@ test(`thousands of malformed datagrams are counted and dropped (seed ${SEED})`, 
       truncated: () => valid.slice(0, rnd.u32() % valid.length),
       oversized: () => new Uint8Array(MAX_PACKET + 1 + (rnd.u32() % 4000)),
       wrongVersion: () => { const b = valid.slice(); b[1] = 2 + (rnd.u32() % 250); return b },
-      badType: () => { const b = valid.slice(); b[2] = 6 + (rnd.u32() % 250); return b },
+      badType: () => { const b = valid.slice(); b[2] = 10 + (rnd.u32() % 246); return b },
     }
     const sent = 4000
     const send = (b: Uint8Array) => new Promise<void>((r) => sock.send(b, port, host, () => r()))

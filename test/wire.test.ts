@@ -10,7 +10,7 @@ import {
   canonicalAddress, formatAddress, packAddress, packedAddressSize, parseAddress, unpackAddress,
 } from '../src/wire/address.js'
 import {
-  decode, encode, encodedSize, Flag, HEADER_BYTES, MAGIC, MAX_CONTACTS, MAX_PACKET, MAX_REASON_BYTES, MessageType,
+  decode, encode, encodedSize, Flag, isRequest, HEADER_BYTES, MAGIC, MAX_CONTACTS, MAX_PACKET, MAX_REASON_BYTES, MessageType,
   VERSION, type Message, type WireContact,
 } from '../src/wire/messages.js'
 
@@ -65,14 +65,26 @@ const message: fc.Arbitrary<Message> = fc.oneof(
   }).map((m) => m as Message),
   fc.record({ type: fc.constant(MessageType.ERROR), txid, sender: id, flags, code: fc.integer({ min: 0, max: 255 }), reason })
     .map((m) => m as Message),
+  fc.record({ type: fc.constant(MessageType.GET), txid, sender: id, flags, target: id, token: fc.option(token, { nil: undefined }), pad })
+    .map((m) => m as Message),
+  fc.record({
+    type: fc.constant(MessageType.PUT), txid, sender: id, flags, token: fc.option(token, { nil: undefined }),
+    cas: fc.option(fc.maxSafeNat(), { nil: undefined }), record: fc.uint8Array({ maxLength: 1200 }), pad: fc.integer({ min: 0, max: 40 }),
+  }).map((m) => m as Message),
+  fc.record({ type: fc.constant(MessageType.STORED), txid, sender: id, flags, token, observed: address }).map((m) => m as Message),
+  fc.record({
+    type: fc.constant(MessageType.VALUES), txid, sender: id, flags, token, observed: address,
+    contacts: fc.array(contact, { minLength: 0, maxLength: 8 }),
+    records: fc.array(fc.uint8Array({ maxLength: 120 }), { maxLength: 6 }),
+  }).map((m) => m as Message),
 )
 
 /** What the decoder returns for `m`: HAS_TOKEN is set exactly when a request carries a token. */
 function expected(m: Message): Message {
-  const isReq = m.type === MessageType.PING || m.type === MessageType.FIND_NODE
-  const hasToken = isReq && m.token !== undefined
+  const hasToken = isRequest(m) && m.token !== undefined
   const out = { ...m, flags: (m.flags & ~Flag.HAS_TOKEN) | (hasToken ? Flag.HAS_TOKEN : 0) } as Message
-  if (out.type === MessageType.PING || out.type === MessageType.FIND_NODE) {
+  if (isRequest(out)) {
+    if (out.type === MessageType.PUT && out.cas === undefined) out.cas = undefined // the decoder always has the key
     out.pad = out.pad ?? 0
     if (out.token === undefined) out.token = undefined // the decoder always has the key
   }
@@ -159,7 +171,7 @@ test(`a bad magic byte is ERR_BAD_MESSAGE; an unknown type is ERR_UNKNOWN_TYPE (
   check('magic and type', fc.tuple(message, fc.integer({ min: 0, max: 255 })), ([m, v]) => {
     const b = encode(m)
     if (v !== MAGIC) { const c = b.slice(); c[0] = v; assert.equal(decodeError(c), 'ERR_BAD_MESSAGE') }
-    if (v === 0 || v > 5) { const c = b.slice(); c[2] = v; assert.equal(decodeError(c), 'ERR_UNKNOWN_TYPE') }
+    if (v === 0 || v > 9) { const c = b.slice(); c[2] = v; assert.equal(decodeError(c), 'ERR_UNKNOWN_TYPE') }
   }, 300)
 })
 

@@ -1,7 +1,8 @@
 // The one interface every topology implements: Kademlia here; Chord, Pastry, Tapestry and the
 // polyring beside it. The node and the services talk only to this.
 import type { NodeId } from '../identity/node-id.js'
-import type { Rpc } from '../rpc/rpc.js'
+import type { RequestBody, Rpc } from '../rpc/rpc.js'
+import type { Reply } from '../wire/messages.js'
 import type { Runtime } from '../runtime/runtime.js'
 import type { Address } from '../wire/address.js'
 
@@ -10,8 +11,17 @@ export interface Contact {
   address: Address
 }
 
+/** What a lookup asks each node on its way, for services that ride on lookups (the DHT). */
+export interface LookupQuery {
+  /** Sent instead of the topology's own find-node request; its reply must carry contacts. */
+  request: RequestBody
+  /** Called with each answer; true ends the lookup there (e.g. a value was found). */
+  onReply(from: Contact, reply: Reply): boolean
+}
+
 export interface LookupOptions {
   signal?: AbortSignal
+  query?: LookupQuery
   /** How many of the nearest nodes must answer before the lookup ends (default: the topology's). */
   verify?: number
 }

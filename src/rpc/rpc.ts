@@ -48,11 +48,34 @@ export const defaultRpcOptions: RpcOptions = {
 export type RequestBody =
   | { type: MessageType.PING }
   | { type: MessageType.FIND_NODE; target: NodeId }
+  | { type: MessageType.GET; target: NodeId }
+  | { type: MessageType.PUT; record: Uint8Array; cas?: number }
 
 /** A reply as the handler writes it: the rpc layer adds token and observed address. */
 export type ReplyBody =
   | { type: MessageType.PONG }
+  | { type: MessageType.STORED }
   | { type: MessageType.NODES; contacts: { id: NodeId; address: Address }[] }
+  | { type: MessageType.VALUES; contacts: { id: NodeId; address: Address }[]; records: Uint8Array[] }
+
+/**
+ * Answers one request type. `verified`: the asker echoed a valid round-trip token, so it has
+ * talked to us from this address before (writes require it). Throwing a WeftError whose code
+ * has a wire form sends an ERROR reply with it; null sends nothing.
+ */
+export type RequestHandler = (from: Address, req: Request, verified: boolean) => ReplyBody | null
+
+// ERROR reply codes <-> error codes, both ways.
+const WIRE_ERRORS: [number, ErrorCode][] = [
+  [ErrorReplyCode.RATE_LIMITED, 'ERR_RATE_LIMITED'], [ErrorReplyCode.BAD_REQUEST, 'ERR_BAD_MESSAGE'],
+  [ErrorReplyCode.BUSY, 'ERR_BUSY'], [ErrorReplyCode.VALUE_TOO_LARGE, 'ERR_VALUE_TOO_LARGE'],
+  [ErrorReplyCode.HASH_MISMATCH, 'ERR_HASH_MISMATCH'], [ErrorReplyCode.BAD_SIGNATURE, 'ERR_BAD_SIGNATURE'],
+  [ErrorReplyCode.STALE_SEQ, 'ERR_STALE_SEQ'], [ErrorReplyCode.CAS_MISMATCH, 'ERR_CAS_MISMATCH'],
+  [ErrorReplyCode.STORE_FULL, 'ERR_STORE_FULL'], [ErrorReplyCode.BAD_TOKEN, 'ERR_BAD_TOKEN'],
+  [ErrorReplyCode.EXPIRED, 'ERR_EXPIRED'],
+]
+const codeOfWire = new Map<number, ErrorCode>(WIRE_ERRORS)
+const wireOfCode = new Map<ErrorCode, number>(WIRE_ERRORS.map(([w, c]) => [c, w]))
 
 export interface RpcStats {
   requestsOut: number
@@ -90,8 +113,9 @@ export class Rpc {
     requestsOut: 0, requestsIn: 0, repliesIn: 0, repliesOut: 0, retries: 0, timeouts: 0, malformed: 0,
     malformedByCode: {}, rateLimited: 0, unmatchedReplies: 0, truncatedReplies: 0, refusedAmplification: 0, queueFull: 0,
   }
-  /** Answers a request; null sends nothing. Set by the overlay. */
-  onRequest: (from: Address, req: Request) => ReplyBody | null = () => null
+  private readonly handlers = new Map<MessageType, RequestHandler>()
+  /** Answers a request: by default the handler registered for its type. */
+  onRequest: RequestHandler = (from, req, verified) => this.handlers.get(req.type)?.(from, req, verified) ?? null
   /** Called for every valid message from a peer, so tables can learn of it. */
   onSeen: (id: NodeId, address: Address, readOnly: boolean) => void = () => {}
   /** Our address as the last replying peer saw it. */
@@ -123,6 +147,11 @@ export class Rpc {
     this.limiter = new RateLimiter(o.ratePerSecond, o.rateBurst, this.peers)
     this.tokens = new TokenIssuer(runtime.random, o.tokenPeriodMs, runtime.now(), this.peers)
     transport.onPacket = (from, bytes) => this.receive(from, bytes)
+  }
+
+  /** Registers the handler of one request type (the overlay: PING, FIND_NODE; the DHT: GET, PUT). */
+  handle(type: MessageType, handler: RequestHandler): void {
+    this.handlers.set(type, handler)
   }
 
   get inFlight(): number { return this.pending.size }
@@ -161,9 +190,9 @@ export class Rpc {
     const token = held === held ? held : undefined
     const flags = this.readOnly ? Flag.READ_ONLY : 0
     // One object shape per type (no spread): keeps encode/encodedSize monomorphic.
-    const req: Request = body.type === MessageType.PING
-      ? { type: MessageType.PING, txid, sender: this.id, flags, token, pad: 0 }
-      : { type: MessageType.FIND_NODE, txid, sender: this.id, flags, target: body.target, token, pad: 0 }
+    const req: Request = body.type === MessageType.PING ? { type: MessageType.PING, txid, sender: this.id, flags, token, pad: 0 }
+      : body.type === MessageType.PUT ? { type: MessageType.PUT, txid, sender: this.id, flags, record: body.record, cas: body.cas, token, pad: 0 }
+        : { type: body.type, txid, sender: this.id, flags, target: body.target, token, pad: 0 }
     if (token === undefined && expectReplyBytes > 0) {
       req.pad = Math.max(0, Math.min(MAX_PACKET, expectReplyBytes) - encodedSize(req))
     }
@@ -258,8 +287,7 @@ export class Rpc {
     }
     this.onSeen(m.sender, from, (m.flags & Flag.READ_ONLY) !== 0)
     if (m.type === MessageType.ERROR) {
-      const code: ErrorCode = m.code === ErrorReplyCode.RATE_LIMITED ? 'ERR_RATE_LIMITED' : m.code === ErrorReplyCode.BUSY ? 'ERR_BUSY' : 'ERR_BAD_MESSAGE'
-      this.finish(p, new WeftError(code, `${from} refused the request: ${m.reason}`))
+      this.finish(p, new WeftError(codeOfWire.get(m.code) ?? 'ERR_BAD_MESSAGE', `${from} refused the request: ${m.reason}`))
       return
     }
     this.finish(p, null, m, rttMs)
@@ -270,18 +298,32 @@ export class Rpc {
     if (!this.limiter.allow(from, now)) { this.stats.rateLimited++; return }
     this.stats.requestsIn++
     this.onSeen(req.sender, from, (req.flags & Flag.READ_ONLY) !== 0)
-    const body = this.onRequest(from, req)
-    if (!body) return
     const verified = req.token !== undefined && this.tokens.valid(from, req.token, now)
     const token = this.tokens.issue(from, now)
     const flags = this.readOnly ? Flag.READ_ONLY : 0
+    const head = { txid: req.txid, sender: this.id, flags, token, observed: from }
+    let body: ReplyBody | null
+    try {
+      body = this.onRequest(from, req, verified)
+    } catch (err) {
+      const wire = err instanceof WeftError ? wireOfCode.get(err.code) : undefined
+      if (wire === undefined || !(err instanceof WeftError)) throw err
+      const reason = err.message.length > 120 ? `${err.message.slice(0, 117)}...` : err.message
+      this.stats.repliesOut++
+      this.transport.send(from, encode({ type: MessageType.ERROR, txid: req.txid, sender: this.id, flags, code: wire, reason }))
+      return
+    }
+    if (!body) return
     const reply: Reply = body.type === MessageType.NODES
-      ? { type: MessageType.NODES, txid: req.txid, sender: this.id, flags, token, observed: from, contacts: body.contacts.slice() }
-      : { type: MessageType.PONG, txid: req.txid, sender: this.id, flags, token, observed: from }
+      ? { type: MessageType.NODES, ...head, contacts: body.contacts.slice() }
+      : body.type === MessageType.VALUES
+        ? { type: MessageType.VALUES, ...head, contacts: body.contacts.slice(), records: body.records.slice() }
+        : { type: body.type, ...head }
     if (!verified && encodedSize(reply) > requestBytes) {
       // The asker has not proven its address: never send more bytes than it sent.
-      if (reply.type !== MessageType.NODES) { this.stats.refusedAmplification++; return }
+      if (reply.type !== MessageType.NODES && reply.type !== MessageType.VALUES) { this.stats.refusedAmplification++; return }
       while (reply.contacts.length > 0 && encodedSize(reply) > requestBytes) reply.contacts.pop()
+      if (reply.type === MessageType.VALUES) while (reply.records.length > 0 && encodedSize(reply) > requestBytes) reply.records.pop()
       if (encodedSize(reply) > requestBytes) { this.stats.refusedAmplification++; return }
       reply.flags |= Flag.TRUNCATED
     }
@@ -311,6 +353,9 @@ export function expectedNodesReplyBytes(to: Address, contacts: number): number {
   const a = packedAddressSize(to)
   return HEADER_BYTES + TOKEN_BYTES + a + 1 + contacts * (32 + a)
 }
+
+/** A VALUES reply can be as large as a datagram may be. */
+export const expectedValuesReplyBytes = MAX_PACKET
 
 export function expectedPongBytes(to: Address): number {
   return HEADER_BYTES + TOKEN_BYTES + packedAddressSize(to)

@@ -11,12 +11,19 @@ export const MAX_CONTACTS = 25 // 25 IPv6 contacts still fit in MAX_PACKET
 export const MAX_REASON_BYTES = 200
 export const TOKEN_BYTES = 6
 
+export const MAX_RECORDS = 32 // records in one VALUES reply
+export const CAS_BYTES = 8
+
 export const enum MessageType {
   PING = 1,
   PONG = 2,
   FIND_NODE = 3,
   NODES = 4,
   ERROR = 5,
+  GET = 6, // like FIND_NODE, but the responder also returns the records it holds for the key
+  PUT = 7, // store a record; the key is derived from the record itself
+  VALUES = 8, // reply to GET: nearest contacts and any records
+  STORED = 9, // reply to PUT
 }
 
 export const Flag = {
@@ -36,38 +43,63 @@ interface Header {
   sender: NodeId
   flags: number
 }
-export interface Ping extends Header { type: MessageType.PING; token?: number; pad?: number }
-export interface FindNode extends Header { type: MessageType.FIND_NODE; target: NodeId; token?: number; pad?: number }
-export interface Pong extends Header { type: MessageType.PONG; token: number; observed: Address }
-export interface Nodes extends Header { type: MessageType.NODES; token: number; observed: Address; contacts: WireContact[] }
+interface RequestFields { token?: number; pad?: number }
+interface ReplyFields { token: number; observed: Address }
+export interface Ping extends Header, RequestFields { type: MessageType.PING }
+export interface FindNode extends Header, RequestFields { type: MessageType.FIND_NODE; target: NodeId }
+export interface Get extends Header, RequestFields { type: MessageType.GET; target: NodeId }
+/** `record` is opaque here: the DHT service encodes and verifies it. `cas`: expected current seq. */
+export interface Put extends Header, RequestFields { type: MessageType.PUT; record: Uint8Array; cas?: number }
+export interface Pong extends Header, ReplyFields { type: MessageType.PONG }
+export interface Stored extends Header, ReplyFields { type: MessageType.STORED }
+export interface Nodes extends Header, ReplyFields { type: MessageType.NODES; contacts: WireContact[] }
+export interface Values extends Header, ReplyFields { type: MessageType.VALUES; contacts: WireContact[]; records: Uint8Array[] }
 export interface ErrorReply extends Header { type: MessageType.ERROR; code: number; reason: string }
 
-export type Request = Ping | FindNode
-export type Reply = Pong | Nodes | ErrorReply
+export type Request = Ping | FindNode | Get | Put
+export type Reply = Pong | Stored | Nodes | Values | ErrorReply
 export type Message = Request | Reply
 
-export const ErrorReplyCode = { RATE_LIMITED: 1, BAD_REQUEST: 2, BUSY: 3 } as const
+/** ERROR reply codes on the wire, and the error code each one becomes at the asker. */
+export const ErrorReplyCode = {
+  RATE_LIMITED: 1, BAD_REQUEST: 2, BUSY: 3, VALUE_TOO_LARGE: 4, HASH_MISMATCH: 5, BAD_SIGNATURE: 6,
+  STALE_SEQ: 7, CAS_MISMATCH: 8, STORE_FULL: 9, BAD_TOKEN: 10, EXPIRED: 11,
+} as const
 
 export function isRequest(m: Message): m is Request {
-  return m.type === MessageType.PING || m.type === MessageType.FIND_NODE
+  return m.type === MessageType.PING || m.type === MessageType.FIND_NODE || m.type === MessageType.GET || m.type === MessageType.PUT
 }
 
 export function contactSize(c: WireContact): number {
   return ID_BYTES + packedAddressSize(c.address)
 }
 
+function contactsSize(contacts: WireContact[]): number {
+  let n = 1
+  for (const c of contacts) n += contactSize(c)
+  return n
+}
+
 /** Exact encoded size, so replies can be trimmed before encoding. */
 export function encodedSize(m: Message): number {
   switch (m.type) {
     case MessageType.PING:
-      return HEADER_BYTES + (m.token !== undefined ? TOKEN_BYTES : 0) + 2 + (m.pad ?? 0)
     case MessageType.FIND_NODE:
-      return HEADER_BYTES + (m.token !== undefined ? TOKEN_BYTES : 0) + ID_BYTES + 2 + (m.pad ?? 0)
+    case MessageType.GET:
+    case MessageType.PUT: {
+      let n = HEADER_BYTES + (m.token !== undefined ? TOKEN_BYTES : 0) + 2 + (m.pad ?? 0)
+      if (m.type === MessageType.FIND_NODE || m.type === MessageType.GET) n += ID_BYTES
+      if (m.type === MessageType.PUT) n += 1 + (m.cas !== undefined ? CAS_BYTES : 0) + 2 + m.record.length
+      return n
+    }
     case MessageType.PONG:
+    case MessageType.STORED:
       return HEADER_BYTES + TOKEN_BYTES + packedAddressSize(m.observed)
-    case MessageType.NODES: {
-      let n = HEADER_BYTES + TOKEN_BYTES + packedAddressSize(m.observed) + 1
-      for (const c of m.contacts) n += contactSize(c)
+    case MessageType.NODES:
+      return HEADER_BYTES + TOKEN_BYTES + packedAddressSize(m.observed) + contactsSize(m.contacts)
+    case MessageType.VALUES: {
+      let n = HEADER_BYTES + TOKEN_BYTES + packedAddressSize(m.observed) + contactsSize(m.contacts) + 1
+      for (const r of m.records) n += 2 + r.length
       return n
     }
     case MessageType.ERROR:
@@ -86,12 +118,26 @@ function readU48(b: Uint8Array, o: number): number {
   const lo = ((b[o + 2] << 24) | (b[o + 3] << 16) | (b[o + 4] << 8) | b[o + 5]) >>> 0
   return hi * 0x100000000 + lo
 }
+function writeU16(b: Uint8Array, o: number, v: number): number {
+  b[o] = v >> 8; b[o + 1] = v & 0xff
+  return o + 2
+}
+
+function writeContacts(b: Uint8Array, o: number, contacts: WireContact[]): number {
+  if (contacts.length > MAX_CONTACTS) throw new WeftError('ERR_TOO_LARGE', `${contacts.length} contacts exceed ${MAX_CONTACTS}`)
+  b[o++] = contacts.length
+  for (const c of contacts) {
+    b.set(c.id, o); o += ID_BYTES
+    o = packAddress(c.address, b, o)
+  }
+  return o
+}
 
 export function encode(m: Message): Uint8Array {
   const size = encodedSize(m)
   if (size > MAX_PACKET) throw new WeftError('ERR_TOO_LARGE', `message of ${size} bytes exceeds ${MAX_PACKET}`)
   const b = new Uint8Array(size)
-  const hasToken = (m.type === MessageType.PING || m.type === MessageType.FIND_NODE) && m.token !== undefined
+  const hasToken = isRequest(m) && m.token !== undefined
   b[0] = MAGIC
   b[1] = VERSION
   b[2] = m.type
@@ -101,25 +147,38 @@ export function encode(m: Message): Uint8Array {
   let o = HEADER_BYTES
   switch (m.type) {
     case MessageType.PING:
-    case MessageType.FIND_NODE: {
+    case MessageType.FIND_NODE:
+    case MessageType.GET:
+    case MessageType.PUT: {
       if (m.token !== undefined) o = writeU48(b, o, m.token)
-      if (m.type === MessageType.FIND_NODE) { b.set(m.target, o); o += ID_BYTES }
-      const pad = m.pad ?? 0
-      b[o] = pad >> 8; b[o + 1] = pad & 0xff // the pad bytes that follow are already zero
+      if (m.type === MessageType.FIND_NODE || m.type === MessageType.GET) { b.set(m.target, o); o += ID_BYTES }
+      if (m.type === MessageType.PUT) {
+        if (m.cas !== undefined) {
+          if (!Number.isSafeInteger(m.cas) || m.cas < 0) throw new WeftError('ERR_BAD_ARGUMENT', 'cas must be a non-negative safe integer')
+          b[o++] = 1
+          new DataView(b.buffer).setBigUint64(o, BigInt(m.cas))
+          o += CAS_BYTES
+        } else b[o++] = 0
+        o = writeU16(b, o, m.record.length)
+        b.set(m.record, o); o += m.record.length
+      }
+      writeU16(b, o, m.pad ?? 0) // the pad bytes that follow are already zero
       break
     }
     case MessageType.PONG:
+    case MessageType.STORED:
       o = writeU48(b, o, m.token)
       packAddress(m.observed, b, o)
       break
     case MessageType.NODES:
-      if (m.contacts.length > MAX_CONTACTS) throw new WeftError('ERR_TOO_LARGE', `${m.contacts.length} contacts exceed ${MAX_CONTACTS}`)
+    case MessageType.VALUES:
       o = writeU48(b, o, m.token)
       o = packAddress(m.observed, b, o)
-      b[o++] = m.contacts.length
-      for (const c of m.contacts) {
-        b.set(c.id, o); o += ID_BYTES
-        o = packAddress(c.address, b, o)
+      o = writeContacts(b, o, m.contacts)
+      if (m.type === MessageType.VALUES) {
+        if (m.records.length > MAX_RECORDS) throw new WeftError('ERR_TOO_LARGE', `${m.records.length} records exceed ${MAX_RECORDS}`)
+        b[o++] = m.records.length
+        for (const r of m.records) { o = writeU16(b, o, r.length); b.set(r, o); o += r.length }
       }
       break
     case MessageType.ERROR: {
@@ -166,31 +225,55 @@ function decodeOrThrow(b: Uint8Array): Message {
   let m: Message
   switch (type) {
     case MessageType.PING:
-    case MessageType.FIND_NODE: {
+    case MessageType.FIND_NODE:
+    case MessageType.GET:
+    case MessageType.PUT: {
       let token: number | undefined
       if (flags & Flag.HAS_TOKEN) { need(b, o, TOKEN_BYTES, 'token'); token = readU48(b, o); o += TOKEN_BYTES }
       let target: NodeId | undefined
-      if (type === MessageType.FIND_NODE) { need(b, o, ID_BYTES, 'target'); target = b.slice(o, o + ID_BYTES); o += ID_BYTES }
+      if (type === MessageType.FIND_NODE || type === MessageType.GET) { need(b, o, ID_BYTES, 'target'); target = b.slice(o, o + ID_BYTES); o += ID_BYTES }
+      let record: Uint8Array | undefined
+      let cas: number | undefined
+      if (type === MessageType.PUT) {
+        need(b, o, 1, 'cas flag')
+        const hasCas = b[o++]
+        if (hasCas > 1) throw new WeftError('ERR_BAD_MESSAGE', 'cas flag must be 0 or 1')
+        if (hasCas) {
+          need(b, o, CAS_BYTES, 'cas')
+          const v = new DataView(b.buffer, b.byteOffset + o, CAS_BYTES).getBigUint64(0)
+          if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new WeftError('ERR_BAD_MESSAGE', 'cas out of range')
+          cas = Number(v)
+          o += CAS_BYTES
+        }
+        need(b, o, 2, 'record length')
+        const len = (b[o] << 8) | b[o + 1]
+        o += 2
+        need(b, o, len, 'record')
+        record = b.slice(o, o + len)
+        o += len
+      }
       need(b, o, 2, 'pad length')
       const pad = (b[o] << 8) | b[o + 1]
       o += 2
       need(b, o, pad, 'padding')
       for (let i = 0; i < pad; i++) if (b[o + i] !== 0) throw new WeftError('ERR_BAD_MESSAGE', 'padding must be zero')
       o += pad
-      m = target
-        ? { type: MessageType.FIND_NODE, txid, sender, flags, target, token, pad }
-        : { type: MessageType.PING, txid, sender, flags, token, pad }
+      if (type === MessageType.FIND_NODE || type === MessageType.GET) m = { type, txid, sender, flags, target: target!, token, pad }
+      else if (type === MessageType.PUT) m = { type, txid, sender, flags, record: record!, cas, token, pad }
+      else m = { type: MessageType.PING, txid, sender, flags, token, pad }
       break
     }
     case MessageType.PONG:
-    case MessageType.NODES: {
+    case MessageType.STORED:
+    case MessageType.NODES:
+    case MessageType.VALUES: {
       need(b, o, TOKEN_BYTES, 'token')
       const token = readU48(b, o)
       o += TOKEN_BYTES
       need(b, o, 1, 'observed address')
       const [observed, next] = unpackAddress(b, o)
       o = next
-      if (type === MessageType.PONG) { m = { type, txid, sender, flags, token, observed }; break }
+      if (type === MessageType.PONG || type === MessageType.STORED) { m = { type, txid, sender, flags, token, observed }; break }
       need(b, o, 1, 'contact count')
       const count = b[o++]
       if (count > MAX_CONTACTS) throw new WeftError('ERR_BAD_MESSAGE', `${count} contacts exceed the limit of ${MAX_CONTACTS}`)
@@ -202,7 +285,20 @@ function decodeOrThrow(b: Uint8Array): Message {
         o = after
         contacts.push({ id, address })
       }
-      m = { type, txid, sender, flags, token, observed, contacts }
+      if (type === MessageType.NODES) { m = { type, txid, sender, flags, token, observed, contacts }; break }
+      need(b, o, 1, 'record count')
+      const n = b[o++]
+      if (n > MAX_RECORDS) throw new WeftError('ERR_BAD_MESSAGE', `${n} records exceed the limit of ${MAX_RECORDS}`)
+      const records: Uint8Array[] = []
+      for (let i = 0; i < n; i++) {
+        need(b, o, 2, 'record length')
+        const len = (b[o] << 8) | b[o + 1]
+        o += 2
+        need(b, o, len, 'record')
+        records.push(b.slice(o, o + len))
+        o += len
+      }
+      m = { type, txid, sender, flags, token, observed, contacts, records }
       break
     }
     case MessageType.ERROR: {

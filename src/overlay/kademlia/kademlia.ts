@@ -4,7 +4,7 @@ import { WeftError } from '../../errors.js'
 import { compareDistance, ID_BITS, randomIdWithPrefix, type NodeId } from '../../identity/node-id.js'
 import { expectedPongBytes } from '../../rpc/rpc.js'
 import type { Address } from '../../wire/address.js'
-import { MessageType } from '../../wire/messages.js'
+import { MessageType, type FindNode } from '../../wire/messages.js'
 import type { Contact, LookupOptions, LookupResult, TableEntry, Topology, TopologyContext } from '../topology.js'
 import { iterativeFindNode } from './lookup.js'
 import { RoutingTable } from './routing-table.js'
@@ -45,10 +45,11 @@ export class Kademlia implements Topology {
       rpc.request(c.address, { type: MessageType.PING }, expectedPongBytes(c.address), (err, reply) => done(!err && !!reply))
     }
     rpc.onSeen = (id, address, readOnly) => { if (!readOnly) this.routing.observe(id, address, runtime.now()) }
-    rpc.onRequest = (_from, req) => {
-      if (req.type === MessageType.PING) return { type: MessageType.PONG }
-      return { type: MessageType.NODES, contacts: this.routing.closest(req.target, this.options.k, req.sender) }
-    }
+    rpc.handle(MessageType.PING, () => ({ type: MessageType.PONG }))
+    rpc.handle(MessageType.FIND_NODE, (_from, req) => {
+      const { target, sender } = req as FindNode
+      return { type: MessageType.NODES, contacts: this.routing.closest(target, this.options.k, sender) }
+    })
     this.scheduleRefresh()
   }
 
@@ -65,7 +66,7 @@ export class Kademlia implements Topology {
       k: this.options.k, alpha: this.options.alpha,
       verify: Math.min(this.options.k, Math.max(1, options.verify ?? this.options.verify)),
       seeds: this.routing.closest(target, this.options.k),
-      bootstrap, signal: options.signal,
+      bootstrap, signal: options.signal, query: options.query,
       onFailed: (c) => this.routing.failed(c.id),
     })
   }

@@ -9,8 +9,8 @@ import type { Rpc } from '../../rpc/rpc.js'
 import { expectedNodesReplyBytes } from '../../rpc/rpc.js'
 import type { Runtime } from '../../runtime/runtime.js'
 import type { Address } from '../../wire/address.js'
-import { MessageType } from '../../wire/messages.js'
-import type { Contact, LookupResult } from '../topology.js'
+import { MAX_PACKET, MessageType } from '../../wire/messages.js'
+import type { Contact, LookupQuery, LookupResult } from '../topology.js'
 
 const enum State { NEW, ASKED, ANSWERED, FAILED }
 
@@ -34,6 +34,7 @@ export interface LookupParams {
   /** Addresses with no known id (bootstrap): asked first. */
   bootstrap?: Address[]
   signal?: AbortSignal
+  query?: LookupQuery
   onFailed?: (c: Contact) => void
   /** Bound on candidates kept, nearest first. */
   maxCandidates?: number
@@ -96,10 +97,13 @@ export function iterativeFindNode(p: LookupParams): Promise<LookupResult> {
       c.state = State.ASKED
       inFlight++
       messages++
-      p.rpc.request(c.address, { type: MessageType.FIND_NODE, target: p.target }, expectedNodesReplyBytes(c.address, p.k), (err, reply) => {
+      const request = p.query?.request ?? { type: MessageType.FIND_NODE, target: p.target }
+      const expect = p.query ? MAX_PACKET : expectedNodesReplyBytes(c.address, p.k)
+      p.rpc.request(c.address, request, expect, (err, reply) => {
         inFlight--
         if (done) return
-        if (err || !reply || reply.type !== MessageType.NODES || (c.id !== null && !idEquals(c.id, reply.sender))) {
+        const withContacts = reply && (reply.type === MessageType.NODES || reply.type === MessageType.VALUES) ? reply : null
+        if (err || !withContacts || (c.id !== null && !idEquals(c.id, withContacts.sender))) {
           // No answer, a refusal, or a different node now at that address.
           c.state = State.FAILED
           failed++
@@ -112,11 +116,12 @@ export function iterativeFindNode(p: LookupParams): Promise<LookupResult> {
           // A bootstrap address answered: it now has an id and a place in distance order.
           known.delete(c.address)
           list.splice(list.indexOf(c), 1)
-          c.id = reply.sender
+          c.id = withContacts.sender
           insert(c)
         }
         c.state = State.ANSWERED
-        for (const r of reply.contacts) insert({ id: r.id, address: r.address, state: State.NEW, hop: c.hop + 1 })
+        for (const r of withContacts.contacts) insert({ id: r.id, address: r.address, state: State.NEW, hop: c.hop + 1 })
+        if (p.query?.onReply({ id: c.id!, address: c.address }, withContacts)) { finish(null); return }
         pump()
       })
     }

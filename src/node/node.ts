@@ -1,6 +1,6 @@
 // One running peer: identity, transport, rpc and a topology wired together, with a small API.
 import { EventEmitter } from 'node:events'
-import { WeftError } from '../errors.js'
+import { isWeftError, WeftError } from '../errors.js'
 import { generateIdentity, loadIdentity, loadOrCreateIdentity, type Identity } from '../identity/keys.js'
 import { idFromHex, idToHex, type NodeId } from '../identity/node-id.js'
 import { createTopology, type TopologyName, type TopologyOptions } from '../overlay/registry.js'
@@ -9,7 +9,10 @@ import { expectedPongBytes, Rpc, type RpcOptions, type RpcStats } from '../rpc/r
 import type { Network, Runtime } from '../runtime/runtime.js'
 import { realRuntime, udpNetwork } from '../runtime/udp.js'
 import { PacketTransport, type Transport, type TransportStats } from '../transport/transport.js'
+import { Dht, type DhtOptions } from '../services/dht/dht.js'
+import { RecordStore, type RecordStoreOptions } from '../services/dht/store.js'
 import { parseAddress, type Address } from '../wire/address.js'
+import { join } from 'node:path'
 import { MAX_PACKET, MessageType } from '../wire/messages.js'
 
 export interface NodeOptions {
@@ -25,6 +28,9 @@ export interface NodeOptions {
   topology?: TopologyName
   kademlia?: TopologyOptions
   rpc?: Partial<RpcOptions>
+  dht?: Partial<DhtOptions>
+  /** Bounds of the local record store; with dataDir it lives in DIR/weft.db (SQLite). */
+  store?: Omit<RecordStoreOptions, 'path'>
   /** A client node asks but is never added to others' routing tables. */
   readOnly?: boolean
   runtime?: Runtime
@@ -71,6 +77,8 @@ export class Node extends EventEmitter<NodeEvents> {
   private transport: Transport | null = null
   private rpc: Rpc | null = null
   private overlay: Topology | null = null
+  private dhtService: Dht | null = null
+  private recordStore: RecordStore | null = null
   private startedAt = 0
 
   constructor(readonly options: NodeOptions = {}) {
@@ -88,6 +96,8 @@ export class Node extends EventEmitter<NodeEvents> {
   get address(): Address { return this.running().transport!.address }
   get topology(): Topology { return this.running().overlay! }
   get running_(): boolean { return this.rpc !== null }
+  /** The DHT: put/get, putMutable/getMutable, announce/providers. */
+  get dht(): Dht { return this.running().dhtService! }
 
   private running(): this {
     if (!this.rpc) throw new WeftError('ERR_NOT_RUNNING', 'the node is not started')
@@ -111,9 +121,18 @@ export class Node extends EventEmitter<NodeEvents> {
     this.overlay = overlay
     this.startedAt = this.runtime.now()
     try {
-      const bootstrap = (o.bootstrap ?? []).filter((a) => a !== transport.address)
-      for (const a of bootstrap) parseAddress(a) // a bad address is the caller's error, not a timeout
-      await overlay.join(bootstrap, options)
+      const store = this.recordStore = new RecordStore({
+        ...o.store, limits: o.dht?.limits, path: o.dataDir ? join(o.dataDir, 'weft.db') : undefined, now: this.runtime.wallClock(),
+      })
+      this.dhtService = new Dht({ runtime: this.runtime, rpc, topology: overlay, identity: this.identity, store, address: () => transport.address }, o.dht)
+      const given = (o.bootstrap ?? []).filter((a) => a !== transport.address)
+      for (const a of given) parseAddress(a) // a bad address is the caller's error, not a timeout
+      // With no bootstrap peers, a node that ran before rejoins through the table it saved.
+      const saved = given.length === 0 ? store.loadPeers().map((p) => p.address).filter((a) => a !== transport.address) : []
+      await overlay.join(given.length ? given : saved, options).catch((err) => {
+        if (given.length === 0 && isWeftError(err, 'ERR_BOOTSTRAP_FAILED')) return // nobody from last time is up: start anew
+        throw err
+      })
     } catch (err) {
       await this.stop()
       throw err
@@ -123,6 +142,17 @@ export class Node extends EventEmitter<NodeEvents> {
 
   async stop(): Promise<void> {
     if (!this.rpc) return
+    this.dhtService?.close()
+    if (this.recordStore) {
+      const now = this.runtime.wallClock()
+      try {
+        this.recordStore.savePeers(this.overlay!.entries().map((e) => ({ id: e.id, address: e.address, lastSeen: now - e.lastSeenMs })))
+      } finally {
+        this.recordStore.close()
+      }
+    }
+    this.dhtService = null
+    this.recordStore = null
     this.overlay!.close()
     this.rpc.close()
     await this.transport!.close()

@@ -67,6 +67,8 @@ export const defaultLinks: LinkModel = {
 const drainMicrotasks = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
 export class MemoryWorld implements Network {
+  /** Virtual unix time at the start of every world: fixed, so runs replay exactly. */
+  static readonly EPOCH = Date.UTC(2030, 0, 1)
   readonly random: SeededRandom
   private readonly queue = new EventQueue()
   private readonly endpoints = new Map<Address, MemoryEndpoint>()
@@ -91,6 +93,7 @@ export class MemoryWorld implements Network {
     const random = this.random.fork(label)
     return {
       now: () => this.time,
+      wallClock: () => MemoryWorld.EPOCH + this.time,
       setTimeout: (fn, ms) => this.schedule(ms, fn),
       clearTimeout: (h: TimerHandle) => { (h as Event).fn = null },
       random,

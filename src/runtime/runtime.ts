@@ -15,6 +15,8 @@ export interface Random {
 export interface Runtime {
   /** Milliseconds on a monotonic clock (virtual in the simulator). */
   now(): number
+  /** Unix time in ms, for what other nodes must agree on (record expiry). Virtual in the simulator. */
+  wallClock(): number
   setTimeout(fn: () => void, ms: number): TimerHandle
   clearTimeout(handle: TimerHandle): void
   readonly random: Random

@@ -23,6 +23,7 @@ class CryptoRandom implements Random {
 
 export const realRuntime: Runtime = {
   now: () => performance.now(),
+  wallClock: () => Date.now(),
   setTimeout: (fn, ms) => {
     const t = setTimeout(fn, ms)
     t.unref() // protocol timers alone never keep the process alive

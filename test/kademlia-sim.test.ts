@@ -5,6 +5,8 @@ import { MemoryWorld } from '../src/runtime/memory.js'
 import { createTestnet } from '../src/node/testnet.js'
 import { idToHex, idEquals } from '../src/identity/node-id.js'
 import { SeededRandom } from '../src/runtime/prng.js'
+import { expectedNodesReplyBytes, type Rpc } from '../src/rpc/rpc.js'
+import { Flag, MessageType } from '../src/wire/messages.js'
 
 const SEED = process.env.WEFT_SEED ?? 'kademlia-sim-1'
 
@@ -67,4 +69,23 @@ test(`the same seed replays the same run exactly (seed ${SEED})`, async () => {
   assert.equal(a.events, b.events)
   const c = await run(`${SEED}:other`, 80, 30)
   assert.notDeepEqual(a.trace, c.trace)
+})
+
+test(`after the token secrets rotate, a request with a stale token still gets the whole answer (seed ${SEED})`, async () => {
+  const world = new MemoryWorld(`${SEED}:rotate`)
+  // No bucket refreshes in this run, so nothing renews the tokens the nodes got while joining.
+  const node = { kademlia: { refreshIntervalMs: 24 * 3600_000 }, dht: { replicateIntervalMs: 24 * 3600_000, republishIntervalMs: 24 * 3600_000 } }
+  const net = await createTestnet({ nodes: 40, seed: `${SEED}:rotate`, world, host: '100.64.0.1', node })
+  const [x, y] = [net.nodes[3], net.nodes[4]]
+  await net.wait(x.ping(y.address)) // x now holds y's token...
+  await world.run(world.now() + 30 * 60_000) // ...which is stale once y's secret has rotated twice
+  const rpc = (x as unknown as { rpc: Rpc }).rpc
+  const target = new SeededRandom(`${SEED}:rotate`).bytes(32)
+  const { reply } = await net.wait(rpc.requestAsync(y.address, { type: MessageType.FIND_NODE, target }, expectedNodesReplyBytes(y.address, 20)))
+  const stats = x.status().rpc
+  await net.close()
+  assert.equal(reply.type, MessageType.NODES)
+  assert.equal(reply.flags & Flag.TRUNCATED, 0, 'the answer was cut short')
+  assert.equal(reply.type === MessageType.NODES && reply.contacts.length, 20)
+  assert.ok(stats.truncatedReplies >= 1, 'no stale token was used: the test did not exercise the resend')
 })

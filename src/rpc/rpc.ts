@@ -98,6 +98,10 @@ export type RequestCallback = (err: WeftError | null, reply?: Reply, rttMs?: num
 interface Pending {
   txid: number
   to: Address
+  body: RequestBody
+  expectReplyBytes: number
+  /** Sent with a token that the peer no longer accepts, and sent again with the fresh one. */
+  resent: boolean
   bytes: Uint8Array
   tries: number
   sentAt: number
@@ -182,7 +186,7 @@ export class Rpc {
     })
   }
 
-  private send(to: Address, body: RequestBody, expectReplyBytes: number, cb: RequestCallback): void {
+  private send(to: Address, body: RequestBody, expectReplyBytes: number, cb: RequestCallback, resent = false): void {
     let txid = this.runtime.random.u32()
     while (this.pending.has(txid)) txid = (txid + 1) >>> 0
     const slot = this.peers.find(to)
@@ -203,7 +207,7 @@ export class Rpc {
       cb(err as WeftError)
       return
     }
-    const p: Pending = { txid, to, bytes, tries: 0, sentAt: 0, deadline: 0, cb }
+    const p: Pending = { txid, to, body, expectReplyBytes, resent, bytes, tries: 0, sentAt: 0, deadline: 0, cb }
     this.pending.set(txid, p)
     this.stats.requestsOut++
     this.transmit(p)
@@ -283,7 +287,16 @@ export class Rpc {
     if (m.type !== MessageType.ERROR) {
       this.peers.f[this.peers.slot(from) * Field.COUNT + Field.HELD_TOKEN] = m.token
       this.observedAddress = m.observed
-      if (m.flags & Flag.TRUNCATED) this.stats.truncatedReplies++
+      if (m.flags & Flag.TRUNCATED) {
+        this.stats.truncatedReplies++
+        if (!p.resent && p.expectReplyBytes > 0) {
+          // Our token had expired (secrets rotate), so the answer was cut to our request's size.
+          // The reply carries a fresh token: ask once more with it, for the whole answer.
+          this.pending.delete(p.txid)
+          this.send(p.to, p.body, p.expectReplyBytes, p.cb, true)
+          return
+        }
+      }
     }
     this.onSeen(m.sender, from, (m.flags & Flag.READ_ONLY) !== 0)
     if (m.type === MessageType.ERROR) {

@@ -21,10 +21,12 @@ export class TokenIssuer {
   }
 
   private rotate(now: number): void {
-    if (now - this.rotatedAt < this.periodMs) return
-    this.previous = this.current
+    const periods = Math.floor((now - this.rotatedAt) / this.periodMs)
+    if (periods < 1) return
+    // After a quiet spell of two periods or more, the old secret is too old to honour as well.
+    this.previous = periods >= 2 ? this.random.bytes(16) : this.current
     this.current = this.random.bytes(16)
-    this.rotatedAt = now
+    this.rotatedAt += periods * this.periodMs
     this.epoch++
   }
 

@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createSocket } from 'node:dgram'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -112,6 +112,59 @@ test('bad input from a person is one clear line and a non-zero exit', { timeout:
     assert.match(badAddr.err, /not an address/)
   } finally {
     sock.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('weft put / get / announce / providers / keygen through two node processes', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-cli-'))
+  const procs: ChildProcess[] = []
+  try {
+    const a = await startNode(['--port', '0', '--api', '127.0.0.1:0'])
+    procs.push(a.proc)
+    const b = await startNode(['--port', '0', '--api', '127.0.0.1:0', '--bootstrap', a.address])
+    procs.push(b.proc)
+    const put = weft(['put', 'a value from the command line', '--api', a.api, '--json'])
+    assert.equal(put.code, 0, put.err)
+    const { key } = JSON.parse(put.out)
+    const got = weft(['get', key, '--api', b.api])
+    assert.equal(got.code, 0, got.err)
+    assert.equal(got.out, 'a value from the command line')
+    // A file in, a file out.
+    writeFileSync(join(dir, 'in.bin'), Buffer.from([0, 1, 2, 250, 255]))
+    const fileKey = JSON.parse(weft(['put', '--file', join(dir, 'in.bin'), '--api', b.api, '--json']).out).key
+    assert.equal(weft(['get', fileKey, '--out', join(dir, 'out.bin'), '--api', a.api]).code, 0)
+    assert.deepEqual(readFileSync(join(dir, 'out.bin')), Buffer.from([0, 1, 2, 250, 255]))
+    // Mutable: signed here with a key file, newest wins, stale refused.
+    const keyFile = join(dir, 'signer.pem')
+    const gen = weft(['keygen', keyFile])
+    assert.equal(gen.code, 0, gen.err)
+    const publicKey = /public key ([0-9a-f]{64})/.exec(gen.out)![1]
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600)
+    for (const v of ['first', 'second']) assert.equal(weft(['put', '--mutable', '--key-file', keyFile, '--salt', 'app', v, '--api', a.api]).code, 0)
+    const latest = JSON.parse(weft(['get', '--mutable', publicKey, '--salt', 'app', '--api', b.api, '--json']).out)
+    assert.equal(latest.seq, 1)
+    assert.equal(Buffer.from(latest.value, 'base64').toString(), 'second')
+    const stale = weft(['put', '--mutable', '--key-file', keyFile, '--salt', 'app', '--seq', '0', 'old', '--api', a.api])
+    assert.notEqual(stale.code, 0)
+    assert.match(stale.err, /ERR_STALE_SEQ/)
+    // Announce a topic from one node; the other lists it as a provider at its address.
+    assert.equal(weft(['announce', 'weft-test-topic', '--api', b.api]).code, 0)
+    const providers = JSON.parse(weft(['providers', 'weft-test-topic', '--api', a.api, '--json']).out)
+    assert.equal(providers.length, 1)
+    assert.equal(providers[0].id, b.id)
+    assert.deepEqual(providers[0].addresses, [b.address])
+    // Bad input: one line, a code, a non-zero exit.
+    const big = weft(['put', 'x'.repeat(1001), '--api', a.api])
+    assert.notEqual(big.code, 0)
+    assert.match(big.err, /ERR_VALUE_TOO_LARGE/)
+    const missing = weft(['get', 'ab'.repeat(32), '--api', a.api])
+    assert.notEqual(missing.code, 0)
+    assert.match(missing.err, /no value for key.*ERR_NOT_FOUND/)
+    const noKey = weft(['put', '--mutable', 'v', '--api', a.api])
+    assert.match(noKey.err, /--key-file/)
+  } finally {
+    await Promise.all(procs.map(stop))
     rmSync(dir, { recursive: true, force: true })
   }
 })

@@ -7,6 +7,7 @@ import { idFromHex } from '../identity/node-id.js'
 import { Node, type LookupReport, type NodeStatus, type PeerInfo } from '../node/node.js'
 import { parseAddress } from '../wire/address.js'
 import { runDevnet } from './devnet.js'
+import { addDhtCommands } from './dht-commands.js'
 import { fail, ms, table } from './format.js'
 
 const int = (name: string, min: number, max: number) => (v: string): number => {
@@ -110,5 +111,7 @@ program.command('devnet')
   .action(async (o) => {
     await runDevnet({ nodes: o.nodes, seed: o.seed, lookups: o.lookups, api: o.api, exit: !!o.exit, summaryEveryMs: 5000 })
   })
+
+addDhtCommands(program, apiOption)
 
 program.parseAsync().then(() => process.exit(0), (err) => fail(err instanceof WeftError ? err : err))

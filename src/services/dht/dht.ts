@@ -239,6 +239,11 @@ export class Dht {
     return found
   }
 
+  /** Stores a record signed elsewhere (e.g. by a client that keeps its key to itself). */
+  async putRecord(record: DhtRecord, options: DhtCallOptions & { cas?: number } = {}): Promise<PutResult> {
+    return this.publish(record, options, options.cas)
+  }
+
   /** Stores a record on the k nodes nearest its key (this one too, if it is among them). */
   private async publish(record: DhtRecord, options: DhtCallOptions, cas?: number): Promise<PutResult> {
     const key = recordKey(record)

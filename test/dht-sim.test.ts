@@ -3,7 +3,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { MemoryWorld } from '../src/runtime/memory.js'
-import { createTestnet } from '../src/node/testnet.js'
+import { createTestnet, seededIdentity } from '../src/node/testnet.js'
+import { Node } from '../src/node/node.js'
 import { SeededRandom } from '../src/runtime/prng.js'
 
 const SEED = process.env.WEFT_SEED ?? 'dht-sim-1'
@@ -31,4 +32,35 @@ test(`kill 25% of 200 nodes at once: after one re-replication round, 100% of 300
   }
   await net.close()
   assert.equal(found, 300, `only ${found}/300 values found after killing 50 nodes (seed ${SEED})`)
+})
+
+test(`nodes that join later are handed the records they should hold (seed ${SEED})`, { timeout: 300_000 }, async () => {
+  const world = new MemoryWorld(`${SEED}:handoff`)
+  const node = { dht: { replicateIntervalMs: 24 * 3600_000 } } // no replication: only the handoff may move records
+  const net = await createTestnet({ nodes: 100, seed: `${SEED}:handoff`, world, host: '100.64.0.1', node })
+  const rnd = new SeededRandom(`${SEED}:handoff`)
+  const keys: string[] = []
+  for (let i = 0; i < 200; i++) keys.push((await net.wait(net.nodes[rnd.u32() % 100].dht.put(Buffer.from(`handoff ${i}`)))).key)
+  const late: Node[] = []
+  for (let i = 0; i < 40; i++) {
+    const n = new Node({ ...node, host: '100.64.0.2', identity: seededIdentity(`${SEED}:late`, i), runtime: world.runtime(`late${i}`), network: world, bootstrap: [net.bootstrap] })
+    await net.wait(n.start())
+    late.push(n)
+  }
+  await world.run(world.now() + 60_000)
+  // Every key's nearest node now holds it, including the keys whose nearest node is a latecomer.
+  const all = [...net.nodes, ...late]
+  let held = 0
+  let toLatecomers = 0
+  for (const key of keys) {
+    const nearest = net.oracle(Buffer.from(key, 'hex'), 1, all)[0]
+    const holder = all.find((n) => Buffer.from(n.id).equals(Buffer.from(nearest)))!
+    const store = (holder as unknown as { recordStore: { get(k: Uint8Array, now: number): unknown[] } }).recordStore
+    if (store.get(Buffer.from(key, 'hex'), MemoryWorld.EPOCH + world.now()).length > 0) held++
+    if (late.includes(holder)) toLatecomers++
+  }
+  await Promise.all(late.map((n) => n.stop()))
+  await net.close()
+  assert.ok(toLatecomers > 20, `only ${toLatecomers} keys have a latecomer as their nearest node: the test proves little`)
+  assert.equal(held, keys.length, `only ${held}/${keys.length} keys are held by their nearest node after the joins (seed ${SEED})`)
 })

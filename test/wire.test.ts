@@ -259,6 +259,72 @@ test('the worked examples in spec/wire.md encode and decode exactly', () => {
   }
   assert.equal(hex(encode(nodes)),
     '57010402cafebabe' + 'ff'.repeat(32) + '0000000000ff' + '06' + '20010db8000000000000000000000001' + '0fa0' + '01' + hex(sender) + '04c6336401c8d5')
+
+  // The DHT examples: store and find the immutable value "hello".
+  const record = Uint8Array.from(Buffer.from('0101000568656c6c6f', 'hex')) // version 1, kind 1, length 5, "hello"
+  const key = Uint8Array.from(Buffer.from('2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824', 'hex'))
+  assert.equal(hex(key), '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824') // SHA-256("hello"): checked below
+  const get: Message = { type: MessageType.GET, txid: 0x0badf00d, sender, flags: 0, target: key, token: 0x123456789abc, pad: 0 }
+  assert.equal(hex(encode(get)), '57010601' + '0badf00d' + hex(sender) + '123456789abc' + hex(key) + '0000')
+  const values: Message = {
+    type: MessageType.VALUES, txid: 0x0badf00d, sender: target, flags: 0, token: 0x123456789abc, observed: '192.0.2.7:4000',
+    contacts: [{ id: new Uint8Array(32).fill(0xab), address: '198.51.100.1:51413' }], records: [record],
+  }
+  assert.equal(hex(encode(values)),
+    '57010800' + '0badf00d' + 'ff'.repeat(32) + '123456789abc' + '04c00002070fa0' + '01' + 'ab'.repeat(32) + '04c6336401c8d5' + '01' + '0009' + hex(record))
+  const put: Message = { type: MessageType.PUT, txid: 0x0badf00e, sender, flags: 0, record, token: 0x123456789abc, pad: 0 }
+  assert.equal(hex(encode(put)), '57010701' + '0badf00e' + hex(sender) + '123456789abc' + '00' + '0009' + hex(record) + '0000')
+  const casPut: Message = { ...put, cas: 6 } as Message // the variant the spec describes after the PUT example
+  assert.equal(hex(encode(casPut)), '57010701' + '0badf00e' + hex(sender) + '123456789abc' + '01' + '0000000000000006' + '0009' + hex(record) + '0000')
+  const stored: Message = { type: MessageType.STORED, txid: 0x0badf00e, sender: target, flags: 0, token: 0x123456789abc, observed: '192.0.2.7:4000' }
+  assert.equal(hex(encode(stored)), '57010900' + '0badf00e' + 'ff'.repeat(32) + '123456789abc' + '04c00002070fa0')
+  assert.deepEqual([get, values, put, casPut, stored].map((m) => encode(m).length), [80, 105, 60, 68, 53])
+
+  // ... and every example decodes to what was encoded.
+  for (const m of [ping, find, pong, nodes, get, values, put, casPut, stored]) {
+    const r = decode(encode(m))
+    assert.ok(r.ok, r.ok ? '' : `${r.error.code}: ${r.error.message}`)
+    assert.deepStrictEqual(r.message, expected(m))
+  }
+})
+
+test('the signed record examples in spec/wire.md encode, decode and verify exactly', async () => {
+  const { decodeRecord, encodeRecord, providerId, recordKey, signMutable, signProvider, verifyRecord } = await import('../src/services/dht/records.js')
+  const { identityFromSeed } = await import('../src/identity/keys.js')
+  const { createHash, verify: cryptoVerify } = await import('node:crypto')
+  const utf8 = (s: string) => new TextEncoder().encode(s)
+  const author = identityFromSeed(new Uint8Array(32).fill(1))
+  assert.equal(hex(author.publicKey), '8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c')
+
+  const mutable = signMutable(author, utf8('hi'), 7, utf8('s'))
+  const mutableBytes = encodeRecord(mutable)
+  const mutableSignature = 'a4533c38b36760820771201c64e729965cfbdc8233305b2d631c74b0666a572a' +
+    '80d35d0ab45aed88ea2dc171ba195da92c411ddb2f172f22bde19bebc1848508'
+  assert.equal(hex(mutableBytes), '0102' + hex(author.publicKey) + '01' + '73' + '0000000000000007' + '0002' + '6869' + mutableSignature)
+  assert.equal(hex(recordKey(mutable)), '88a2ebd55685cf7ee2897aa4c9f15f265a901719e18888d904b519389300f6c3')
+  assert.equal(hex(recordKey(mutable)), createHash('sha256').update(author.publicKey).update('s').digest('hex'))
+  const mutableSigned = Buffer.concat([Buffer.from('weft dht mutable v1\0'), Buffer.from('01730000000000000007' + '00026869', 'hex')])
+  assert.ok(cryptoVerify(null, mutableSigned, author.privateKey, Buffer.from(mutableSignature, 'hex'))) // the signed bytes the spec lists
+  assert.deepStrictEqual(decodeRecord(mutableBytes), mutable)
+  verifyRecord(recordKey(mutable), decodeRecord(mutableBytes), 0)
+
+  const key = new Uint8Array(createHash('sha256').update('hello').digest())
+  assert.equal(hex(key), '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824')
+  const expiresAt = 1_700_000_000_000
+  const provider = signProvider(author, key, ['198.51.100.1:51413'], expiresAt)
+  const providerBytes = encodeRecord(provider)
+  const providerSignature = '11404622e5fd8b497f4d0a38975216a7e60858f94fdd05b47ef354d7fa6b21bc' +
+    '33fe88b009aa55ee8e47b19c22358a60f949ac621c4acdb4375e0f664586cf0a'
+  assert.equal(hex(providerBytes), '0103' + hex(key) + hex(author.publicKey) + '0000018bcfe56800' + '01' + '04c6336401c8d5' + providerSignature)
+  const providerSigned = Buffer.concat([Buffer.from('weft dht provider v1\0'), key, Buffer.from('0000018bcfe56800' + '01' + '04c6336401c8d5', 'hex')])
+  assert.ok(cryptoVerify(null, providerSigned, author.privateKey, Buffer.from(providerSignature, 'hex')))
+  assert.equal(hex(providerId(provider)), '34750f98bd59fcfc946da45aaabe933be154a4b5094e1c4abf42866505f3c97e')
+  assert.deepStrictEqual(decodeRecord(providerBytes), provider)
+  verifyRecord(key, decodeRecord(providerBytes), expiresAt - 2 * 3600_000) // valid from expiresAt - 2 h ...
+  verifyRecord(key, decodeRecord(providerBytes), expiresAt - 1) // ... to just before expiresAt
+  for (const now of [expiresAt - 2 * 3600_000 - 1, expiresAt]) {
+    assert.throws(() => verifyRecord(key, decodeRecord(providerBytes), now), (e: unknown) => e instanceof WeftError && e.code === 'ERR_EXPIRED')
+  }
 })
 
 // ---- addresses ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import { WeftError } from '../../errors.js'
 import type { Identity } from '../../identity/keys.js'
 import { compareDistance, idEquals, idFromHex, idToHex, type NodeId } from '../../identity/node-id.js'
 import type { Contact, LookupOptions, Topology } from '../../overlay/topology.js'
-import type { ReplyBody, Rpc } from '../../rpc/rpc.js'
+import { expectedPongBytes, type ReplyBody, type Rpc } from '../../rpc/rpc.js'
 import type { Runtime } from '../../runtime/runtime.js'
 import type { Address } from '../../wire/address.js'
 import { HEADER_BYTES, MAX_PACKET, MessageType, TOKEN_BYTES, type Get, type Put } from '../../wire/messages.js'
@@ -29,6 +29,8 @@ export interface DhtOptions {
   republishIntervalMs: number
   /** Bound on the records this node republishes as their author. */
   maxOwnRecords: number
+  /** Records handed to one newly joined node. */
+  maxHandoff: number
 }
 
 export const defaultDhtOptions: DhtOptions = {
@@ -38,6 +40,7 @@ export const defaultDhtOptions: DhtOptions = {
   replicateIntervalMs: 3600_000,
   republishIntervalMs: 3600_000,
   maxOwnRecords: 1000,
+  maxHandoff: 500,
 }
 
 export interface DhtContext {
@@ -68,6 +71,9 @@ export interface DhtCallOptions {
 
 // Room left for records in a VALUES reply: header, token, an IPv6 observed address, two counts.
 const RECORD_BUDGET = MAX_PACKET - HEADER_BYTES - TOKEN_BYTES - 19 - 2
+
+// Holders nearest a key that hand it to a newcomer: a little redundancy, not k copies.
+const HANDOFF_SENDERS = 3
 
 export function mutableKey(publicKey: Uint8Array, salt: Uint8Array = new Uint8Array(0)): NodeId {
   return new Uint8Array(createHash('sha256').update(publicKey).update(salt).digest())
@@ -128,8 +134,22 @@ export class Dht {
     } catch (err) {
       throw new WeftError('ERR_BAD_MESSAGE', `bad record: ${(err as Error).message}`)
     }
-    this.ctx.store.put(recordKey(record), record, this.ctx.runtime.wallClock(), { cas: req.cas })
+    const key = recordKey(record)
+    this.ctx.store.put(key, record, this.ctx.runtime.wallClock(), { cas: req.cas, ttlMs: this.ttlFor(key) })
     return { type: MessageType.STORED }
+  }
+
+  /**
+   * How long to keep a record: the full TTL on the k nodes nearest its key; on a node farther
+   * away (a cache copy left by a get), inversely proportional to the nodes it knows nearer the
+   * key, as the Kademlia paper has it, so caches fade with distance.
+   */
+  private ttlFor(key: NodeId): number {
+    const { k, limits } = this.options
+    const self = this.ctx.identity.id
+    let nearer = 0
+    for (const c of this.ctx.topology.closest(key, 4 * k)) if (compareDistance(key, c.id, self) < 0) nearer++
+    return nearer < k ? limits.valueTtlMs : Math.round((limits.valueTtlMs * k) / nearer / 2)
   }
 
   // ---- the library API --------------------------------------------------------------------------
@@ -312,6 +332,41 @@ export class Dht {
       if (now - e.storedAt < this.options.replicateIntervalMs / 2) continue
       await this.replicateTo(e.key, encodeRecord(e.record), e.record, {}).catch(() => {})
     }
+  }
+
+  /**
+   * A node joined: hand it the records it should now hold. A record goes to it when it is among
+   * the k nodes nearest the key that this node knows, and this node is among the nearest few
+   * holders (so a few nodes, not k, send each record). Bounded per newcomer.
+   */
+  async handoff(peer: Contact): Promise<number> {
+    const self = this.ctx.identity.id
+    const due: DhtRecord[] = []
+    for (const e of this.ctx.store.entries()) {
+      if (due.length >= this.options.maxHandoff) break
+      if (!this.amongNearest(e.key, peer.id)) continue
+      // Only the few holders nearest the key send it, not all k (some nearer ones may be
+      // newcomers themselves that do not hold it yet, so not just the nearest).
+      let nearer = 0
+      for (const c of this.ctx.topology.closest(e.key, HANDOFF_SENDERS + 1)) {
+        if (!idEquals(c.id, peer.id) && compareDistance(e.key, c.id, self) < 0) nearer++
+      }
+      if (nearer >= HANDOFF_SENDERS) continue
+      due.push(e.record)
+    }
+    if (due.length === 0 || this.closed) return 0
+    await this.ctx.rpc.requestAsync(peer.address, { type: MessageType.PING }, expectedPongBytes(peer.address)) // its token
+    let sent = 0
+    for (const r of due) {
+      if (this.closed) break
+      await this.store(peer, encodeRecord(r)).then(() => sent++, () => {})
+    }
+    return sent
+  }
+
+  private amongNearest(key: NodeId, id: NodeId): boolean {
+    const near = this.ctx.topology.closest(key, this.options.k)
+    return near.length < this.options.k || compareDistance(key, id, near[near.length - 1].id) <= 0
   }
 
   /** Publishes again what this node authored, so it outlives the nodes that held it. */

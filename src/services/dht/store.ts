@@ -136,12 +136,13 @@ export class RecordStore {
    * ERR_CAS_MISMATCH (`cas`: the seq the writer expects to replace; nothing held is a mismatch),
    * ERR_STORE_FULL.
    */
-  put(key: Uint8Array, record: DhtRecord, now: number, opts: { cas?: number } = {}): 'stored' | 'refreshed' {
+  put(key: Uint8Array, record: DhtRecord, now: number, opts: { cas?: number; ttlMs?: number } = {}): 'stored' | 'refreshed' {
     this.open()
     verifyRecord(key, record, now, this.limits)
     const bytes = encodeRecord(record)
     const provider = record.kind === 'provider' ? providerId(record) : EMPTY
-    const expiresAt = record.kind === 'provider' ? record.expiresAt : now + this.limits.valueTtlMs
+    // `ttlMs` (never above valueTtlMs) keeps cached copies away from the key short-lived.
+    const expiresAt = record.kind === 'provider' ? record.expiresAt : now + Math.min(opts.ttlMs ?? this.limits.valueTtlMs, this.limits.valueTtlMs)
     const entry: Entry = { key: key.slice(), kind: record.kind, provider, bytes, storedAt: now, expiresAt }
     const list = this.live(key, now)
     const old = list.find((e) => e.kind === record.kind && bytesEqual(e.provider, provider))
@@ -154,7 +155,8 @@ export class RecordStore {
       }
     }
     if (old && bytesEqual(old.bytes, bytes)) {
-      this.write(old, { ...old, storedAt: now, expiresAt }, []) // a provider's expiresAt is its own, unchanged
+      // A provider's expiresAt is its own, unchanged; a short-lived cache put never shortens a copy.
+      this.write(old, { ...old, storedAt: now, expiresAt: Math.max(old.expiresAt, expiresAt) }, [])
       return 'refreshed'
     }
     if (old && record.kind === 'mutable') {

@@ -64,3 +64,30 @@ test(`nodes that join later are handed the records they should hold (seed ${SEED
   assert.ok(toLatecomers > 20, `only ${toLatecomers} keys have a latecomer as their nearest node: the test proves little`)
   assert.equal(held, keys.length, `only ${held}/${keys.length} keys are held by their nearest node after the joins (seed ${SEED})`)
 })
+
+test(`a get caches the value one step back on its path, with a shorter expiry away from the key (seed ${SEED})`, { timeout: 120_000 }, async () => {
+  const world = new MemoryWorld(`${SEED}:cache`)
+  const net = await createTestnet({ nodes: 300, seed: `${SEED}:cache`, world, host: '100.64.0.1' })
+  const rnd = new SeededRandom(`${SEED}:cache`)
+  type Store = { entries(): Iterable<{ key: Uint8Array; expiresAt: number }> }
+  const holders = (key: string) => net.nodes.flatMap((n) => [...(n as unknown as { recordStore: Store }).recordStore.entries()]
+    .filter((e) => Buffer.from(e.key).toString('hex') === key))
+  let cached = 0
+  let shorter = 0
+  for (let i = 0; i < 30; i++) {
+    const { key } = await net.wait(net.nodes[rnd.u32() % 300].dht.put(Buffer.from(`cache ${i}`)))
+    const before = holders(key).length
+    await net.wait(net.nodes[rnd.u32() % 300].dht.get(key))
+    await world.run(world.now() + 1000) // the cache put is sent after the get returns
+    const after = holders(key)
+    if (after.length > before) cached++
+    const full = MemoryWorld.EPOCH + world.now() + 24 * 3600_000 - 5000
+    if (after.some((e) => e.expiresAt < full)) shorter++
+  }
+  await net.close()
+  console.log(`cached copies after ${cached}/30 gets; ${shorter} of them with a shorter expiry`)
+  // A get that meets a holder on its first step has no step back to cache at; in 300 nodes that
+  // is most of them, so about a third of gets leave a copy.
+  assert.ok(cached >= 6, `only ${cached}/30 gets left a cached copy (seed ${SEED})`)
+  assert.ok(shorter >= cached / 2, `only ${shorter} of ${cached} cached copies expire sooner than the full TTL (seed ${SEED})`)
+})

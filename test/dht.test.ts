@@ -108,6 +108,7 @@ test('every DHT bound is enforced with its own code', { timeout: 60_000 }, async
       const reply = await new Promise<Buffer>((resolve) => { sock.once('message', resolve); sock.send(put, Number(port), host) })
       const m = decode(reply)
       assert.ok(m.ok && m.message.type === MessageType.ERROR && m.message.code === ErrorReplyCode.BAD_TOKEN, 'expected an ERROR reply with BAD_TOKEN')
+      assert.ok(reply.length <= put.length, `an ERROR of ${reply.length} bytes to an unproven ${put.length}-byte request`)
     } finally {
       sock.close()
     }
@@ -115,6 +116,12 @@ test('every DHT bound is enforced with its own code', { timeout: 60_000 }, async
     for (let i = 0; i < 5; i++) await a.dht.put(Buffer.from(`value ${i}`))
     await rejectsWith(a.dht.put(Buffer.from('one too many')), 'ERR_STORE_FULL')
     await outsider.start()
+    // A request its handler cannot take (cas on an immutable record) is refused; the node lives on.
+    await outsider.ping(net.nodes[4].address)
+    const casOnImmutable = (outsider as unknown as { rpc: { requestAsync: (to: string, body: unknown) => Promise<unknown> } }).rpc
+      .requestAsync(net.nodes[4].address, { type: MessageType.PUT, record: encodeRecord({ kind: 'immutable', value: Buffer.from('y') }), cas: 1 })
+    await rejectsWith(casOnImmutable, 'ERR_BAD_MESSAGE')
+    assert.equal((await outsider.ping(net.nodes[4].address)).id, net.nodes[4].idHex)
     // Puts per source per minute: a node that keeps writing to one peer is refused.
     await outsider.ping(net.nodes[3].address)
     let refused: unknown = null

@@ -10,7 +10,7 @@ import { RttEstimator } from './rtt.js'
 import { TokenIssuer } from './tokens.js'
 import { canonicalAddress, packedAddressSize, type Address } from '../wire/address.js'
 import {
-  decode, encode, encodedSize, ErrorReplyCode, Flag, HEADER_BYTES, isRequest, MAX_PACKET, MessageType, TOKEN_BYTES,
+  decode, encode, encodedSize, ErrorReplyCode, Flag, HEADER_BYTES, MAX_REASON_BYTES, isRequest, MAX_PACKET, MessageType, TOKEN_BYTES,
   type Message, type Reply, type Request,
 } from '../wire/messages.js'
 
@@ -68,13 +68,14 @@ export type RequestHandler = (from: Address, req: Request, verified: boolean) =>
 // ERROR reply codes <-> error codes, both ways.
 const WIRE_ERRORS: [number, ErrorCode][] = [
   [ErrorReplyCode.RATE_LIMITED, 'ERR_RATE_LIMITED'], [ErrorReplyCode.BAD_REQUEST, 'ERR_BAD_MESSAGE'],
+  [ErrorReplyCode.BAD_REQUEST, 'ERR_BAD_ARGUMENT'],
   [ErrorReplyCode.BUSY, 'ERR_BUSY'], [ErrorReplyCode.VALUE_TOO_LARGE, 'ERR_VALUE_TOO_LARGE'],
   [ErrorReplyCode.HASH_MISMATCH, 'ERR_HASH_MISMATCH'], [ErrorReplyCode.BAD_SIGNATURE, 'ERR_BAD_SIGNATURE'],
   [ErrorReplyCode.STALE_SEQ, 'ERR_STALE_SEQ'], [ErrorReplyCode.CAS_MISMATCH, 'ERR_CAS_MISMATCH'],
   [ErrorReplyCode.STORE_FULL, 'ERR_STORE_FULL'], [ErrorReplyCode.BAD_TOKEN, 'ERR_BAD_TOKEN'],
   [ErrorReplyCode.EXPIRED, 'ERR_EXPIRED'],
 ]
-const codeOfWire = new Map<number, ErrorCode>(WIRE_ERRORS)
+const codeOfWire = new Map<number, ErrorCode>([...WIRE_ERRORS].reverse()) // the first listed wins
 const wireOfCode = new Map<ErrorCode, number>(WIRE_ERRORS.map(([w, c]) => [c, w]))
 
 export interface RpcStats {
@@ -91,6 +92,8 @@ export interface RpcStats {
   truncatedReplies: number
   refusedAmplification: number
   queueFull: number
+  /** Requests whose handler failed in a way it should not have (answered BAD_REQUEST). */
+  handlerErrors: number
 }
 
 export type RequestCallback = (err: WeftError | null, reply?: Reply, rttMs?: number) => void
@@ -115,7 +118,7 @@ export class Rpc {
   readonly options: RpcOptions
   readonly stats: RpcStats = {
     requestsOut: 0, requestsIn: 0, repliesIn: 0, repliesOut: 0, retries: 0, timeouts: 0, malformed: 0,
-    malformedByCode: {}, rateLimited: 0, unmatchedReplies: 0, truncatedReplies: 0, refusedAmplification: 0, queueFull: 0,
+    malformedByCode: {}, rateLimited: 0, unmatchedReplies: 0, truncatedReplies: 0, refusedAmplification: 0, queueFull: 0, handlerErrors: 0,
   }
   private readonly handlers = new Map<MessageType, RequestHandler>()
   /** Answers a request: by default the handler registered for its type. */
@@ -273,8 +276,12 @@ export class Rpc {
     const result = decode(bytes)
     if (!result.ok) { this.countMalformed(result.error.code); return }
     const m = result.message
-    if (isRequest(m)) this.answer(from, m, bytes.length)
-    else this.match(from, m)
+    try {
+      if (isRequest(m)) this.answer(from, m, bytes.length)
+      else this.match(from, m)
+    } catch {
+      this.stats.handlerErrors++ // a bug above must not let a peer's packet end the process
+    }
   }
 
   private match(from: Address, m: Reply): void {
@@ -319,11 +326,15 @@ export class Rpc {
     try {
       body = this.onRequest(from, req, verified)
     } catch (err) {
-      const wire = err instanceof WeftError ? wireOfCode.get(err.code) : undefined
-      if (wire === undefined || !(err instanceof WeftError)) throw err
-      const reason = err.message.length > 120 ? `${err.message.slice(0, 117)}...` : err.message
+      // A refusal goes back as an ERROR with its code; anything else a handler throws is a bug
+      // here, never a reason to crash on a peer's packet: answer BAD_REQUEST and count it.
+      if (!(err instanceof WeftError) || !wireOfCode.has(err.code)) this.stats.handlerErrors++
+      const code = err instanceof WeftError ? wireOfCode.get(err.code) ?? ErrorReplyCode.BAD_REQUEST : ErrorReplyCode.BAD_REQUEST
+      // The reason is cut to fit the reason limit and, to an unproven asker, the request's size.
+      const room = Math.min(MAX_REASON_BYTES, verified ? MAX_REASON_BYTES : requestBytes - HEADER_BYTES - 2)
+      const reason = err instanceof WeftError ? truncateUtf8(err.message, room) : 'internal error'
       this.stats.repliesOut++
-      this.transport.send(from, encode({ type: MessageType.ERROR, txid: req.txid, sender: this.id, flags, code: wire, reason }))
+      this.transport.send(from, encode({ type: MessageType.ERROR, txid: req.txid, sender: this.id, flags, code, reason: truncateUtf8(reason, room) }))
       return
     }
     if (!body) return
@@ -350,6 +361,14 @@ export class Rpc {
     for (const p of [...this.pending.values()]) this.finish(p, new WeftError('ERR_CLOSED', 'node stopped'))
     for (const q of this.queue.splice(0)) q.cb(new WeftError('ERR_CLOSED', 'node stopped'))
   }
+}
+
+/** The longest prefix of `text` that fits in `bytes` bytes of UTF-8. */
+function truncateUtf8(text: string, bytes: number): string {
+  if (Buffer.byteLength(text) <= bytes) return text
+  let t = text.slice(0, Math.max(0, bytes))
+  while (Buffer.byteLength(t) > bytes) t = t.slice(0, -1)
+  return t
 }
 
 /** True when `to` as the caller wrote it ("localhost:5", "[0::1]:5") is `from` as a socket reports it. */

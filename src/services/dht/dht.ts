@@ -298,7 +298,13 @@ export class Dht {
   }
 
   private async store(c: Contact, record: Uint8Array, cas?: number): Promise<void> {
-    await this.ctx.rpc.requestAsync(c.address, { type: MessageType.PUT, record, cas })
+    const put = () => this.ctx.rpc.requestAsync(c.address, { type: MessageType.PUT, record, cas })
+    await put().catch(async (err) => {
+      if (!(err instanceof WeftError && err.code === 'ERR_BAD_TOKEN')) throw err
+      // Our token went stale since the lookup: a ping brings a fresh one; then once more.
+      await this.ctx.rpc.requestAsync(c.address, { type: MessageType.PING }, expectedPongBytes(c.address))
+      await put()
+    })
   }
 
   // ---- keeping records alive ---------------------------------------------------------------------
@@ -341,9 +347,11 @@ export class Dht {
    */
   async handoff(peer: Contact): Promise<number> {
     const self = this.ctx.identity.id
+    const now = this.ctx.runtime.wallClock()
     const due: DhtRecord[] = []
     for (const e of this.ctx.store.entries()) {
       if (due.length >= this.options.maxHandoff) break
+      if (e.expiresAt <= now) continue // never revive what has expired
       if (!this.amongNearest(e.key, peer.id)) continue
       // Only the few holders nearest the key send it, not all k (some nearer ones may be
       // newcomers themselves that do not hold it yet, so not just the nearest).

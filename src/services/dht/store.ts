@@ -12,6 +12,7 @@ import { idToHex } from '../../identity/node-id.js'
 import { parseAddress, type Address } from '../../wire/address.js'
 import {
   bytesEqual, decodeRecord, DEFAULT_LIMITS, encodeRecord, providerId, verifyRecord, type DhtLimits, type DhtRecord,
+  type MutableRecord,
 } from './records.js'
 
 export const DEFAULT_MAX_RECORDS = 10_000
@@ -160,7 +161,9 @@ export class RecordStore {
       return 'refreshed'
     }
     if (old && record.kind === 'mutable') {
-      const held = decodeRecord(old.bytes) as { seq: number }
+      const held = decodeRecord(old.bytes) as MutableRecord
+      // A reused seq is refused even with another value: the issue asks for it, and a
+      // publisher that signs two values under one seq is at fault (readers still agree, by newerThan).
       if (record.seq <= held.seq) {
         throw new WeftError('ERR_STALE_SEQ', record.seq < held.seq
           ? `seq ${record.seq} is lower than the held ${held.seq}`

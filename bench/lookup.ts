@@ -1,26 +1,36 @@
 // `npm run bench`: lookup latency, datagrams per lookup and RSS per node for Weft, hyperdht and
 // bittorrent-dht at N = 50, 200, 500 on loopback, then Weft RPC round trips against a bare
-// node:dgram ping-pong. Writes bench/results/lookup.json and docs/benchmarks.md.
+// node:dgram ping-pong, then DHT puts and gets (immutable and mutable) of the three at N = 200.
+// Writes bench/results/lookup.json, bench/results/dht.json and docs/benchmarks.md.
 //
 //   npm run bench [-- --quick] [--nodes=50,200] [--lookups=200] [--seed=1] [--rtt-ms=3000]
-//                 [--repeats=5] [--impls=weft,hyperdht] [--no-write]
+//                 [--repeats=5] [--impls=weft,hyperdht] [--dht-nodes=200] [--dht-puts=200]
+//                 [--only=lookup|dht] [--no-write]
 // The same settings can come from WEFT_BENCH_QUICK=1, WEFT_BENCH_NODES, WEFT_BENCH_LOOKUPS,
-// WEFT_BENCH_SEED, WEFT_BENCH_RTT_MS, WEFT_BENCH_REPEATS, WEFT_BENCH_IMPLS.
+// WEFT_BENCH_SEED, WEFT_BENCH_RTT_MS, WEFT_BENCH_REPEATS, WEFT_BENCH_IMPLS, WEFT_BENCH_DHT_NODES,
+// WEFT_BENCH_DHT_PUTS, WEFT_BENCH_ONLY. With --only, the section not run keeps its results file,
+// and the report is rebuilt from both files.
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
+import { DHT_KINDS, MAX_VALUE_BYTES, MIN_VALUE_BYTES } from './lib/dht.js'
 import {
-  IMPL_ORDER, isFigures, lookupTable, median, renderMarkdown, roundTripTable, verdicts, verdictTable,
-  type BenchResults, type LookupEntry, type RoundTripSummary, type RunParams
+  dhtComparisonTable, dhtTable, dhtVerdicts, IMPL_ORDER, isDhtFigures, isFigures, lookupTable, median, renderMarkdown,
+  roundTripTable, verdicts, verdictTable,
+  type BenchResults, type DhtEntry, type DhtParams, type DhtResults, type LookupEntry, type MachineInfo, type RoundTripSummary, type RunParams
 } from './lib/report.js'
-import { canPin, runIsolated, runRoundTripsIsolated, type RoundTripRun } from './lib/spawn.js'
+import { canPin, runDhtIsolated, runIsolated, runRoundTripsIsolated, type RoundTripRun } from './lib/spawn.js'
 import { round } from './lib/stats.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)) // dist/bench/ -> repository root
 const RESULTS = `${ROOT}bench/results/lookup.json`
+const DHT_RESULTS = `${ROOT}bench/results/dht.json`
 const DOC = `${ROOT}docs/benchmarks.md`
 const LOOKUP_CHILD_TIMEOUT_MS = 5 * 60_000
+const DHT_CHILD_TIMEOUT_MS = 8 * 60_000
+const SECTIONS = ['lookup', 'dht'] as const
+type Section = (typeof SECTIONS)[number]
 const WINDOWS = [1, 32]
 
 function option(name: string, env: string): string | undefined {
@@ -42,7 +52,7 @@ function positiveInt(s: string | undefined, fallback: number, what: string): num
   return x
 }
 
-function parseParams(): { params: RunParams; impls: string[]; write: boolean } {
+function parseParams(): { params: RunParams; dht: DhtParams; impls: string[]; sections: Section[]; write: boolean } {
   const args = process.argv.slice(2)
   const quick = args.includes('--quick') || process.env.WEFT_BENCH_QUICK === '1'
   const nodesArg = option('nodes', 'WEFT_BENCH_NODES')
@@ -61,7 +71,19 @@ function parseParams(): { params: RunParams; impls: string[]; write: boolean } {
       pinnedCpu: canPin() ? 0 : null
     }
   }
-  return { params, impls, write: !args.includes('--no-write') }
+  const dht: DhtParams = {
+    nodes: positiveInt(option('dht-nodes', 'WEFT_BENCH_DHT_NODES'), 200, 'DHT node count'),
+    puts: positiveInt(option('dht-puts', 'WEFT_BENCH_DHT_PUTS'), quick ? 50 : 200, 'DHT put count'),
+    seed: params.seed,
+    quick,
+    minValueBytes: MIN_VALUE_BYTES,
+    maxValueBytes: MAX_VALUE_BYTES
+  }
+  if (dht.nodes < 2) throw new Error(`bad DHT node count: ${dht.nodes}`)
+  const onlyArg = option('only', 'WEFT_BENCH_ONLY')
+  const sections = onlyArg ? onlyArg.split(',').map((s) => s.trim()) : [...SECTIONS]
+  for (const s of sections) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`unknown section ${s} (known: ${SECTIONS.join(', ')})`)
+  return { params, dht, impls, sections: sections as Section[], write: !args.includes('--no-write') }
 }
 
 /** The commit measured, "+dirty" when src/ has uncommitted changes; "unknown" outside git. */
@@ -78,23 +100,18 @@ function gitCommit(): string {
 const log = (line: string): void => void process.stdout.write(line + '\n')
 const firstLine = (err: unknown): string => (err instanceof Error ? err.message : String(err))
 
-async function main(): Promise<void> {
-  const started = performance.now()
-  const { params: p, impls, write } = parseParams()
-  const cpus = os.cpus()
-  const machine = {
-    node: process.version,
-    cpu: cpus[0]?.model.trim() ?? 'unknown',
-    cores: cpus.length,
-    memMiB: Math.round(os.totalmem() / 2 ** 20),
-    platform: os.platform(),
-    release: os.release(),
-    date: new Date().toISOString(),
-    commit: gitCommit()
+/** A results file from an earlier run, or null when absent or unreadable. */
+function readJson<T>(path: string): T | null {
+  if (!existsSync(path)) return null
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T
+  } catch (err) {
+    log(`(ignoring ${path}: ${firstLine(err)})`)
+    return null
   }
-  log(`weft bench: N = ${p.nodes.join(', ')}; ${p.lookups} lookups; seed ${p.seed}; ${impls.join(', ')}${p.quick ? ' (quick)' : ''}`)
-  log(`${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, commit ${machine.commit}`)
+}
 
+async function lookupSection(p: RunParams, impls: string[], machine: MachineInfo, started: number): Promise<BenchResults> {
   // Lookups: one child per (N, implementation), one at a time so they never compete for CPU.
   const lookup: LookupEntry[] = []
   const total = p.nodes.length * impls.length
@@ -150,21 +167,89 @@ async function main(): Promise<void> {
     verdicts: verdicts(lookup, summary, p.nodes),
     elapsedMs: performance.now() - started
   }
-
   log('')
   for (const n of p.nodes) log(`Lookups, N = ${n}\n${lookupTable(lookup, n)}\n`)
   log(`RPC round trips (one core)\n${roundTripTable(summary)}\n`)
   log(`Targets\n${verdictTable(results.verdicts)}\n`)
+  return results
+}
+
+async function dhtSection(d: DhtParams, impls: string[], machine: MachineInfo): Promise<DhtResults> {
+  const started = performance.now()
+  log(`DHT put/get: N = ${d.nodes}, ${d.puts} puts then ${d.puts} gets, immutable and mutable; ${impls.join(', ')}`)
+  const dht: DhtEntry[] = []
+  for (const [i, impl] of impls.entries()) {
+    const t0 = performance.now()
+    try {
+      const f = await runDhtIsolated(impl, d.nodes, d.puts, d.seed, DHT_CHILD_TIMEOUT_MS)
+      dht.push(f)
+      for (const kind of DHT_KINDS) {
+        const k = f[kind]
+        log(`[dht ${i + 1}/${impls.length}] ${impl.padEnd(14)} ${kind.padEnd(9)} put p50 ${round(k.put.p50Ms).toFixed(2)} ms, p95 ${round(k.put.p95Ms).toFixed(2)} ms; ` +
+          `get p50 ${round(k.get.p50Ms).toFixed(2)} ms, p95 ${round(k.get.p95Ms).toFixed(2)} ms; ` +
+          `stored ${k.putsOk}/${k.puts}, found ${k.found}, verified ${k.verified}; ` +
+          `${round(k.datagramsPerPut, 1)} datagrams/put, ${round(k.datagramsPerGet, 1)} datagrams/get; ` +
+          `CPU ${round(k.cpuMsPerPut).toFixed(2)} ms/put, ${round(k.cpuMsPerGet).toFixed(2)} ms/get`)
+      }
+      log(`[dht ${i + 1}/${impls.length}] ${impl} done [${((performance.now() - t0) / 1000).toFixed(1)} s, setup ${(f.setupMs / 1000).toFixed(1)} s]`)
+    } catch (err) {
+      dht.push({ impl, nodes: d.nodes, error: firstLine(err) })
+      log(`[dht ${i + 1}/${impls.length}] ${impl.padEnd(14)} FAILED: ${firstLine(err).split('\n')[0]}`)
+    }
+  }
+  const results: DhtResults = { machine, params: d, dht, verdicts: dhtVerdicts(dht, d.nodes), elapsedMs: performance.now() - started }
+  log('')
+  for (const kind of DHT_KINDS) log(`DHT ${kind}, N = ${d.nodes}\n${dhtTable(dht, kind)}\n`)
+  log(`DHT: Weft against the best peer (p50)\n${dhtComparisonTable(dht)}\n`)
+  log(`DHT targets\n${verdictTable(results.verdicts)}\n`)
+  return results
+}
+
+async function main(): Promise<void> {
+  const started = performance.now()
+  const { params: p, dht: d, impls, sections, write } = parseParams()
+  const cpus = os.cpus()
+  const machine: MachineInfo = {
+    node: process.version,
+    cpu: cpus[0]?.model.trim() ?? 'unknown',
+    cores: cpus.length,
+    memMiB: Math.round(os.totalmem() / 2 ** 20),
+    platform: os.platform(),
+    release: os.release(),
+    date: new Date().toISOString(),
+    commit: gitCommit()
+  }
+  const runLookups = sections.includes('lookup')
+  const runDht = sections.includes('dht')
+  log(`weft bench: ${runLookups ? `lookups at N = ${p.nodes.join(', ')}, ${p.lookups} each; round trips; ` : ''}` +
+    `${runDht ? `DHT put/get at N = ${d.nodes}, ${d.puts} puts; ` : ''}seed ${p.seed}; ${impls.join(', ')}${p.quick ? ' (quick)' : ''}`)
+  log(`${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, commit ${machine.commit}`)
+
+  const lookupResults = runLookups ? await lookupSection(p, impls, machine, started) : null
+  const dhtResults = runDht ? await dhtSection(d, impls, machine) : null
 
   if (write) {
     mkdirSync(`${ROOT}bench/results`, { recursive: true })
-    writeFileSync(RESULTS, JSON.stringify(results, null, 2) + '\n')
-    mkdirSync(`${ROOT}docs`, { recursive: true })
-    writeFileSync(DOC, renderMarkdown(results))
-    log(`wrote ${RESULTS} and ${DOC}`)
+    if (lookupResults) writeFileSync(RESULTS, JSON.stringify(lookupResults, null, 2) + '\n')
+    if (dhtResults) writeFileSync(DHT_RESULTS, JSON.stringify(dhtResults, null, 2) + '\n')
+    // The report always shows both sections: the one not run this time comes from its file.
+    const forDocLookup = lookupResults ?? readJson<BenchResults>(RESULTS)
+    const forDocDht = dhtResults ?? readJson<DhtResults>(DHT_RESULTS)
+    const wrote = [lookupResults && RESULTS, dhtResults && DHT_RESULTS].filter(Boolean)
+    if (forDocLookup) {
+      mkdirSync(`${ROOT}docs`, { recursive: true })
+      writeFileSync(DOC, renderMarkdown(forDocLookup, forDocDht))
+      wrote.push(DOC)
+    } else {
+      log(`no lookup results in ${RESULTS}: not writing ${DOC} (run the lookup section once)`)
+    }
+    log(`wrote ${wrote.join(', ')}`)
   }
   log(`done in ${((performance.now() - started) / 1000).toFixed(0)} s`)
-  const failures = lookup.filter((e) => !isFigures(e)).length + samples.filter((s) => 'error' in s).length
+  const failures =
+    (lookupResults?.lookup.filter((e) => !isFigures(e)).length ?? 0) +
+    (lookupResults?.roundTrips.samples.filter((s) => 'error' in s).length ?? 0) +
+    (dhtResults?.dht.filter((e) => !isDhtFigures(e)).length ?? 0)
   if (failures > 0) {
     log(`${failures} measurement(s) failed`)
     process.exitCode = 1

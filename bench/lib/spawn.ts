@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import type { DhtFigures } from './dht.js'
 import type { LookupFigures } from './measure.js'
 import type { RoundTripFigures } from '../peers/dgram-pingpong.js'
 
@@ -94,5 +95,25 @@ export function runRoundTripsIsolated(
     RTT_FIELDS,
     timeoutMs,
     cpu
+  )
+}
+
+const RUN_DHT = fileURLToPath(new URL('../peers/run-dht.js', import.meta.url))
+const DHT_FIELDS: (keyof DhtFigures)[] = ['impl', 'nodes', 'puts', 'setupMs', 'immutable', 'mutable']
+
+/** One DHT put/get measurement (`weft`, `hyperdht` or `bittorrent-dht`) in its own process. */
+export function runDhtIsolated(
+  impl: string,
+  nodes: number,
+  puts: number,
+  seed: number,
+  timeoutMs = 8 * 60_000,
+  nodeArgs: string[] = []
+): Promise<DhtFigures> {
+  return runChildJson<DhtFigures>(
+    `${impl} DHT N=${nodes}`,
+    [...nodeArgs, RUN_DHT, impl, String(nodes), String(puts), String(seed)],
+    DHT_FIELDS,
+    timeoutMs
   )
 }

@@ -78,10 +78,20 @@ export function signBytes(identity: Identity, data: Uint8Array): Uint8Array {
   return new Uint8Array(sign(null, data, identity.privateKey))
 }
 
+// Making a KeyObject costs more than the check itself, and the same keys sign again and again.
+const publicKeys = new Map<string, KeyObject>()
+const PUBLIC_KEY_CACHE = 1024
+
 export function verifyBytes(publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.length !== 32 || signature.length !== 64) return false
   try {
-    const key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
+    const hex = Buffer.from(publicKey.buffer, publicKey.byteOffset, 32).toString('hex')
+    let key = publicKeys.get(hex)
+    if (!key) {
+      key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
+      if (publicKeys.size >= PUBLIC_KEY_CACHE) publicKeys.clear() // a cheap bound; refills from use
+      publicKeys.set(hex, key)
+    }
     return verify(null, data, key, signature)
   } catch {
     return false

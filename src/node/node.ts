@@ -116,7 +116,7 @@ export class Node extends EventEmitter<NodeEvents> {
       runtime: this.runtime, rpc, id: this.identity.id, address: () => transport.address,
     }, o.kademlia)
     overlay.onPeer = (event, contact) => {
-      if (event === 'added') void this.dhtService?.handoff(contact).catch(() => {})
+      if (event === 'added') this.dhtService?.welcome(contact)
       this.emit(event === 'added' ? 'peer:added' : 'peer:removed', contact)
     }
     this.transport = transport

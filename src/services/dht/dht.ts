@@ -74,6 +74,9 @@ const RECORD_BUDGET = MAX_PACKET - HEADER_BYTES - TOKEN_BYTES - 19 - 2
 
 // Holders nearest a key that hand it to a newcomer: a little redundancy, not k copies.
 const HANDOFF_SENDERS = 3
+// Newcomers waiting for their records, and how long they wait so that arrivals batch up.
+const MAX_NEWCOMERS = 256
+const HANDOFF_DELAY_MS = 1000
 
 export function mutableKey(publicKey: Uint8Array, salt: Uint8Array = new Uint8Array(0)): NodeId {
   return new Uint8Array(createHash('sha256').update(publicKey).update(salt).digest())
@@ -84,6 +87,8 @@ export class Dht {
   private readonly own = new Map<string, { record: DhtRecord }>() // records we authored, by key hex
   private readonly putsBySource = new Map<Address, { count: number; since: number }>()
   private readonly timers = new Map<string, unknown>()
+  private readonly newcomers: Contact[] = []
+  private handoffTimer: unknown = null
   private closed = false
 
   constructor(private readonly ctx: DhtContext, options: Partial<DhtOptions> = {}) {
@@ -147,6 +152,8 @@ export class Dht {
   private ttlFor(key: NodeId): number {
     const { k, limits } = this.options
     const self = this.ctx.identity.id
+    const near = this.ctx.topology.closest(key, k)
+    if (near.length < k || compareDistance(key, self, near[k - 1].id) <= 0) return limits.valueTtlMs // one of the k
     let nearer = 0
     for (const c of this.ctx.topology.closest(key, 4 * k)) if (compareDistance(key, c.id, self) < 0) nearer++
     return nearer < k ? limits.valueTtlMs : Math.round((limits.valueTtlMs * k) / nearer / 2)
@@ -182,7 +189,6 @@ export class Dht {
       seq = current ? current.seq + 1 : 0
     }
     const record = signMutable(identity, value, seq, options.salt)
-    verifyRecord(recordKey(record), record, this.ctx.runtime.wallClock(), this.options.limits)
     return { ...(await this.publish(record, options, options.cas)), seq }
   }
 
@@ -229,6 +235,7 @@ export class Dht {
     const found: DhtRecord[] = this.ctx.store.get(key, now) // this node may hold it already
     if (found.some(enough)) return found
     let nearestWithout: Contact | null = null
+    const seen = new Set<string>() // the same record from many holders is checked once
     const lookup: LookupOptions = {
       signal: options.signal,
       query: {
@@ -237,6 +244,9 @@ export class Dht {
           if (reply.type !== MessageType.VALUES) return false
           let stop = false
           for (const bytes of reply.records) {
+            const id = Buffer.from(bytes).toString('base64')
+            if (seen.has(id)) continue
+            seen.add(id)
             let r: DhtRecord
             try {
               r = decodeRecord(bytes)
@@ -341,40 +351,53 @@ export class Dht {
   }
 
   /**
-   * A node joined: hand it the records it should now hold. A record goes to it when it is among
-   * the k nodes nearest the key that this node knows, and this node is among the nearest few
-   * holders (so a few nodes, not k, send each record). Bounded per newcomer.
+   * A node joined: queue it to be handed the records it should now hold. Newcomers are handled
+   * together a moment later, so a network that is filling up costs one table query per record
+   * per batch, not per newcomer.
    */
-  async handoff(peer: Contact): Promise<number> {
-    const self = this.ctx.identity.id
-    const now = this.ctx.runtime.wallClock()
-    const due: DhtRecord[] = []
-    for (const e of this.ctx.store.entries()) {
-      if (due.length >= this.options.maxHandoff) break
-      if (e.expiresAt <= now) continue // never revive what has expired
-      if (!this.amongNearest(e.key, peer.id)) continue
-      // Only the few holders nearest the key send it, not all k (some nearer ones may be
-      // newcomers themselves that do not hold it yet, so not just the nearest).
-      let nearer = 0
-      for (const c of this.ctx.topology.closest(e.key, HANDOFF_SENDERS + 1)) {
-        if (!idEquals(c.id, peer.id) && compareDistance(e.key, c.id, self) < 0) nearer++
-      }
-      if (nearer >= HANDOFF_SENDERS) continue
-      due.push(e.record)
+  welcome(peer: Contact): void {
+    if (this.closed || this.newcomers.length >= MAX_NEWCOMERS) return
+    this.newcomers.push(peer)
+    if (this.handoffTimer === null) {
+      this.handoffTimer = this.ctx.runtime.setTimeout(() => { void this.handoff().catch(() => {}) }, HANDOFF_DELAY_MS)
     }
-    if (due.length === 0 || this.closed) return 0
-    await this.ctx.rpc.requestAsync(peer.address, { type: MessageType.PING }, expectedPongBytes(peer.address)) // its token
-    let sent = 0
-    for (const r of due) {
-      if (this.closed) break
-      await this.store(peer, encodeRecord(r)).then(() => sent++, () => {})
-    }
-    return sent
   }
 
-  private amongNearest(key: NodeId, id: NodeId): boolean {
-    const near = this.ctx.topology.closest(key, this.options.k)
-    return near.length < this.options.k || compareDistance(key, id, near[near.length - 1].id) <= 0
+  /**
+   * Hands each queued newcomer the records for which it is among the k nodes nearest the key
+   * that this node knows, if this node is among the nearest few holders (so a few nodes, not k,
+   * send each record). Bounded per newcomer. Returns the records sent.
+   */
+  async handoff(): Promise<number> {
+    this.handoffTimer = null
+    const batch = this.newcomers.splice(0)
+    if (batch.length === 0) return 0
+    const isNew = (id: NodeId): boolean => batch.some((p) => idEquals(p.id, id))
+    const self = this.ctx.identity.id
+    const now = this.ctx.runtime.wallClock()
+    const due = batch.map(() => [] as DhtRecord[])
+    for (const e of this.ctx.store.entries()) {
+      if (e.expiresAt <= now) continue // never revive what has expired
+      const near = this.ctx.topology.closest(e.key, this.options.k)
+      const edge = near.length < this.options.k ? null : near[near.length - 1]
+      // Some nodes nearer than this one may be newcomers that do not hold it yet: not counted.
+      let nearerHolders = 0
+      for (const c of near) if (!isNew(c.id) && compareDistance(e.key, c.id, self) < 0) nearerHolders++
+      if (nearerHolders >= HANDOFF_SENDERS) continue
+      batch.forEach((p, i) => {
+        if (due[i].length < this.options.maxHandoff && (!edge || compareDistance(e.key, p.id, edge.id) <= 0)) due[i].push(e.record)
+      })
+    }
+    let sent = 0
+    await Promise.all(batch.map(async (p, i) => {
+      if (due[i].length === 0 || this.closed) return
+      await this.ctx.rpc.requestAsync(p.address, { type: MessageType.PING }, expectedPongBytes(p.address)) // its token
+      for (const r of due[i]) {
+        if (this.closed) break
+        await this.store(p, encodeRecord(r)).then(() => sent++, () => {})
+      }
+    }))
+    return sent
   }
 
   /** Publishes again what this node authored, so it outlives the nodes that held it. */
@@ -389,6 +412,7 @@ export class Dht {
   close(): void {
     this.closed = true
     for (const t of this.timers.values()) this.ctx.runtime.clearTimeout(t as object)
+    if (this.handoffTimer !== null) this.ctx.runtime.clearTimeout(this.handoffTimer as object)
   }
 }
 

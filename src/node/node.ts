@@ -115,10 +115,8 @@ export class Node extends EventEmitter<NodeEvents> {
     const overlay = createTopology(o.topology ?? 'kademlia', {
       runtime: this.runtime, rpc, id: this.identity.id, address: () => transport.address,
     }, o.kademlia)
-    overlay.onPeer = (event, contact) => {
-      if (event === 'added') this.dhtService?.welcome(contact)
-      this.emit(event === 'added' ? 'peer:added' : 'peer:removed', contact)
-    }
+    overlay.onPeer = (event, contact) => this.emit(event === 'added' ? 'peer:added' : 'peer:removed', contact)
+    overlay.onJoin = (contact) => this.dhtService?.welcome(contact)
     this.transport = transport
     this.rpc = rpc
     this.overlay = overlay

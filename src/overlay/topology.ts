@@ -61,6 +61,8 @@ export interface Topology {
   size(): number
   /** Called when a contact enters or leaves the table. */
   onPeer: (event: 'added' | 'removed', contact: Contact) => void
+  /** Called when a node joining the network makes itself known here (Kademlia: its self-lookup). */
+  onJoin: (contact: Contact) => void
   /** Stops timers and forgets nothing; the node closes the rpc under it. */
   close(): void
 }

@@ -1,10 +1,10 @@
 // The Kademlia topology: XOR distance, k-buckets, iterative lookups, join by self-lookup and
 // bucket refresh.
 import { WeftError } from '../../errors.js'
-import { compareDistance, ID_BITS, randomIdWithPrefix, type NodeId } from '../../identity/node-id.js'
+import { compareDistance, ID_BITS, idEquals, randomIdWithPrefix, type NodeId } from '../../identity/node-id.js'
 import { expectedPongBytes } from '../../rpc/rpc.js'
 import type { Address } from '../../wire/address.js'
-import { MessageType, type FindNode } from '../../wire/messages.js'
+import { Flag, MessageType, type FindNode } from '../../wire/messages.js'
 import type { Contact, LookupOptions, LookupResult, TableEntry, Topology, TopologyContext } from '../topology.js'
 import { iterativeFindNode } from './lookup.js'
 import { RoutingTable } from './routing-table.js'
@@ -31,6 +31,7 @@ export class Kademlia implements Topology {
   readonly options: KademliaOptions
   readonly routing: RoutingTable
   onPeer: (event: 'added' | 'removed', contact: Contact) => void = () => {}
+  onJoin: (contact: Contact) => void = () => {}
   private refreshTimer: unknown = null
   private closed = false
 
@@ -46,8 +47,10 @@ export class Kademlia implements Topology {
     }
     rpc.onSeen = (id, address, readOnly) => { if (!readOnly) this.routing.observe(id, address, runtime.now()) }
     rpc.handle(MessageType.PING, () => ({ type: MessageType.PONG }))
-    rpc.handle(MessageType.FIND_NODE, (_from, req) => {
-      const { target, sender } = req as FindNode
+    rpc.handle(MessageType.FIND_NODE, (from, req) => {
+      const { target, sender, flags } = req as FindNode
+      // A node looking up its own id is joining (that is how join works here).
+      if (idEquals(target, sender) && !(flags & Flag.READ_ONLY)) this.onJoin({ id: sender, address: from })
       return { type: MessageType.NODES, contacts: this.routing.closest(target, this.options.k, sender) }
     })
     this.scheduleRefresh()

@@ -351,7 +351,8 @@ export class Dht {
   }
 
   /**
-   * A node joined: queue it to be handed the records it should now hold. Newcomers are handled
+   * A node joined (its self-lookup reached us; a contact that is merely new to our table may
+   * well hold the records already): queue it to be handed the records it should now hold. Newcomers are handled
    * together a moment later, so a network that is filling up costs one table query per record
    * per batch, not per newcomer.
    */

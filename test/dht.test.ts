@@ -2,6 +2,7 @@
 // many writers, the bounds and their codes, and a restart from the data directory.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { rejectsWith } from './helpers/errors.js'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,14 +17,6 @@ import { decode, encode, ErrorReplyCode, Flag, MessageType } from '../src/wire/m
 import { createSocket } from 'node:dgram'
 
 const SEED = process.env.WEFT_SEED ?? 'dht-1'
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof WeftError, `expected a WeftError, got ${String(err)}`)
-    assert.equal(err.code, code, err.message)
-    return true
-  })
-}
 
 test(`200 nodes on loopback: 1,000 puts from random nodes, every get from another node finds and verifies it (seed ${SEED})`, { timeout: 300_000 }, async () => {
   const net = await createTestnet({ nodes: 200, seed: SEED })

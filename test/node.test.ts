@@ -2,19 +2,12 @@
 // events, abort, and a restart that keeps the identity.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { rejectsWith } from './helpers/errors.js'
 import { createSocket } from 'node:dgram'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Node, WeftError, isWeftError, type Contact } from '../src/index.js'
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof WeftError, `expected a WeftError, got ${String(err)}`)
-    assert.equal(err.code, code, err.message)
-    return true
-  })
-}
 
 test('start, join, lookup, ping, events and stop', async () => {
   const a = new Node()

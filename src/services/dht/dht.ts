@@ -10,7 +10,7 @@ import type { Contact, LookupOptions, Topology } from '../../overlay/topology.js
 import { expectedPongBytes, type ReplyBody, type Rpc } from '../../rpc/rpc.js'
 import type { Runtime } from '../../runtime/runtime.js'
 import type { Address } from '../../wire/address.js'
-import { HEADER_BYTES, MAX_PACKET, MessageType, TOKEN_BYTES, type Get, type Put } from '../../wire/messages.js'
+import { contactSize, HEADER_BYTES, MAX_PACKET, MessageType, TOKEN_BYTES, type Get, type Put } from '../../wire/messages.js'
 import {
   DEFAULT_LIMITS, decodeRecord, encodeRecord, newerThan, providerId, recordKey, signMutable, signProvider, verifyRecord,
   type DhtLimits, type DhtRecord, type MutableRecord, type ProviderRecord,
@@ -113,7 +113,7 @@ export class Dht {
     const contacts: Contact[] = []
     for (const c of this.ctx.topology.closest(req.target, this.options.k + 1)) {
       if (idEquals(c.id, req.sender)) continue
-      const size = 32 + (c.address.startsWith('[') ? 19 : 7)
+      const size = contactSize(c)
       if (size > budget || contacts.length >= this.options.k) break
       contacts.push(c)
       budget -= size

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { createSocket } from 'node:dgram'
 import { Node } from '../src/node/node.js'
 import { SeededRandom } from '../src/runtime/prng.js'
-import { encode, MessageType, MAX_PACKET } from '../src/wire/messages.js'
+import { decode, encode, MessageType, MAX_PACKET } from '../src/wire/messages.js'
 
 const SEED = process.env.WEFT_SEED ?? 'bad-input-1'
 
@@ -72,5 +72,32 @@ test('a request from an unproven address never gets a larger reply (no amplifica
   } finally {
     sock.close()
     await Promise.all([node.stop(), ...filler.map((f) => f.stop())])
+  }
+})
+
+test('a peer that hands out unreachable contacts (port 0) cannot take a node down', async () => {
+  const fake = createSocket('udp4')
+  await new Promise<void>((r) => fake.bind(0, '127.0.0.1', () => r()))
+  const rnd = new SeededRandom('port0')
+  const fakeId = rnd.bytes(32)
+  // A "peer" that answers every request with contacts nobody can be sent to.
+  fake.on('message', (msg, rinfo) => {
+    const d = decode(msg)
+    if (!d.ok || (d.message.type !== MessageType.FIND_NODE && d.message.type !== MessageType.PING)) return
+    const contacts = Array.from({ length: 5 }, () => ({ id: rnd.bytes(32), address: '127.0.0.1:0' }))
+    const head = { txid: d.message.txid, sender: fakeId, flags: 0, token: 1, observed: `${rinfo.address}:${rinfo.port}` }
+    fake.send(encode(d.message.type === MessageType.PING ? { ...head, type: MessageType.PONG } : { ...head, type: MessageType.NODES, contacts }), rinfo.port, rinfo.address)
+  })
+  const node = new Node({ bootstrap: [`127.0.0.1:${(fake.address() as { port: number }).port}`], rpc: { maxRetries: 1, minTimeoutMs: 20, maxTimeoutMs: 100 } })
+  try {
+    await node.start()
+    await node.lookup(rnd.bytes(32))
+    // Sending to port 0 fails in the socket; the request simply times out, retries included.
+    await assert.rejects(node.ping('127.0.0.1:0'), (e: unknown) => (e as { code?: string }).code === 'ERR_TIMEOUT')
+    await new Promise((r) => setTimeout(r, 300))
+    assert.equal((await node.ping(`127.0.0.1:${(fake.address() as { port: number }).port}`)).id.length, 64)
+  } finally {
+    fake.close()
+    await node.stop()
   }
 })

@@ -11,7 +11,7 @@ import { realRuntime, udpNetwork } from '../runtime/udp.js'
 import { PacketTransport, type Transport, type TransportStats } from '../transport/transport.js'
 import { Dht, type DhtOptions } from '../services/dht/dht.js'
 import { RecordStore, type RecordStoreOptions } from '../services/dht/store.js'
-import { parseAddress, type Address } from '../wire/address.js'
+import { canonicalAddress, type Address } from '../wire/address.js'
 import { join } from 'node:path'
 import { MAX_PACKET, MessageType } from '../wire/messages.js'
 
@@ -80,6 +80,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private dhtService: Dht | null = null
   private recordStore: RecordStore | null = null
   private startedAt = 0
+  private starting: Promise<void> | null = null
 
   constructor(readonly options: NodeOptions = {}) {
     super()
@@ -106,6 +107,12 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /** Binds the socket and joins through the bootstrap peers (or starts a new network). */
   async start(options: LookupOptions = {}): Promise<void> {
+    // A second start while the first is binding or joining waits for the first.
+    this.starting ??= this.startOnce(options).finally(() => { this.starting = null })
+    return this.starting
+  }
+
+  private async startOnce(options: LookupOptions): Promise<void> {
     if (this.rpc) return
     const o = this.options
     const endpoint = await this.network.bind(o.host ?? '127.0.0.1', o.port ?? 0)
@@ -126,8 +133,8 @@ export class Node extends EventEmitter<NodeEvents> {
         ...o.store, limits: o.dht?.limits, path: o.dataDir ? join(o.dataDir, 'weft.db') : undefined, now: this.runtime.wallClock(),
       })
       this.dhtService = new Dht({ runtime: this.runtime, rpc, topology: overlay, identity: this.identity, store, address: () => transport.address }, o.dht)
-      const given = (o.bootstrap ?? []).filter((a) => a !== transport.address)
-      for (const a of given) parseAddress(a) // a bad address is the caller's error, not a timeout
+      // A bad address is the caller's error, not a timeout; "localhost:4000" means 127.0.0.1:4000.
+      const given = (o.bootstrap ?? []).map(canonicalAddress).filter((a) => a !== transport.address)
       // With no bootstrap peers, a node that ran before rejoins through the table it saved.
       const saved = given.length === 0 ? store.loadPeers().map((p) => p.address).filter((a) => a !== transport.address) : []
       await overlay.join(given.length ? given : saved, options).catch((err) => {
@@ -143,24 +150,26 @@ export class Node extends EventEmitter<NodeEvents> {
 
   async stop(): Promise<void> {
     if (!this.rpc) return
+    const { rpc, overlay, transport, recordStore } = this
     this.dhtService?.close()
-    if (this.recordStore) {
-      const now = this.runtime.wallClock()
-      try {
-        this.recordStore.savePeers(this.overlay!.entries().map((e) => ({ id: e.id, address: e.address, lastSeen: now - e.lastSeenMs })))
-      } finally {
-        this.recordStore.close()
-      }
-    }
     this.dhtService = null
     this.recordStore = null
-    this.overlay!.close()
-    this.rpc.close()
-    await this.transport!.close()
     this.rpc = null
     this.overlay = null
     this.transport = null
-    this.emit('stopped')
+    try {
+      if (recordStore) {
+        const now = this.runtime.wallClock()
+        recordStore.savePeers(overlay!.entries().map((e) => ({ id: e.id, address: e.address, lastSeen: now - e.lastSeenMs })))
+      }
+    } finally {
+      // Whatever saving did, the node ends up fully stopped: store, timers and socket closed.
+      recordStore?.close()
+      overlay!.close()
+      rpc.close()
+      await transport!.close()
+      this.emit('stopped')
+    }
   }
 
   /** Finds the k nodes nearest `target` (a node id as 64 hex digits or 32 bytes). */
@@ -171,8 +180,8 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   async ping(address: Address): Promise<{ id: string; rttMs: number }> {
-    parseAddress(address)
-    const { reply, rttMs } = await this.running().rpc!.requestAsync(address, { type: MessageType.PING }, expectedPongBytes(address))
+    const to = canonicalAddress(address) // the form replies come from, so tokens and RTTs match up
+    const { reply, rttMs } = await this.running().rpc!.requestAsync(to, { type: MessageType.PING }, expectedPongBytes(to))
     return { id: idToHex(reply.sender), rttMs }
   }
 

@@ -124,7 +124,8 @@ export class Rpc {
   /** Answers a request: by default the handler registered for its type. */
   onRequest: RequestHandler = (from, req, verified) => this.handlers.get(req.type)?.(from, req, verified) ?? null
   /** Called for every valid message from a peer, so tables can learn of it. */
-  onSeen: (id: NodeId, address: Address, readOnly: boolean) => void = () => {}
+  /** `proven`: a reply to our request, or a request with a valid token: the address is real. */
+  onSeen: (id: NodeId, address: Address, readOnly: boolean, proven: boolean) => void = () => {}
   /** Our address as the last replying peer saw it. */
   observedAddress: Address | null = null
   /** Set to stop others from adding this node to their tables (clients, private nodes). */
@@ -305,7 +306,7 @@ export class Rpc {
         }
       }
     }
-    this.onSeen(m.sender, from, (m.flags & Flag.READ_ONLY) !== 0)
+    this.onSeen(m.sender, from, (m.flags & Flag.READ_ONLY) !== 0, true)
     if (m.type === MessageType.ERROR) {
       this.finish(p, new WeftError(codeOfWire.get(m.code) ?? 'ERR_BAD_MESSAGE', `${from} refused the request: ${m.reason}`))
       return
@@ -317,8 +318,8 @@ export class Rpc {
     const now = this.runtime.now()
     if (!this.limiter.allow(from, now)) { this.stats.rateLimited++; return }
     this.stats.requestsIn++
-    this.onSeen(req.sender, from, (req.flags & Flag.READ_ONLY) !== 0)
     const verified = req.token !== undefined && this.tokens.valid(from, req.token, now)
+    this.onSeen(req.sender, from, (req.flags & Flag.READ_ONLY) !== 0, verified)
     const token = this.tokens.issue(from, now)
     const flags = this.readOnly ? Flag.READ_ONLY : 0
     const head = { txid: req.txid, sender: this.id, flags, token, observed: from }
@@ -332,9 +333,9 @@ export class Rpc {
       const code = err instanceof WeftError ? wireOfCode.get(err.code) ?? ErrorReplyCode.BAD_REQUEST : ErrorReplyCode.BAD_REQUEST
       // The reason is cut to fit the reason limit and, to an unproven asker, the request's size.
       const room = Math.min(MAX_REASON_BYTES, verified ? MAX_REASON_BYTES : requestBytes - HEADER_BYTES - 2)
-      const reason = err instanceof WeftError ? truncateUtf8(err.message, room) : 'internal error'
+      const reason = truncateUtf8(err instanceof WeftError ? err.message : 'internal error', room)
       this.stats.repliesOut++
-      this.transport.send(from, encode({ type: MessageType.ERROR, txid: req.txid, sender: this.id, flags, code, reason: truncateUtf8(reason, room) }))
+      this.transport.send(from, encode({ type: MessageType.ERROR, txid: req.txid, sender: this.id, flags, code, reason }))
       return
     }
     if (!body) return

@@ -49,7 +49,11 @@ class UdpEndpoint implements Endpoint {
       if (destinations.size >= 8192) destinations.clear() // a cheap bound; refills from use
       destinations.set(to, hp)
     }
-    this.socket.send(bytes, hp.port, hp.host)
+    try {
+      this.socket.send(bytes, hp.port, hp.host)
+    } catch {
+      // An address a peer gave us that cannot be sent to (port 0, say): the request times out.
+    }
   }
   close(): Promise<void> {
     return new Promise((resolve) => this.socket.close(() => resolve()))

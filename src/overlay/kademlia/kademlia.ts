@@ -43,9 +43,9 @@ export class Kademlia implements Topology {
     const { rpc, runtime } = ctx
     this.routing.onEvent = (e) => this.onPeer(e.type, e.contact)
     this.routing.probe = (c, done) => {
-      rpc.request(c.address, { type: MessageType.PING }, expectedPongBytes(c.address), (err, reply) => done(!err && !!reply))
+      rpc.request(c.address, { type: MessageType.PING }, expectedPongBytes(c.address), (err) => done(!err || (err.code !== 'ERR_TIMEOUT' && err.code !== 'ERR_CLOSED'))) // a refusal is an answer too
     }
-    rpc.onSeen = (id, address, readOnly) => { if (!readOnly) this.routing.observe(id, address, runtime.now()) }
+    rpc.onSeen = (id, address, readOnly, proven) => { if (!readOnly) this.routing.observe(id, address, runtime.now(), proven) }
     rpc.handle(MessageType.PING, () => ({ type: MessageType.PONG }))
     rpc.handle(MessageType.FIND_NODE, (from, req) => {
       const { target, sender, flags } = req as FindNode
@@ -70,7 +70,7 @@ export class Kademlia implements Topology {
       verify: Math.min(this.options.k, Math.max(1, options.verify ?? this.options.verify)),
       seeds: this.routing.closest(target, this.options.k),
       bootstrap, signal: options.signal, query: options.query,
-      onFailed: (c) => this.routing.failed(c.id),
+      onFailed: (c) => this.routing.failed(c.id, runtime.now()),
     })
   }
 
@@ -81,7 +81,7 @@ export class Kademlia implements Topology {
       throw new WeftError('ERR_BOOTSTRAP_FAILED', `no bootstrap peer answered (${bootstrap.join(', ')})`)
     }
     // Refresh every bucket farther than the nearest neighbour, so others learn of us and we of them.
-    const nearest = result.closest.find((c) => compareDistance(this.ctx.id, c.id, this.ctx.id) !== 0)
+    const nearest = result.closest.find((c) => !idEquals(c.id, this.ctx.id))
     const depth = nearest ? this.routing.bucketIndex(nearest.id) : 0
     const indices: number[] = []
     for (let i = 0; i < depth; i++) indices.push(i)
@@ -99,6 +99,7 @@ export class Kademlia implements Topology {
   }
 
   private scheduleRefresh(): void {
+    if (this.closed) return
     const { runtime } = this.ctx
     const every = Math.max(1000, this.options.refreshIntervalMs / 4)
     this.refreshTimer = runtime.setTimeout(() => {

@@ -52,7 +52,7 @@ export function iterativeFindNode(p: LookupParams): Promise<LookupResult> {
     let done = false
 
     const insert = (c: Candidate): void => {
-      if (known.has(c.address)) return
+      if (known.has(c.address) || c.address.endsWith(':0')) return // port 0 reaches nobody
       if (c.id === null) { list.unshift(c); known.add(c.address); return }
       let lo = 0, hi = list.length
       while (lo < hi) {

@@ -92,11 +92,13 @@ export class RoutingTable {
   }
 
   /** A live message came from (id, address): refresh it, add it, or queue it behind a ping. */
-  observe(id: NodeId, address: Address, now: number): void {
+  observe(id: NodeId, address: Address, now: number, proven = true): void {
     if (idEquals(id, this.self)) return
     const b = this.bucketFor(id, true)!
     const i = b.indexOf(id)
     if (i >= 0) {
+      // Ids are only claimed: an unproven packet may not move a known contact to another address.
+      if (b.addresses[i] !== address && !proven) return
       b.addresses[i] = address
       b.seen[i] = now
       b.fails[i] = 0
@@ -124,28 +126,28 @@ export class RoutingTable {
       const j = b.indexOf(head.id)
       if (j < 0) return
       if (alive) { b.seen[j] = now; b.moveToTail(j); return }
-      this.evict(b, j)
+      this.evict(b, j, now)
     })
   }
 
   /** A request to this contact went unanswered. */
-  failed(id: NodeId): void {
+  failed(id: NodeId, now: number): void {
     const b = this.bucketFor(id, false)
     if (!b) return
     const i = b.indexOf(id)
     if (i < 0) return
     b.fails[i]++
-    if (b.replacements.length > 0 || b.fails[i] >= this.maxFailures) this.evict(b, i)
+    if (b.replacements.length > 0 || b.fails[i] >= this.maxFailures) this.evict(b, i, now)
   }
 
-  private evict(b: Bucket, i: number): void {
+  private evict(b: Bucket, i: number, now: number): void {
     const gone: Contact = { id: b.id(i), address: b.addresses[i]! }
     b.remove(i)
     this.total--
     this.onEvent({ type: 'removed', contact: gone })
     const r = b.replacements.pop()
     if (r) {
-      b.append(r.id, r.address, 0)
+      b.append(r.id, r.address, now)
       this.total++
       this.onEvent({ type: 'added', contact: r })
     }

@@ -29,7 +29,7 @@ export interface DhtOptions {
   republishIntervalMs: number
   /** Bound on the records this node republishes as their author. */
   maxOwnRecords: number
-  /** Records handed to one newly joined node. */
+  /** Records handed out to the newcomers of one batch (a second's joins), in all. */
   maxHandoff: number
 }
 
@@ -357,7 +357,9 @@ export class Dht {
    * per batch, not per newcomer.
    */
   welcome(peer: Contact): void {
-    if (this.closed || this.newcomers.length >= MAX_NEWCOMERS) return
+    // The id is only claimed (v1 has no id proof), so: bounded, deduplicated, and a ping proves
+    // the address before anything is sent; a batch hands out at most maxHandoff records in all.
+    if (this.closed || this.newcomers.length >= MAX_NEWCOMERS || this.newcomers.some((p) => idEquals(p.id, peer.id))) return
     this.newcomers.push(peer)
     if (this.handoffTimer === null) {
       this.handoffTimer = this.ctx.runtime.setTimeout(() => { void this.handoff().catch(() => {}) }, HANDOFF_DELAY_MS)
@@ -377,7 +379,9 @@ export class Dht {
     const self = this.ctx.identity.id
     const now = this.ctx.runtime.wallClock()
     const due = batch.map(() => [] as DhtRecord[])
+    let budget = this.options.maxHandoff
     for (const e of this.ctx.store.entries()) {
+      if (budget <= 0) break
       if (e.expiresAt <= now) continue // never revive what has expired
       const near = this.ctx.topology.closest(e.key, this.options.k)
       const edge = near.length < this.options.k ? null : near[near.length - 1]
@@ -386,13 +390,17 @@ export class Dht {
       for (const c of near) if (!isNew(c.id) && compareDistance(e.key, c.id, self) < 0) nearerHolders++
       if (nearerHolders >= HANDOFF_SENDERS) continue
       batch.forEach((p, i) => {
-        if (due[i].length < this.options.maxHandoff && (!edge || compareDistance(e.key, p.id, edge.id) <= 0)) due[i].push(e.record)
+        if (budget > 0 && (!edge || compareDistance(e.key, p.id, edge.id) <= 0)) { due[i].push(e.record); budget-- }
       })
     }
     let sent = 0
     await Promise.all(batch.map(async (p, i) => {
       if (due[i].length === 0 || this.closed) return
-      await this.ctx.rpc.requestAsync(p.address, { type: MessageType.PING }, expectedPongBytes(p.address)) // its token
+      try {
+        await this.ctx.rpc.requestAsync(p.address, { type: MessageType.PING }, expectedPongBytes(p.address)) // its token
+      } catch {
+        return // gone already, or never there
+      }
       for (const r of due[i]) {
         if (this.closed) break
         await this.store(p, encodeRecord(r)).then(() => sent++, () => {})

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { MemoryWorld } from '../src/runtime/memory.js'
 import { createTestnet, seededIdentity } from '../src/node/testnet.js'
 import { Node } from '../src/node/node.js'
+import { DEFAULT_LIMITS } from '../src/services/dht/records.js'
 import { SeededRandom } from '../src/runtime/prng.js'
 
 const SEED = process.env.WEFT_SEED ?? 'dht-sim-1'
@@ -90,4 +91,26 @@ test(`a get caches the value one step back on its path, with a shorter expiry aw
   // is most of them, so about a third of gets leave a copy.
   assert.ok(cached >= 6, `only ${cached}/30 gets left a cached copy (seed ${SEED})`)
   assert.ok(shorter >= cached / 2, `only ${shorter} of ${cached} cached copies expire sooner than the full TTL (seed ${SEED})`)
+})
+
+test(`re-replication keeps a record's expiry; only its author's republish renews it (seed ${SEED})`, { timeout: 300_000 }, async () => {
+  const world = new MemoryWorld(`${SEED}:expiry`)
+  const hour = 3600_000
+  // Values live 3 h; holders re-replicate hourly; authors republish every 2 h (or, here, never).
+  const limits = { ...DEFAULT_LIMITS, valueTtlMs: 3 * hour }
+  const node = (republishIntervalMs: number) => ({ kademlia: { refreshIntervalMs: 6 * hour }, dht: { limits, replicateIntervalMs: hour, republishIntervalMs } })
+  const net = await createTestnet({ nodes: 40, seed: `${SEED}:expiry`, world, host: '100.64.0.1', node: node(1000 * hour) })
+  const author = new Node({ ...node(2 * hour), host: '100.64.0.2', identity: seededIdentity(`${SEED}:author`, 0), runtime: world.runtime('author'), network: world, bootstrap: [net.bootstrap] })
+  await net.wait(author.start())
+  const orphan = (await net.wait(net.nodes[5].dht.put(Buffer.from('nobody republishes me')))).key
+  const kept = (await net.wait(author.dht.put(Buffer.from('my author republishes me')))).key
+  await world.run(world.now() + 2.5 * hour)
+  assert.ok(await net.wait(net.nodes[9].dht.get(orphan).then(() => true, () => false)), 'the value vanished before its time')
+  await world.run(world.now() + 1 * hour) // 3.5 h after the put: past the orphan's 3 h, replicas included
+  const orphanFound = await net.wait(net.nodes[9].dht.get(orphan).then(() => true, () => false))
+  const keptFound = await net.wait(net.nodes[9].dht.get(kept).then(() => true, () => false))
+  await author.stop()
+  await net.close()
+  assert.equal(orphanFound, false, 'replication renewed an expired value')
+  assert.equal(keptFound, true, "the author's republish did not keep its value alive")
 })

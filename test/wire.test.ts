@@ -69,7 +69,9 @@ const message: fc.Arbitrary<Message> = fc.oneof(
     .map((m) => m as Message),
   fc.record({
     type: fc.constant(MessageType.PUT), txid, sender: id, flags, token: fc.option(token, { nil: undefined }),
-    cas: fc.option(fc.maxSafeNat(), { nil: undefined }), record: fc.uint8Array({ maxLength: 1200 }), pad: fc.integer({ min: 0, max: 40 }),
+    cas: fc.option(fc.maxSafeNat(), { nil: undefined }), ttlMs: fc.option(fc.integer({ min: 0, max: 0xffffffff }), { nil: undefined }),
+    cache: fc.option(fc.constant(true), { nil: undefined }),
+    record: fc.uint8Array({ maxLength: 1200 }), pad: fc.integer({ min: 0, max: 40 }),
   }).map((m) => m as Message),
   fc.record({ type: fc.constant(MessageType.STORED), txid, sender: id, flags, token, observed: address }).map((m) => m as Message),
   fc.record({
@@ -84,7 +86,12 @@ function expected(m: Message): Message {
   const hasToken = isRequest(m) && m.token !== undefined
   const out = { ...m, flags: (m.flags & ~Flag.HAS_TOKEN) | (hasToken ? Flag.HAS_TOKEN : 0) } as Message
   if (isRequest(out)) {
-    if (out.type === MessageType.PUT && out.cas === undefined) out.cas = undefined // the decoder always has the key
+    if (out.type === MessageType.PUT) {
+      // The decoder always has these keys; cache is true or absent.
+      if (out.cas === undefined) out.cas = undefined
+      if (out.ttlMs === undefined) out.ttlMs = undefined
+      out.cache = out.cache ? true : undefined
+    }
     out.pad = out.pad ?? 0
     if (out.token === undefined) out.token = undefined // the decoder always has the key
   }

@@ -48,8 +48,17 @@ interface ReplyFields { token: number; observed: Address }
 export interface Ping extends Header, RequestFields { type: MessageType.PING }
 export interface FindNode extends Header, RequestFields { type: MessageType.FIND_NODE; target: NodeId }
 export interface Get extends Header, RequestFields { type: MessageType.GET; target: NodeId }
-/** `record` is opaque here: the DHT service encodes and verifies it. `cas`: expected current seq. */
-export interface Put extends Header, RequestFields { type: MessageType.PUT; record: Uint8Array; cas?: number }
+/**
+ * `record` is opaque here: the DHT service encodes and verifies it. `cas`: the seq the writer
+ * expects the holder to have. `ttlMs`: keep it no longer than this (a replica keeps its original
+ * expiry). `cache`: a copy left on a get's path, not a put to the nodes nearest the key.
+ */
+export interface Put extends Header, RequestFields { type: MessageType.PUT; record: Uint8Array; cas?: number; ttlMs?: number; cache?: boolean }
+
+/** Bits of a PUT's option byte. */
+export const PutOption = { HAS_CAS: 0x01, HAS_TTL: 0x02, CACHE: 0x04 } as const
+const KNOWN_PUT_OPTIONS = 0x07
+export const TTL_BYTES = 4 // u32 milliseconds: up to 49 days
 export interface Pong extends Header, ReplyFields { type: MessageType.PONG }
 export interface Stored extends Header, ReplyFields { type: MessageType.STORED }
 export interface Nodes extends Header, ReplyFields { type: MessageType.NODES; contacts: WireContact[] }
@@ -89,7 +98,7 @@ export function encodedSize(m: Message): number {
     case MessageType.PUT: {
       let n = HEADER_BYTES + (m.token !== undefined ? TOKEN_BYTES : 0) + 2 + (m.pad ?? 0)
       if (m.type === MessageType.FIND_NODE || m.type === MessageType.GET) n += ID_BYTES
-      if (m.type === MessageType.PUT) n += 1 + (m.cas !== undefined ? CAS_BYTES : 0) + 2 + m.record.length
+      if (m.type === MessageType.PUT) n += 1 + (m.cas !== undefined ? CAS_BYTES : 0) + (m.ttlMs !== undefined ? TTL_BYTES : 0) + 2 + m.record.length
       return n
     }
     case MessageType.PONG:
@@ -153,12 +162,17 @@ export function encode(m: Message): Uint8Array {
       if (m.token !== undefined) o = writeU48(b, o, m.token)
       if (m.type === MessageType.FIND_NODE || m.type === MessageType.GET) { b.set(m.target, o); o += ID_BYTES }
       if (m.type === MessageType.PUT) {
+        b[o++] = (m.cas !== undefined ? PutOption.HAS_CAS : 0) | (m.ttlMs !== undefined ? PutOption.HAS_TTL : 0) | (m.cache ? PutOption.CACHE : 0)
         if (m.cas !== undefined) {
           if (!Number.isSafeInteger(m.cas) || m.cas < 0) throw new WeftError('ERR_BAD_ARGUMENT', 'cas must be a non-negative safe integer')
-          b[o++] = 1
           new DataView(b.buffer).setBigUint64(o, BigInt(m.cas))
           o += CAS_BYTES
-        } else b[o++] = 0
+        }
+        if (m.ttlMs !== undefined) {
+          if (!Number.isInteger(m.ttlMs) || m.ttlMs < 0 || m.ttlMs > 0xffffffff) throw new WeftError('ERR_BAD_ARGUMENT', 'ttlMs must fit 32 bits')
+          new DataView(b.buffer).setUint32(o, m.ttlMs)
+          o += TTL_BYTES
+        }
         o = writeU16(b, o, m.record.length)
         b.set(m.record, o); o += m.record.length
       }
@@ -234,16 +248,24 @@ function decodeOrThrow(b: Uint8Array): Message {
       if (type === MessageType.FIND_NODE || type === MessageType.GET) { need(b, o, ID_BYTES, 'target'); target = b.slice(o, o + ID_BYTES); o += ID_BYTES }
       let record: Uint8Array | undefined
       let cas: number | undefined
+      let ttlMs: number | undefined
+      let cache: boolean | undefined
       if (type === MessageType.PUT) {
-        need(b, o, 1, 'cas flag')
-        const hasCas = b[o++]
-        if (hasCas > 1) throw new WeftError('ERR_BAD_MESSAGE', 'cas flag must be 0 or 1')
-        if (hasCas) {
+        need(b, o, 1, 'put options')
+        const options = b[o++]
+        if (options & ~KNOWN_PUT_OPTIONS) throw new WeftError('ERR_BAD_MESSAGE', `reserved put option bits set: 0x${options.toString(16)}`)
+        if (options & PutOption.CACHE) cache = true
+        if (options & PutOption.HAS_CAS) {
           need(b, o, CAS_BYTES, 'cas')
           const v = new DataView(b.buffer, b.byteOffset + o, CAS_BYTES).getBigUint64(0)
           if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new WeftError('ERR_BAD_MESSAGE', 'cas out of range')
           cas = Number(v)
           o += CAS_BYTES
+        }
+        if (options & PutOption.HAS_TTL) {
+          need(b, o, TTL_BYTES, 'ttl')
+          ttlMs = new DataView(b.buffer, b.byteOffset + o, TTL_BYTES).getUint32(0)
+          o += TTL_BYTES
         }
         need(b, o, 2, 'record length')
         const len = (b[o] << 8) | b[o + 1]
@@ -259,7 +281,7 @@ function decodeOrThrow(b: Uint8Array): Message {
       for (let i = 0; i < pad; i++) if (b[o + i] !== 0) throw new WeftError('ERR_BAD_MESSAGE', 'padding must be zero')
       o += pad
       if (type === MessageType.FIND_NODE || type === MessageType.GET) m = { type, txid, sender, flags, target: target!, token, pad }
-      else if (type === MessageType.PUT) m = { type, txid, sender, flags, record: record!, cas, token, pad }
+      else if (type === MessageType.PUT) m = { type, txid, sender, flags, record: record!, cas, ttlMs, cache, token, pad }
       else m = { type: MessageType.PING, txid, sender, flags, token, pad }
       break
     }

@@ -78,6 +78,9 @@ const HANDOFF_SENDERS = 3
 const MAX_NEWCOMERS = 256
 const HANDOFF_DELAY_MS = 1000
 
+/** What a PUT asks of the storing node besides the record. */
+interface PutOptions { cas?: number; ttlMs?: number; cache?: boolean }
+
 export function mutableKey(publicKey: Uint8Array, salt: Uint8Array = new Uint8Array(0)): NodeId {
   return new Uint8Array(createHash('sha256').update(publicKey).update(salt).digest())
 }
@@ -140,7 +143,9 @@ export class Dht {
       throw new WeftError('ERR_BAD_MESSAGE', `bad record: ${(err as Error).message}`)
     }
     const key = recordKey(record)
-    this.ctx.store.put(key, record, this.ctx.runtime.wallClock(), { cas: req.cas, ttlMs: this.ttlFor(key) })
+    // A replica keeps the expiry it had (ttlMs); a cache copy fades with distance from the key.
+    const ttlMs = req.cache ? Math.min(this.ttlFor(key), req.ttlMs ?? Infinity) : req.ttlMs
+    this.ctx.store.put(key, record, this.ctx.runtime.wallClock(), { cas: req.cas, ttlMs })
     return { type: MessageType.STORED }
   }
 
@@ -265,7 +270,7 @@ export class Dht {
     await this.ctx.topology.lookup(key, lookup)
     const hit = found.find(enough)
     const cacheAt = nearestWithout as Contact | null
-    if (hit && cacheAt && !idEquals(cacheAt.id, this.ctx.identity.id)) void this.store(cacheAt, encodeRecord(hit)).catch(() => {})
+    if (hit && cacheAt && !idEquals(cacheAt.id, this.ctx.identity.id)) void this.store(cacheAt, encodeRecord(hit), { cache: true }).catch(() => {})
     return found
   }
 
@@ -281,20 +286,20 @@ export class Dht {
     const bytes = encodeRecord(record)
     const hex = idToHex(key)
     if (this.own.size < this.options.maxOwnRecords || this.own.has(hex)) this.own.set(hex, { record })
-    const stored = await this.replicateTo(key, bytes, record, options, cas)
+    const stored = await this.replicateTo(key, bytes, record, options, { cas })
     return { key: hex, stored }
   }
 
   /** A strict lookup (every one of the k nearest answered, so we hold their tokens), then PUTs. */
-  private async replicateTo(key: NodeId, bytes: Uint8Array, record: DhtRecord, options: DhtCallOptions, cas?: number): Promise<number> {
+  private async replicateTo(key: NodeId, bytes: Uint8Array, record: DhtRecord, options: DhtCallOptions, put: PutOptions = {}): Promise<number> {
     const result = await this.ctx.topology.lookup(key, { signal: options.signal, verify: this.options.k })
     const targets = result.closest.slice(0, this.options.k)
     let stored = 0
     let firstError: unknown = null
     await Promise.all(targets.map(async (c) => {
       try {
-        if (idEquals(c.id, this.ctx.identity.id)) this.ctx.store.put(key, record, this.ctx.runtime.wallClock(), { cas })
-        else await this.store(c, bytes, cas)
+        if (idEquals(c.id, this.ctx.identity.id)) this.ctx.store.put(key, record, this.ctx.runtime.wallClock(), put)
+        else await this.store(c, bytes, put)
         stored++
       } catch (err) {
         firstError ??= err
@@ -307,8 +312,8 @@ export class Dht {
     return stored
   }
 
-  private async store(c: Contact, record: Uint8Array, cas?: number): Promise<void> {
-    const put = () => this.ctx.rpc.requestAsync(c.address, { type: MessageType.PUT, record, cas })
+  private async store(c: Contact, record: Uint8Array, options: PutOptions = {}): Promise<void> {
+    const put = () => this.ctx.rpc.requestAsync(c.address, { type: MessageType.PUT, record, ...options })
     await put().catch(async (err) => {
       if (!(err instanceof WeftError && err.code === 'ERR_BAD_TOKEN')) throw err
       // Our token went stale since the lookup: a ping brings a fresh one; then once more.
@@ -346,7 +351,9 @@ export class Dht {
     for (const e of entries) {
       if (this.closed) return
       if (now - e.storedAt < this.options.replicateIntervalMs / 2) continue
-      await this.replicateTo(e.key, encodeRecord(e.record), e.record, {}).catch(() => {})
+      // A replica keeps its expiry: only the author's republish gives a record a new lease.
+      const ttlMs = Math.max(0, Math.min(0xffffffff, Math.round(e.expiresAt - now)))
+      await this.replicateTo(e.key, encodeRecord(e.record), e.record, {}, { ttlMs }).catch(() => {})
     }
   }
 
@@ -378,7 +385,7 @@ export class Dht {
     const isNew = (id: NodeId): boolean => batch.some((p) => idEquals(p.id, id))
     const self = this.ctx.identity.id
     const now = this.ctx.runtime.wallClock()
-    const due = batch.map(() => [] as DhtRecord[])
+    const due = batch.map(() => [] as { record: DhtRecord; ttlMs: number }[])
     let budget = this.options.maxHandoff
     for (const e of this.ctx.store.entries()) {
       if (budget <= 0) break
@@ -390,7 +397,7 @@ export class Dht {
       for (const c of near) if (!isNew(c.id) && compareDistance(e.key, c.id, self) < 0) nearerHolders++
       if (nearerHolders >= HANDOFF_SENDERS) continue
       batch.forEach((p, i) => {
-        if (budget > 0 && (!edge || compareDistance(e.key, p.id, edge.id) <= 0)) { due[i].push(e.record); budget-- }
+        if (budget > 0 && (!edge || compareDistance(e.key, p.id, edge.id) <= 0)) { due[i].push({ record: e.record, ttlMs: Math.min(0xffffffff, Math.round(e.expiresAt - now)) }); budget-- }
       })
     }
     let sent = 0
@@ -401,9 +408,9 @@ export class Dht {
       } catch {
         return // gone already, or never there
       }
-      for (const r of due[i]) {
+      for (const { record, ttlMs } of due[i]) {
         if (this.closed) break
-        await this.store(p, encodeRecord(r)).then(() => sent++, () => {})
+        await this.store(p, encodeRecord(record), { ttlMs }).then(() => sent++, () => {})
       }
     }))
     return sent

@@ -2,7 +2,8 @@
 // and kept up with a live summary until Ctrl-C.
 import { startApi } from '../api/server.js'
 import { isWeftError } from '../errors.js'
-import { createTestnet, measureLookups, type LookupBatch } from '../node/testnet.js'
+import { createTestnet, measureLookups, type LookupBatch, type Testnet } from '../node/testnet.js'
+import { SeededRandom } from '../runtime/prng.js'
 import { ms, table } from './format.js'
 import { progress } from './progress.js'
 
@@ -24,6 +25,27 @@ export function printBatch(b: LookupBatch): void {
   ))
 }
 
+/** Puts values from random nodes and gets each from another one: the DHT at a glance. */
+async function dhtRound(net: Testnet, count: number, seed: string): Promise<void> {
+  const rnd = new SeededRandom(`dht:${seed}`)
+  const n = net.nodes.length
+  const putMs: number[] = []
+  const getMs: number[] = []
+  let found = 0
+  for (let i = 0; i < count; i++) {
+    const value = rnd.bytes(100)
+    let t = performance.now()
+    const { key } = await net.nodes[rnd.u32() % n].dht.put(value)
+    putMs.push(performance.now() - t)
+    t = performance.now()
+    const got = await net.nodes[rnd.u32() % n].dht.get(key).catch(() => null)
+    getMs.push(performance.now() - t)
+    if (got && Buffer.compare(Buffer.from(got), Buffer.from(value)) === 0) found++
+  }
+  const p50 = (xs: number[]): number => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  console.log(`DHT: ${count} puts from random nodes, ${found}/${count} found and verified from other nodes; put p50 ${ms(p50(putMs))}, get p50 ${ms(p50(getMs))}`)
+}
+
 export async function runDevnet(o: DevnetOptions): Promise<void> {
   const bar = progress('joining', o.nodes)
   const started = Date.now()
@@ -34,6 +56,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     `routing table sizes ${Math.min(...peers)}..${Math.max(...peers)}; bootstrap ${net.bootstrap}`)
   console.log(`running ${o.lookups} lookups for random ids from random nodes...`)
   printBatch(await measureLookups(net, o.lookups, o.seed))
+  await dhtRound(net, Math.min(50, o.lookups), o.seed)
   const api = o.api ? await startApi(net.nodes[0], o.api).catch((err) => {
     if (!isWeftError(err, 'ERR_PORT_IN_USE')) throw err
     console.log(`${err.message}; serving the API on a free port instead`)

@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { runChild, usage } from '../lib/child.js'
 import { phaseHooks, type DhtFigures } from '../lib/dht.js'
 import { benchBittorrentDhtStore } from './dht-bittorrent.js'
 import { benchHyperdhtDht } from './dht-hyperdht.js'
@@ -24,7 +24,7 @@ export const DHT_IMPLS: Record<string, DhtBench> = {
 /** Hard bound on one run; the parent (bench/lib/spawn.ts) has its own timeout too. */
 const WATCHDOG_MS = 8 * 60_000
 
-async function main(argv: string[]): Promise<void> {
+async function main(argv: string[]): Promise<DhtFigures> {
   const profileArg = argv.find((a) => a.startsWith('--profile='))?.slice('--profile='.length) ?? process.env.WEFT_BENCH_DHT_PROFILE
   const [impl, nodesArg, putsArg, seedArg] = argv.filter((a) => !a.startsWith('--'))
   const bench = impl === undefined ? undefined : DHT_IMPLS[impl]
@@ -32,18 +32,11 @@ async function main(argv: string[]): Promise<void> {
   const puts = Number(putsArg)
   const seed = Number(seedArg ?? 1)
   if (!bench || !Number.isInteger(nodes) || nodes < 2 || !Number.isInteger(puts) || puts < 1 || !Number.isInteger(seed)) {
-    process.stderr.write(`usage: run-dht <${Object.keys(DHT_IMPLS).join('|')}> <nodes>=2> <puts>=1> <seed>\n`)
-    process.exit(2)
+    usage(`run-dht <${Object.keys(DHT_IMPLS).join('|')}> <nodes>=2> <puts>=1> <seed>`)
   }
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`run-dht ${impl} N=${nodes}: watchdog fired after ${WATCHDOG_MS} ms\n`)
-    process.exit(3)
-  }, WATCHDOG_MS)
-  watchdog.unref()
 
   if (profileArg) profilePhases(profileArg)
-  const figures = await bench(nodes, puts, seed, (line) => process.stderr.write(line + '\n'))
-  process.stdout.write(JSON.stringify(figures) + '\n')
+  return bench(nodes, puts, seed, (line) => process.stderr.write(line + '\n'))
 }
 
 /** Profiles each timed phase with the inspector's sampling profiler (100 µs interval). */
@@ -66,12 +59,4 @@ function profilePhases(dir: string): void {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv.slice(2)).then(
-    () => process.exit(0),
-    (err: unknown) => {
-      process.stderr.write(`run-dht failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
-      process.exit(1)
-    }
-  )
-}
+runChild('run-dht', import.meta.url, WATCHDOG_MS, main)

@@ -1,6 +1,6 @@
 // Runs ONE round-trip measurement in its own process and prints one JSON line on stdout.
 //   node dist/bench/peers/run-rtt.js <dgram|weft> <durationMs> <window>
-import { pathToFileURL } from 'node:url'
+import { runChild, usage } from '../lib/child.js'
 import { benchDgramPingPong, type RoundTripFigures } from './dgram-pingpong.js'
 import { benchWeftRpc } from './weft-rpc.js'
 
@@ -11,31 +11,16 @@ export const RTT_IMPLS: Record<string, (durationMs: number, window: number) => P
 
 const WATCHDOG_MS = 2 * 60_000
 
-async function main(argv: string[]): Promise<void> {
+async function main(argv: string[]): Promise<object> {
   const [impl, durationArg, windowArg] = argv
   const bench = impl === undefined ? undefined : RTT_IMPLS[impl]
   const durationMs = Number(durationArg)
   const window = Number(windowArg)
   if (!bench || !(durationMs > 0) || !Number.isInteger(window) || window < 1) {
-    process.stderr.write(`usage: run-rtt <${Object.keys(RTT_IMPLS).join('|')}> <durationMs> <window>=1>\n`)
-    process.exit(2)
+    usage(`run-rtt <${Object.keys(RTT_IMPLS).join('|')}> <durationMs> <window>=1>`)
   }
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`run-rtt ${impl}: watchdog fired after ${WATCHDOG_MS} ms\n`)
-    process.exit(3)
-  }, WATCHDOG_MS)
-  watchdog.unref()
 
-  const figures = await bench(durationMs, window)
-  process.stdout.write(JSON.stringify({ impl, window, durationMs, ...figures }) + '\n')
+  return { impl, window, durationMs, ...(await bench(durationMs, window)) }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv.slice(2)).then(
-    () => process.exit(0),
-    (err: unknown) => {
-      process.stderr.write(`run-rtt failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
-      process.exit(1)
-    }
-  )
-}
+runChild('run-rtt', import.meta.url, WATCHDOG_MS, main)

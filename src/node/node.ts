@@ -96,7 +96,7 @@ export class Node extends EventEmitter<NodeEvents> {
   get idHex(): string { return idToHex(this.identity.id) }
   get address(): Address { return this.running().transport!.address }
   get topology(): Topology { return this.running().overlay! }
-  get running_(): boolean { return this.rpc !== null }
+  get isRunning(): boolean { return this.rpc !== null }
   /** The DHT: put/get, putMutable/getMutable, announce/providers. */
   get dht(): Dht { return this.running().dhtService! }
 

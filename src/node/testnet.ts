@@ -31,7 +31,7 @@ export class Testnet {
   }
 
   /** The true k nearest ids to target among the given (default: running) nodes. */
-  oracle(target: NodeId, k: number, among: Node[] = this.nodes.filter((n) => n.running_)): NodeId[] {
+  oracle(target: NodeId, k: number, among: Node[] = this.nodes.filter((n) => n.isRunning)): NodeId[] {
     return among.map((n) => n.id).sort((a, b) => compareDistance(target, a, b)).slice(0, k)
   }
 
@@ -66,7 +66,7 @@ export async function createTestnet(o: TestnetOptions): Promise<Testnet> {
     const worker = async (): Promise<void> => {
       while (next < nodes.length) {
         const node = nodes[next++]
-        await node.start({}).catch((err) => { throw err })
+        await node.start()
         o.onProgress?.(++joined, o.nodes)
       }
     }
@@ -94,7 +94,7 @@ export interface LookupBatch {
 /** Runs `count` lookups for random ids from random nodes and checks each against the oracle. */
 export async function measureLookups(net: Testnet, count: number, seed: string | number, concurrency = 1, k = 20): Promise<LookupBatch> {
   const rnd = new SeededRandom(`lookups:${seed}`)
-  const live = net.nodes.filter((n) => n.running_)
+  const live = net.nodes.filter((n) => n.isRunning)
   const hops: Record<number, number> = {}
   const latencies: number[] = []
   let exact = 0, failed = 0, messages = 0, next = 0

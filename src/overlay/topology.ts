@@ -5,6 +5,7 @@ import type { RequestBody, Rpc } from '../rpc/rpc.js'
 import type { Reply } from '../wire/messages.js'
 import type { Runtime } from '../runtime/runtime.js'
 import type { Address } from '../wire/address.js'
+import type { ContactPool } from './contact-pool.js'
 
 export interface Contact {
   id: NodeId
@@ -73,4 +74,6 @@ export interface TopologyContext {
   id: NodeId
   /** This node's address as others reach it (the bound one until a peer reports another). */
   address(): Address
+  /** Where the routing table keeps its contacts: the simulator shares one among all its nodes. */
+  contacts?: ContactPool
 }

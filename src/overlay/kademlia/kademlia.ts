@@ -1,7 +1,7 @@
 // The Kademlia topology: XOR distance, k-buckets, iterative lookups, join by self-lookup and
 // bucket refresh.
 import { WeftError } from '../../errors.js'
-import { compareDistance, ID_BITS, idEquals, randomIdWithPrefix, type NodeId } from '../../identity/node-id.js'
+import { compareDistance, idEquals, randomIdWithPrefix, type NodeId } from '../../identity/node-id.js'
 import { expectedPongBytes } from '../../rpc/rpc.js'
 import type { Address } from '../../wire/address.js'
 import { Flag, MessageType, type FindNode } from '../../wire/messages.js'
@@ -39,7 +39,7 @@ export class Kademlia implements Topology {
     this.options = { ...defaultKademliaOptions, ...options }
     if (this.options.k < 1 || this.options.k > 25) throw new WeftError('ERR_BAD_ARGUMENT', 'k must be between 1 and 25 (a reply must fit one datagram)')
     if (this.options.alpha < 1 || this.options.alpha > 16) throw new WeftError('ERR_BAD_ARGUMENT', 'alpha must be between 1 and 16')
-    this.routing = new RoutingTable(ctx.id, this.options.k, this.options.maxFailures, 4, this.options.staleAfterMs)
+    this.routing = new RoutingTable(ctx.id, this.options.k, this.options.maxFailures, 4, this.options.staleAfterMs, ctx.contacts)
     const { rpc, runtime } = ctx
     this.routing.onEvent = (e) => this.onPeer(e.type, e.contact)
     this.routing.probe = (c, done) => {
@@ -106,11 +106,12 @@ export class Kademlia implements Topology {
       if (this.closed) return
       const now = runtime.now()
       const stale: number[] = []
+      const t = this.routing
       let deepest = 0
-      this.routing.buckets.forEach((b, i) => { if (b && b.count > 0) deepest = i })
-      for (let i = 0; i <= deepest && i < ID_BITS; i++) {
-        const b = this.routing.buckets[i]
-        if (!b || now - b.touchedAt >= this.options.refreshIntervalMs) stale.push(i)
+      for (let i = 0; i < t.bucketCount; i++) if (t.bucketSize(i) > 0) deepest = i
+      for (let i = 0; i <= deepest; i++) {
+        // An empty bucket is refreshed at every tick: a lookup in its range may find it members.
+        if (t.bucketSize(i) === 0 || now - t.touchedAt(i) >= this.options.refreshIntervalMs) stale.push(i)
       }
       void this.refreshBuckets(stale).finally(() => this.scheduleRefresh())
     }, every)

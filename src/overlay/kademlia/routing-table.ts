@@ -1,70 +1,26 @@
-// Kademlia's k-buckets, packed: each bucket keeps its ids in one byte array and its addresses,
-// last-seen times and failure counts in parallel arrays, least recently seen first.
+// Kademlia's k-buckets, packed into one typed array per table so that a node costs a few
+// kilobytes (a million of them fit in memory in the simulator). Contacts are handles into a
+// ContactPool; the table keeps, bucket after bucket, two words per contact:
+//   [pool handle, last seen in seconds * 64 + failed requests]
+// least recently seen first within each bucket.
 import { commonPrefixLength, compareDistance, ID_BITS, ID_BYTES, idEquals, type NodeId } from '../../identity/node-id.js'
 import type { Address } from '../../wire/address.js'
+import { ContactPool } from '../contact-pool.js'
 import type { Contact, TableEntry } from '../topology.js'
 
-export class Bucket {
-  readonly ids: Uint8Array
-  readonly addresses: (Address | undefined)[]
-  readonly seen: Float64Array
-  readonly fails: Uint8Array
-  count = 0
-  /** Contacts that found the bucket full, newest last: they take the places of ones that fail. */
-  replacements: Contact[] = []
-  pinging = false
-  touchedAt = 0
-
-  constructor(readonly k: number) {
-    this.ids = new Uint8Array(k * ID_BYTES)
-    this.addresses = new Array(k)
-    this.seen = new Float64Array(k)
-    this.fails = new Uint8Array(k)
-  }
-
-  indexOf(id: Uint8Array): number {
-    for (let i = 0; i < this.count; i++) if (idEquals(id, this.ids, i * ID_BYTES)) return i
-    return -1
-  }
-
-  id(i: number): NodeId {
-    return this.ids.slice(i * ID_BYTES, (i + 1) * ID_BYTES)
-  }
-
-  /** Moves entry i to the tail (most recently seen). */
-  moveToTail(i: number): void {
-    const last = this.count - 1
-    if (i === last) return
-    const id = this.ids.slice(i * ID_BYTES, (i + 1) * ID_BYTES)
-    const addr = this.addresses[i], seen = this.seen[i], fails = this.fails[i]
-    this.ids.copyWithin(i * ID_BYTES, (i + 1) * ID_BYTES, this.count * ID_BYTES)
-    this.addresses.copyWithin(i, i + 1, this.count)
-    this.seen.copyWithin(i, i + 1, this.count)
-    this.fails.copyWithin(i, i + 1, this.count)
-    this.ids.set(id, last * ID_BYTES)
-    this.addresses[last] = addr; this.seen[last] = seen; this.fails[last] = fails
-  }
-
-  append(id: Uint8Array, address: Address, now: number): void {
-    const i = this.count++
-    this.ids.set(id.subarray(0, ID_BYTES), i * ID_BYTES)
-    this.addresses[i] = address
-    this.seen[i] = now
-    this.fails[i] = 0
-  }
-
-  remove(i: number): void {
-    this.moveToTail(i)
-    this.count--
-    this.addresses[this.count] = undefined
-  }
-}
+const WORDS = 2
+const MAX_FAILS = 63 // failures share a word with the time, in its low 6 bits
 
 export type TableEvent = { type: 'added' | 'removed'; contact: Contact }
 
 export class RoutingTable {
-  readonly buckets: (Bucket | undefined)[] = new Array(ID_BITS)
+  private data = new Uint32Array(0)
+  /** Per bucket: [end offset in contacts, last lookup in seconds]; buckets past the last are empty. */
+  private meta = new Uint32Array(0)
   private total = 0
+  private pinging: Set<number> | null = null
+  /** Contacts that found their bucket full, newest last: they take the places of ones that fail. */
+  private replacements: Map<number, number[]> | null = null
   onEvent: (e: TableEvent) => void = () => {}
   /** Asks whether the least recently seen contact is alive: set by the owner (it sends a ping). */
   probe: (contact: Contact, done: (alive: boolean) => void) => void = (_c, done) => done(true)
@@ -76,86 +32,188 @@ export class RoutingTable {
     private readonly maxReplacements = 4,
     /** A contact seen this recently is taken to be alive without a ping. */
     private readonly freshMs = 15 * 60_000,
+    readonly pool: ContactPool = new ContactPool(),
   ) {}
 
   get size(): number { return this.total }
+
+  /** Buckets up to the deepest one ever used (the rest are empty). */
+  get bucketCount(): number { return this.meta.length / 2 }
+
+  /** Bytes held by this table's own arrays. */
+  get bytes(): number { return this.data.byteLength + this.meta.byteLength }
 
   bucketIndex(id: Uint8Array): number {
     return Math.min(commonPrefixLength(this.self, id), ID_BITS - 1)
   }
 
-  private bucketFor(id: Uint8Array, create: boolean): Bucket | undefined {
-    const i = this.bucketIndex(id)
-    let b = this.buckets[i]
-    if (!b && create) b = this.buckets[i] = new Bucket(this.k)
-    return b
+  private start(b: number): number { return b === 0 ? 0 : this.end(b - 1) }
+  private end(b: number): number { return b < this.bucketCount ? this.meta[b * 2] : this.total }
+
+  bucketSize(b: number): number { return this.end(b) - this.start(b) }
+  touchedAt(b: number): number { return b < this.bucketCount ? this.meta[b * 2 + 1] * 1000 : 0 }
+
+  /** A lookup went through bucket b. Buckets past the last one are empty: nothing to refresh. */
+  touch(b: number, now: number): void {
+    if (b < this.bucketCount) this.meta[b * 2 + 1] = Math.floor(now / 1000)
+  }
+
+  private ensureBucket(b: number): void {
+    const n = this.bucketCount
+    if (b < n) return
+    const meta = new Uint32Array((b + 1) * 2)
+    meta.set(this.meta)
+    for (let j = n; j <= b; j++) meta[j * 2] = this.total
+    this.meta = meta
+  }
+
+  private handle(i: number): number { return this.data[i * WORDS] }
+  private seen(i: number): number { return Math.floor(this.data[i * WORDS + 1] / 64) * 1000 }
+  private fails(i: number): number { return this.data[i * WORDS + 1] % 64 }
+  private setSeen(i: number, now: number, fails: number): void {
+    this.data[i * WORDS + 1] = Math.floor(now / 1000) * 64 + Math.min(fails, MAX_FAILS)
+  }
+
+  private indexOf(b: number, id: Uint8Array): number {
+    for (let i = this.start(b), e = this.end(b); i < e; i++) if (this.pool.hasId(this.handle(i), id)) return i
+    return -1
+  }
+
+  private contact(i: number): Contact {
+    const h = this.handle(i)
+    return { id: this.pool.id(h), address: this.pool.address(h) }
+  }
+
+  /** Puts a held handle at the tail of bucket b (most recently seen), shifting later buckets up. */
+  private insert(b: number, h: number, now: number): void {
+    this.ensureBucket(b)
+    if ((this.total + 1) * WORDS > this.data.length) this.reserve(Math.max(this.total + 1, Math.ceil(this.total * 1.25) + 4))
+    const at = this.end(b)
+    this.data.copyWithin((at + 1) * WORDS, at * WORDS, this.total * WORDS)
+    this.data[at * WORDS] = h
+    this.setSeen(at, now, 0)
+    for (let j = b; j < this.bucketCount; j++) this.meta[j * 2]++
+    this.total++
+  }
+
+  /** Takes contact i out of bucket b and returns its handle (still held). */
+  private take(b: number, i: number): number {
+    const h = this.handle(i)
+    this.data.copyWithin(i * WORDS, (i + 1) * WORDS, this.total * WORDS)
+    for (let j = b; j < this.bucketCount; j++) this.meta[j * 2]--
+    this.total--
+    return h
+  }
+
+  private moveToTail(b: number, i: number): void {
+    const last = this.end(b) - 1
+    if (i === last) return
+    const h = this.data[i * WORDS], s = this.data[i * WORDS + 1]
+    this.data.copyWithin(i * WORDS, (i + 1) * WORDS, (last + 1) * WORDS)
+    this.data[last * WORDS] = h
+    this.data[last * WORDS + 1] = s
+  }
+
+  /** Makes room for n contacts in all, so that a table filled at once has no slack. */
+  reserve(n: number): void {
+    if (n * WORDS <= this.data.length) return
+    const data = new Uint32Array(n * WORDS)
+    data.set(this.data.subarray(0, this.total * WORDS))
+    this.data = data
   }
 
   /** A live message came from (id, address): refresh it, add it, or queue it behind a ping. */
   observe(id: NodeId, address: Address, now: number, proven = true): void {
     if (idEquals(id, this.self)) return
-    const b = this.bucketFor(id, true)!
-    const i = b.indexOf(id)
+    const b = this.bucketIndex(id)
+    const i = this.indexOf(b, id)
     if (i >= 0) {
-      // Ids are only claimed: an unproven packet may not move a known contact to another address.
-      if (b.addresses[i] !== address && !proven) return
-      b.addresses[i] = address
-      b.seen[i] = now
-      b.fails[i] = 0
-      b.moveToTail(i)
+      const h = this.handle(i)
+      if (this.pool.address(h) !== address) {
+        // Ids are only claimed: an unproven packet may not move a known contact to another address.
+        if (!proven) return
+        this.data[i * WORDS] = this.pool.acquire(id, address)
+        this.pool.release(h)
+      }
+      this.setSeen(i, now, 0)
+      this.moveToTail(b, i)
       return
     }
-    if (b.count < this.k) {
-      b.append(id, address, now)
-      this.total++
+    if (this.bucketSize(b) < this.k) {
+      this.insert(b, this.pool.acquire(id, address), now)
       this.onEvent({ type: 'added', contact: { id: new Uint8Array(id), address } })
       return
     }
     // Full: keep the old contact unless it fails a ping (old contacts are the ones that stay up).
-    const known = b.replacements.findIndex((r) => idEquals(r.id, id))
-    if (known >= 0) b.replacements.splice(known, 1)
-    b.replacements.push({ id: new Uint8Array(id), address })
-    if (b.replacements.length > this.maxReplacements) b.replacements.shift()
+    this.queueReplacement(b, id, address)
     // Only a contact not heard from for a while is worth a ping (BEP 5's "questionable" node):
     // one seen recently is alive, and pinging it on every newcomer would double the traffic.
-    if (b.pinging || now - b.seen[0] < this.freshMs) return
-    b.pinging = true
-    const head: Contact = { id: b.id(0), address: b.addresses[0]! }
-    this.probe(head, (alive) => {
-      b.pinging = false
-      const j = b.indexOf(head.id)
+    const head = this.start(b)
+    if (this.pinging?.has(b) || now - this.seen(head) < this.freshMs) return
+    ;(this.pinging ??= new Set()).add(b)
+    const contact = this.contact(head)
+    this.probe(contact, (alive) => {
+      this.pinging!.delete(b)
+      const j = this.indexOf(b, contact.id)
       if (j < 0) return
-      if (alive) { b.seen[j] = now; b.moveToTail(j); return }
+      if (alive) { this.setSeen(j, now, 0); this.moveToTail(b, j); return }
       this.evict(b, j, now)
     })
   }
 
-  /** A request to this contact went unanswered. */
-  failed(id: NodeId, now: number): void {
-    const b = this.bucketFor(id, false)
-    if (!b) return
-    const i = b.indexOf(id)
-    if (i < 0) return
-    b.fails[i]++
-    if (b.replacements.length > 0 || b.fails[i] >= this.maxFailures) this.evict(b, i, now)
+  private queueReplacement(b: number, id: NodeId, address: Address): void {
+    const list: number[] = (this.replacements ??= new Map()).get(b) ?? []
+    const known = list.findIndex((h) => this.pool.hasId(h, id))
+    if (known >= 0) this.pool.release(list.splice(known, 1)[0])
+    list.push(this.pool.acquire(id, address))
+    if (list.length > this.maxReplacements) this.pool.release(list.shift()!)
+    this.replacements.set(b, list)
   }
 
-  private evict(b: Bucket, i: number, now: number): void {
-    const gone: Contact = { id: b.id(i), address: b.addresses[i]! }
-    b.remove(i)
-    this.total--
+  /** A request to this contact went unanswered. */
+  failed(id: NodeId, now: number): void {
+    const b = this.bucketIndex(id)
+    const i = this.indexOf(b, id)
+    if (i < 0) return
+    const fails = this.fails(i) + 1
+    this.setSeen(i, this.seen(i), fails)
+    if ((this.replacements?.get(b)?.length ?? 0) > 0 || fails >= this.maxFailures) this.evict(b, i, now)
+  }
+
+  private evict(b: number, i: number, now: number): void {
+    const gone = this.contact(i)
+    this.pool.release(this.take(b, i))
     this.onEvent({ type: 'removed', contact: gone })
-    const r = b.replacements.pop()
-    if (r) {
-      b.append(r.id, r.address, now)
-      this.total++
-      this.onEvent({ type: 'added', contact: r })
+    const r = this.replacements?.get(b)?.pop()
+    if (r !== undefined) {
+      this.insert(b, r, now) // the replacement list's reference passes to the bucket
+      this.onEvent({ type: 'added', contact: { id: this.pool.id(r), address: this.pool.address(r) } })
     }
   }
 
+  /** Adds a contact by pool handle without a message (the simulator's oracle fill); retains it. */
+  add(h: number, now: number): boolean {
+    const ids = this.pool.idArray()
+    const id = ids.subarray(h * ID_BYTES, (h + 1) * ID_BYTES)
+    const b = this.bucketIndex(id)
+    if (this.bucketSize(b) >= this.k || this.indexOf(b, id) >= 0 || idEquals(id, this.self)) return false
+    this.pool.retain(h)
+    this.insert(b, h, now)
+    return true
+  }
+
   has(id: NodeId): boolean {
-    const b = this.bucketFor(id, false)
-    return !!b && b.indexOf(id) >= 0
+    return this.indexOf(this.bucketIndex(id), id) >= 0
+  }
+
+  /** Releases every handle (a simulated node that leaves gives its pool references back). */
+  clear(): void {
+    for (let i = 0; i < this.total; i++) this.pool.release(this.handle(i))
+    for (const list of this.replacements?.values() ?? []) for (const h of list) this.pool.release(h)
+    this.replacements = null
+    this.total = 0
+    this.data = new Uint32Array(0)
+    this.meta = new Uint32Array(0)
   }
 
   /**
@@ -166,41 +224,30 @@ export class RoutingTable {
   closest(target: NodeId, n: number, exclude?: NodeId): Contact[] {
     const out: Contact[] = []
     const c = this.bucketIndex(target)
-    const take = (group: { b: Bucket; i: number }[]): void => {
-      group.sort((x, y) => compareDistance(target, x.b.ids, y.b.ids, x.i * ID_BYTES, y.i * ID_BYTES))
-      for (const { b, i } of group) {
-        if (out.length >= n) return
-        out.push({ id: b.id(i), address: b.addresses[i]! })
+    const ids = this.pool.idArray()
+    const group: number[] = []
+    const take = (from: number, to: number): void => {
+      group.length = 0
+      for (let i = from; i < to; i++) {
+        const h = this.handle(i)
+        if (!exclude || !this.pool.hasId(h, exclude)) group.push(h)
       }
+      if (group.length > 1) group.sort((x, y) => compareDistance(target, ids, ids, x * ID_BYTES, y * ID_BYTES))
+      for (let j = 0; j < group.length && out.length < n; j++) out.push({ id: this.pool.id(group[j]), address: this.pool.address(group[j]) })
     }
-    const gather = (from: number, to: number): { b: Bucket; i: number }[] => {
-      const g: { b: Bucket; i: number }[] = []
-      for (let j = from; j < to; j++) {
-        const b = this.buckets[j]
-        if (!b) continue
-        for (let i = 0; i < b.count; i++) if (!exclude || !idEquals(exclude, b.ids, i * ID_BYTES)) g.push({ b, i })
-      }
-      return g
-    }
-    take(gather(c, c + 1))
-    if (out.length < n) take(gather(c + 1, ID_BITS))
-    for (let j = c - 1; j >= 0 && out.length < n; j--) take(gather(j, j + 1))
+    take(this.start(c), this.end(c))
+    if (out.length < n) take(this.end(c), this.total)
+    for (let j = c - 1; j >= 0 && out.length < n; j--) take(this.start(j), this.end(j))
     return out
   }
 
   entries(now: number): TableEntry[] {
     const out: TableEntry[] = []
-    this.buckets.forEach((b, index) => {
-      if (!b) return
-      for (let i = 0; i < b.count; i++) {
-        out.push({ id: b.id(i), address: b.addresses[i]!, slot: `bucket ${index}`, lastSeenMs: Math.max(0, now - b.seen[i]), failures: b.fails[i] })
+    for (let b = 0; b < this.bucketCount; b++) {
+      for (let i = this.start(b); i < this.end(b); i++) {
+        out.push({ ...this.contact(i), slot: `bucket ${b}`, lastSeenMs: Math.max(0, now - this.seen(i)), failures: this.fails(i) })
       }
-    })
+    }
     return out
-  }
-
-  touch(index: number, now: number): void {
-    const b = this.buckets[index]
-    if (b) b.touchedAt = now
   }
 }

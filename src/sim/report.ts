@@ -1,0 +1,59 @@
+// What a simulation run reports. `simulated` depends only on the seed and the arguments, so two
+// runs of the same command give byte-identical JSON for it; `machine` (wall time, memory) does not.
+
+export interface Distribution {
+  mean: number
+  p50: number
+  p95: number
+  max: number
+}
+
+export interface SimResult {
+  topology: string
+  nodes: number
+  seed: string
+  /** 'joins': every node joined by the protocol; 'oracle': tables filled from the true node set, then maintained. */
+  build: 'joins' | 'oracle'
+  /** Bucket size (Kademlia's k) and requests in flight per lookup. */
+  k: number
+  alpha: number
+  latencyModel: string
+  loss: number
+  /** Median session length in virtual ms, or null without churn. */
+  churnMedianMs: number | null
+  adversaries: number
+  lookups: number
+  /** Lookups whose results held the true closest live node to the target. */
+  succeeded: number
+  successRate: number
+  /** Mean share of the true k closest live nodes that the lookup returned. */
+  recall: number
+  /** Steps from the asking node to the node nearest the target. histogram[h] = lookups with h hops. */
+  hops: Distribution & { histogram: number[] }
+  /** Virtual ms from start to end of a lookup. cdf[i] = the i-th percentile, i = 0..100. */
+  latencyMs: Distribution & { cdf: number[] }
+  messagesPerLookup: number
+  bytesPerLookup: number
+  /** Contacts in a node's routing table, over all live nodes. */
+  tableSize: Distribution
+  /** The expected mean hop count for this topology at this size, from its model. */
+  theoreticalHops: number
+  /** The model behind theoreticalHops, in words. */
+  theory: string
+  virtualTimeMs: number
+  events: number
+  datagrams: number
+}
+
+export interface SimMachine {
+  wallMs: number
+  eventsPerSecond: number
+  peakRssBytes: number
+  /** (heap + external + array buffers after the build, less before) / nodes. */
+  bytesPerNode: number
+}
+
+export interface SimReport {
+  simulated: SimResult
+  machine: SimMachine
+}

@@ -66,6 +66,23 @@ test(`nodes that join later are handed the records they should hold (seed ${SEED
   assert.equal(held, keys.length, `only ${held}/${keys.length} keys are held by their nearest node after the joins (seed ${SEED})`)
 })
 
+test(`a newcomer is handed the records stored before it arrived, not those stored since (seed ${SEED})`, { timeout: 60_000 }, async () => {
+  // Three nodes and k = 20: every node holds every record and is among its nearest holders.
+  const world = new MemoryWorld(`${SEED}:since`)
+  const net = await createTestnet({ nodes: 3, seed: `${SEED}:since`, world, host: '100.64.0.1' })
+  const [a, b] = net.nodes
+  await world.run(world.now() + 5_000) // the joins' own handoffs are done
+  for (let i = 0; i < 4; i++) await net.wait(a.dht.put(Buffer.from(`before ${i}`)))
+  await world.run(world.now() + 10)
+  a.dht.welcome({ id: b.id, address: b.address }) // b arrives again (as if it had restarted)
+  await world.run(world.now() + 10)
+  // Stored since: a put whose lookup could see b (here: stored on b by the put itself).
+  for (let i = 0; i < 3; i++) await net.wait(a.dht.put(Buffer.from(`after ${i}`)))
+  const sent = await net.wait(a.dht.handoff())
+  await net.close()
+  assert.equal(sent, 4, 'only the 4 records stored before the newcomer arrived are handed to it')
+})
+
 test(`a get caches the value one step back on its path, with a shorter expiry away from the key (seed ${SEED})`, { timeout: 120_000 }, async () => {
   const world = new MemoryWorld(`${SEED}:cache`)
   const net = await createTestnet({ nodes: 300, seed: `${SEED}:cache`, world, host: '100.64.0.1' })

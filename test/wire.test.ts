@@ -409,3 +409,18 @@ test('unpackAddress refuses a short or unknown address with a typed error', () =
   assert.throws(() => unpackAddress(new Uint8Array(0), 0), (e: unknown) => e instanceof WeftError && e.code === 'ERR_TRUNCATED')
   assert.throws(() => unpackAddress(Uint8Array.from([5, 0, 0, 0, 0, 0, 0]), 0), (e: unknown) => e instanceof WeftError && e.code === 'ERR_BAD_MESSAGE')
 })
+
+test('decoded byte fields are plain Uint8Array views, also from a Buffer', () => {
+  const contacts: WireContact[] = [{ id: new Uint8Array(32).fill(7), address: '10.0.0.1:4000' }, { id: new Uint8Array(32).fill(9), address: '[::1]:5' }]
+  const bytes = encode({ type: MessageType.NODES, txid: 5, sender: new Uint8Array(32).fill(1), flags: 0, token: 3, observed: '10.0.0.2:1', contacts })
+  for (const input of [bytes, Buffer.from(bytes)]) {
+    const r = decode(input)
+    assert.ok(r.ok && r.message.type === MessageType.NODES)
+    if (!r.ok || r.message.type !== MessageType.NODES) return
+    for (const field of [r.message.sender, ...r.message.contacts.map((c) => c.id)]) {
+      assert.equal(Object.getPrototypeOf(field), Uint8Array.prototype)
+      assert.equal(field.buffer, input.buffer, 'a view into the datagram, not a copy')
+    }
+    assert.deepEqual(r.message.contacts.map((c) => ({ id: hex(c.id), address: c.address })), contacts.map((c) => ({ id: hex(c.id), address: c.address })))
+  }
+})

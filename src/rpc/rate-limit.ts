@@ -6,7 +6,12 @@ export class RateLimiter {
   constructor(private readonly perSecond: number, private readonly burst: number, private readonly table: PeerTable) {}
   /** Takes one token for `source` at time `now` (ms); false when its bucket is empty. */
   allow(source: Address, now: number): boolean {
-    const o = this.table.slot(source) * Field.COUNT
+    return this.allowAt(this.table.slot(source), now)
+  }
+
+  /** allow() for a source whose peer-table slot the caller already holds. */
+  allowAt(slot: number, now: number): boolean {
+    const o = slot * Field.COUNT
     const f = this.table.f
     let tokens = f[o + Field.RATE_TOKENS]
     if (tokens !== tokens) tokens = this.burst // NaN: a new source

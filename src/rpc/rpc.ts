@@ -291,9 +291,10 @@ export class Rpc {
     this.stats.repliesIn++
     const now = this.runtime.now()
     const rttMs = now - p.sentAt
-    if (p.tries === 1) this.rtt.sample(from, rttMs) // Karn: a retried request gives no clean sample
+    const slot = this.peers.slot(from) // one table lookup for the RTT sample and the token
+    if (p.tries === 1) this.rtt.sampleAt(slot, rttMs) // Karn: a retried request gives no clean sample
     if (m.type !== MessageType.ERROR) {
-      this.peers.f[this.peers.slot(from) * Field.COUNT + Field.HELD_TOKEN] = m.token
+      this.peers.f[slot * Field.COUNT + Field.HELD_TOKEN] = m.token
       this.observedAddress = m.observed
       if (m.flags & Flag.TRUNCATED) {
         this.stats.truncatedReplies++
@@ -316,13 +317,13 @@ export class Rpc {
 
   private answer(from: Address, req: Request, requestBytes: number): void {
     const now = this.runtime.now()
-    if (!this.limiter.allow(from, now)) { this.stats.rateLimited++; return }
+    const slot = this.peers.slot(from) // one table lookup for the rate limit and the token
+    if (!this.limiter.allowAt(slot, now)) { this.stats.rateLimited++; return }
     this.stats.requestsIn++
-    const verified = req.token !== undefined && this.tokens.valid(from, req.token, now)
+    const token = this.tokens.issueAt(slot, from, now)
+    const verified = req.token !== undefined && (req.token === token || this.tokens.valid(from, req.token, now))
     this.onSeen(req.sender, from, (req.flags & Flag.READ_ONLY) !== 0, verified)
-    const token = this.tokens.issue(from, now)
     const flags = this.readOnly ? Flag.READ_ONLY : 0
-    const head = { txid: req.txid, sender: this.id, flags, token, observed: from }
     let body: ReplyBody | null
     try {
       body = this.onRequest(from, req, verified)
@@ -339,14 +340,19 @@ export class Rpc {
       return
     }
     if (!body) return
+    // One literal per type (no spread): keeps encode monomorphic. The handler's arrays are used
+    // as they are, and copied only to be cut below.
+    const txid = req.txid
     const reply: Reply = body.type === MessageType.NODES
-      ? { type: MessageType.NODES, ...head, contacts: body.contacts.slice() }
+      ? { type: MessageType.NODES, txid, sender: this.id, flags, token, observed: from, contacts: body.contacts }
       : body.type === MessageType.VALUES
-        ? { type: MessageType.VALUES, ...head, contacts: body.contacts.slice(), records: body.records.slice() }
-        : { type: body.type, ...head }
+        ? { type: MessageType.VALUES, txid, sender: this.id, flags, token, observed: from, contacts: body.contacts, records: body.records }
+        : { type: body.type, txid, sender: this.id, flags, token, observed: from }
     if (!verified && encodedSize(reply) > requestBytes) {
       // The asker has not proven its address: never send more bytes than it sent.
       if (reply.type !== MessageType.NODES && reply.type !== MessageType.VALUES) { this.stats.refusedAmplification++; return }
+      reply.contacts = reply.contacts.slice()
+      if (reply.type === MessageType.VALUES) reply.records = reply.records.slice()
       while (reply.contacts.length > 0 && encodedSize(reply) > requestBytes) reply.contacts.pop()
       if (reply.type === MessageType.VALUES) while (reply.records.length > 0 && encodedSize(reply) > requestBytes) reply.records.pop()
       if (encodedSize(reply) > requestBytes) { this.stats.refusedAmplification++; return }

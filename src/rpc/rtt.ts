@@ -15,10 +15,15 @@ export class RttEstimator {
   samples = 0
 
   sample(peer: Address, rttMs: number): void {
+    this.sampleAt(this.table.slot(peer), rttMs)
+  }
+
+  /** sample() for a peer whose peer-table slot the caller already holds. */
+  sampleAt(slot: number, rttMs: number): void {
     this.samples++
     this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - rttMs)
     this.srtt = 0.875 * this.srtt + 0.125 * rttMs
-    const o = this.table.slot(peer) * Field.COUNT
+    const o = slot * Field.COUNT
     const f = this.table.f
     const s = f[o + Field.SRTT]
     if (s !== s) { f[o + Field.SRTT] = rttMs; f[o + Field.RTTVAR] = rttMs / 2; return }

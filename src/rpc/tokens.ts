@@ -31,8 +31,13 @@ export class TokenIssuer {
   }
 
   issue(address: Address, now: number): number {
+    return this.issueAt(this.table.slot(address), address, now)
+  }
+
+  /** issue() for an address whose peer-table slot the caller already holds. */
+  issueAt(slot: number, address: Address, now: number): number {
     this.rotate(now)
-    const o = this.table.slot(address) * Field.COUNT
+    const o = slot * Field.COUNT
     const f = this.table.f
     if (f[o + Field.ISSUED_EPOCH] === this.epoch) return f[o + Field.ISSUED_TOKEN]
     const t = tokenOf(this.current, address)

@@ -125,17 +125,43 @@ export function canonicalAddress(address: Address): Address {
 
 /** Reads a packed address; returns [address, next offset] or throws ERR_BAD_MESSAGE / ERR_TRUNCATED. */
 export function unpackAddress(b: Uint8Array, offset: number): [Address, number] {
+  const address = readAddress(b, offset)
+  return [address, offset + (b[offset] === 4 ? 7 : 19)]
+}
+
+/**
+ * Reads a packed address (it takes 7 bytes for IPv4, 19 for IPv6, by its first byte); throws
+ * ERR_BAD_MESSAGE / ERR_TRUNCATED. No tuple: decoding a reply reads 20 of these.
+ */
+export function readAddress(b: Uint8Array, offset: number): Address {
   const family = b[offset]
   if (family === 4) {
     if (offset + 7 > b.length) throw new WeftError('ERR_TRUNCATED', 'truncated IPv4 address')
-    const port = (b[offset + 5] << 8) | b[offset + 6]
-    return [`${b[offset + 1]}.${b[offset + 2]}.${b[offset + 3]}.${b[offset + 4]}:${port}`, offset + 7]
+    return ipv4Text(b, offset)
   }
   if (family === 6) {
     if (offset + 19 > b.length) throw new WeftError('ERR_TRUNCATED', 'truncated IPv6 address')
     const port = (b[offset + 17] << 8) | b[offset + 18]
-    return [`[${bytesToIpv6(b, offset + 1)}]:${port}`, offset + 19]
+    return `[${bytesToIpv6(b, offset + 1)}]:${port}`
   }
   if (offset >= b.length) throw new WeftError('ERR_TRUNCATED', 'truncated address')
   throw new WeftError('ERR_BAD_MESSAGE', `unknown address family ${family}`)
+}
+
+// The text of IPv4 addresses seen on the wire, by their 48 packed bits: the same few hundred
+// addresses come back in every reply, and a string used before is built once and hashed once
+// (the lookups and tables key maps and sets by it).
+const ipv4Texts = new Map<number, Address>()
+const IPV4_TEXT_CACHE_MAX = 8192
+
+function ipv4Text(b: Uint8Array, o: number): Address {
+  const port = (b[o + 5] << 8) | b[o + 6]
+  const key = (((b[o + 1] << 24) | (b[o + 2] << 16) | (b[o + 3] << 8) | b[o + 4]) >>> 0) * 65536 + port
+  let text = ipv4Texts.get(key)
+  if (text === undefined) {
+    text = `${b[o + 1]}.${b[o + 2]}.${b[o + 3]}.${b[o + 4]}:${port}`
+    if (ipv4Texts.size >= IPV4_TEXT_CACHE_MAX) ipv4Texts.clear() // cheap bound; refills from use
+    ipv4Texts.set(key, text)
+  }
+  return text
 }

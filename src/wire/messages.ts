@@ -1,7 +1,7 @@
 // Weft wire protocol, version 1: message shapes, limits and the codec. spec/wire.md is the reference.
 import { WeftError } from '../errors.js'
 import { ID_BYTES, type NodeId } from '../identity/node-id.js'
-import { packAddress, packedAddressSize, unpackAddress, type Address } from './address.js'
+import { packAddress, packedAddressSize, readAddress, unpackAddress, type Address } from './address.js'
 
 export const MAGIC = 0x57 // 'W'
 export const VERSION = 1
@@ -209,7 +209,11 @@ export function encode(m: Message): Uint8Array {
 
 export type DecodeResult = { ok: true; message: Message } | { ok: false; error: WeftError }
 
-/** Decodes untrusted bytes. Never throws: anything malformed is a typed error. */
+/**
+ * Decodes untrusted bytes. Never throws: anything malformed is a typed error. The byte fields of
+ * the message (sender, target, contact ids, records) are views into `b`, not copies: a hot path
+ * decodes 20 contacts per reply. Whoever keeps one beyond the message copies it.
+ */
 export function decode(b: Uint8Array): DecodeResult {
   try {
     return { ok: true, message: decodeOrThrow(b) }
@@ -223,7 +227,9 @@ function need(b: Uint8Array, o: number, n: number, what: string): void {
   if (o + n > b.length) throw new WeftError('ERR_TRUNCATED', `truncated ${what}`)
 }
 
-function decodeOrThrow(b: Uint8Array): Message {
+function decodeOrThrow(packet: Uint8Array): Message {
+  // A plain Uint8Array view: a Buffer's subarray is far slower and would make every field a Buffer.
+  const b = new Uint8Array(packet.buffer, packet.byteOffset, packet.byteLength)
   if (b.length > MAX_PACKET) throw new WeftError('ERR_TOO_LARGE', `packet of ${b.length} bytes exceeds ${MAX_PACKET}`)
   // Magic and version come first: another version's header may be laid out differently.
   need(b, 0, 2, 'header')
@@ -234,7 +240,7 @@ function decodeOrThrow(b: Uint8Array): Message {
   const flags = b[3]
   if (flags & ~KNOWN_FLAGS) throw new WeftError('ERR_BAD_MESSAGE', `reserved flag bits set: 0x${flags.toString(16)}`)
   const txid = ((b[4] << 24) | (b[5] << 16) | (b[6] << 8) | b[7]) >>> 0
-  const sender = b.slice(8, 8 + ID_BYTES)
+  const sender = b.subarray(8, 8 + ID_BYTES)
   let o = HEADER_BYTES
   let m: Message
   switch (type) {
@@ -245,7 +251,7 @@ function decodeOrThrow(b: Uint8Array): Message {
       let token: number | undefined
       if (flags & Flag.HAS_TOKEN) { need(b, o, TOKEN_BYTES, 'token'); token = readU48(b, o); o += TOKEN_BYTES }
       let target: NodeId | undefined
-      if (type === MessageType.FIND_NODE || type === MessageType.GET) { need(b, o, ID_BYTES, 'target'); target = b.slice(o, o + ID_BYTES); o += ID_BYTES }
+      if (type === MessageType.FIND_NODE || type === MessageType.GET) { need(b, o, ID_BYTES, 'target'); target = b.subarray(o, o + ID_BYTES); o += ID_BYTES }
       let record: Uint8Array | undefined
       let cas: number | undefined
       let ttlMs: number | undefined
@@ -271,7 +277,7 @@ function decodeOrThrow(b: Uint8Array): Message {
         const len = (b[o] << 8) | b[o + 1]
         o += 2
         need(b, o, len, 'record')
-        record = b.slice(o, o + len)
+        record = b.subarray(o, o + len)
         o += len
       }
       need(b, o, 2, 'pad length')
@@ -302,9 +308,10 @@ function decodeOrThrow(b: Uint8Array): Message {
       const contacts: WireContact[] = []
       for (let i = 0; i < count; i++) {
         need(b, o, ID_BYTES + 1, 'contact')
-        const id = b.slice(o, o + ID_BYTES)
-        const [address, after] = unpackAddress(b, o + ID_BYTES)
-        o = after
+        const id = b.subarray(o, o + ID_BYTES)
+        o += ID_BYTES
+        const address = readAddress(b, o)
+        o += b[o] === 4 ? 7 : 19
         contacts.push({ id, address })
       }
       if (type === MessageType.NODES) { m = { type, txid, sender, flags, token, observed, contacts }; break }
@@ -317,7 +324,7 @@ function decodeOrThrow(b: Uint8Array): Message {
         const len = (b[o] << 8) | b[o + 1]
         o += 2
         need(b, o, len, 'record')
-        records.push(b.slice(o, o + len))
+        records.push(b.subarray(o, o + len))
         o += len
       }
       m = { type, txid, sender, flags, token, observed, contacts, records }

@@ -51,18 +51,34 @@ export function iterativeFindNode(p: LookupParams): Promise<LookupResult> {
     let failed = 0
     let done = false
 
-    const insert = (c: Candidate): void => {
-      if (known.has(c.address) || c.address.endsWith(':0')) return // port 0 reaches nobody
-      if (c.id === null) { list.unshift(c); known.add(c.address); return }
+    /** Where `id` belongs in distance order (after the bootstrap entries, which have no id). */
+    const position = (id: NodeId): number => {
       let lo = 0, hi = list.length
       while (lo < hi) {
         const mid = (lo + hi) >> 1
         const m = list[mid]
-        if (m.id === null || compareDistance(p.target, m.id, c.id) < 0) lo = mid + 1
+        if (m.id === null || compareDistance(p.target, m.id, id) < 0) lo = mid + 1
         else hi = mid
       }
-      if (lo >= maxCandidates) return
-      list.splice(lo, 0, c)
+      return lo
+    }
+
+    // Most contacts in a reply are already candidates, or too far to keep: those are refused
+    // before any object is made for them.
+    const insert = (id: NodeId | null, address: Address, state: State, hop: number): void => {
+      if (id === null) {
+        if (known.has(address) || address.endsWith(':0')) return // port 0 reaches nobody
+        list.unshift({ id, address, state, hop }); known.add(address); return
+      }
+      const at = position(id)
+      if (at >= maxCandidates) return
+      if (at < list.length && list[at].address === address && idEquals(list[at].id!, id)) return // already a candidate
+      if (known.has(address) || address.endsWith(':0')) return
+      place(at, { id, address, state, hop })
+    }
+    const place = (at: number, c: Candidate): void => {
+      if (at >= maxCandidates) return
+      list.splice(at, 0, c)
       known.add(c.address)
       if (list.length > maxCandidates) {
         const dropped = list.pop()!
@@ -70,9 +86,9 @@ export function iterativeFindNode(p: LookupParams): Promise<LookupResult> {
       }
     }
 
-    insert({ id: p.self.id, address: p.self.address, state: State.ANSWERED, hop: 0 })
-    for (const a of p.bootstrap ?? []) if (a !== p.self.address) insert({ id: null, address: a, state: State.NEW, hop: 1 })
-    for (const s of p.seeds) insert({ id: s.id, address: s.address, state: State.NEW, hop: 1 })
+    insert(p.self.id, p.self.address, State.ANSWERED, 0)
+    for (const a of p.bootstrap ?? []) if (a !== p.self.address) insert(null, a, State.NEW, 1)
+    for (const s of p.seeds) insert(s.id, s.address, State.NEW, 1)
 
     const finish = (err: WeftError | null): void => {
       if (done) return
@@ -117,10 +133,10 @@ export function iterativeFindNode(p: LookupParams): Promise<LookupResult> {
           known.delete(c.address)
           list.splice(list.indexOf(c), 1)
           c.id = withContacts.sender
-          insert(c)
+          place(position(c.id), c)
         }
         c.state = State.ANSWERED
-        for (const r of withContacts.contacts) insert({ id: r.id, address: r.address, state: State.NEW, hop: c.hop + 1 })
+        for (const r of withContacts.contacts) insert(r.id, r.address, State.NEW, c.hop + 1)
         if (p.query?.onReply({ id: c.id!, address: c.address }, withContacts)) { finish(null); return }
         pump()
       })

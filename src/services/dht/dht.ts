@@ -7,7 +7,7 @@ import { WeftError } from '../../errors.js'
 import type { Identity } from '../../identity/keys.js'
 import { compareDistance, idEquals, idFromHex, idToHex, type NodeId } from '../../identity/node-id.js'
 import type { Contact, LookupOptions, Topology } from '../../overlay/topology.js'
-import { expectedPongBytes, type ReplyBody, type Rpc } from '../../rpc/rpc.js'
+import { expectedPongBytes, type ReplyBody, type RequestBody, type Rpc } from '../../rpc/rpc.js'
 import type { Runtime } from '../../runtime/runtime.js'
 import type { Address } from '../../wire/address.js'
 import { contactSize, HEADER_BYTES, MAX_PACKET, MessageType, TOKEN_BYTES, type Get, type Put } from '../../wire/messages.js'
@@ -90,7 +90,8 @@ export class Dht {
   private readonly own = new Map<string, { record: DhtRecord }>() // records we authored, by key hex
   private readonly putsBySource = new Map<Address, { count: number; since: number }>()
   private readonly timers = new Map<string, unknown>()
-  private readonly newcomers: Contact[] = []
+  /** Newcomers waiting for their records, each with the (wall clock) time it arrived. */
+  private readonly newcomers: { peer: Contact; since: number }[] = []
   private handoffTimer: unknown = null
   private closed = false
 
@@ -294,31 +295,45 @@ export class Dht {
   private async replicateTo(key: NodeId, bytes: Uint8Array, record: DhtRecord, options: DhtCallOptions, put: PutOptions = {}): Promise<number> {
     const result = await this.ctx.topology.lookup(key, { signal: options.signal, verify: this.options.k })
     const targets = result.closest.slice(0, this.options.k)
-    let stored = 0
-    let firstError: unknown = null
-    await Promise.all(targets.map(async (c) => {
-      try {
-        if (idEquals(c.id, this.ctx.identity.id)) this.ctx.store.put(key, record, this.ctx.runtime.wallClock(), put)
-        else await this.store(c, bytes, put)
-        stored++
-      } catch (err) {
-        firstError ??= err
+    const body = putBody(bytes, put) // one request body for all k PUTs
+    // Callbacks, not a promise per target: this is the hot path of every put.
+    return new Promise((resolve, reject) => {
+      let left = targets.length
+      let stored = 0
+      let firstError: unknown = null
+      const done = (err: unknown): void => {
+        if (err) firstError ??= err
+        else stored++
+        if (--left > 0) return
+        if (stored > 0) resolve(stored)
+        else reject(firstError instanceof WeftError ? firstError : new WeftError('ERR_NOT_FOUND', `no node stored key ${idToHex(key)}`))
       }
-    }))
-    if (stored === 0) {
-      if (firstError instanceof WeftError) throw firstError
-      throw new WeftError('ERR_NOT_FOUND', `no node stored key ${idToHex(key)}`)
-    }
-    return stored
+      if (left === 0) { left = 1; done(null); return }
+      for (const c of targets) {
+        if (!idEquals(c.id, this.ctx.identity.id)) { this.storeAt(c, body, done); continue }
+        try {
+          this.ctx.store.put(key, record, this.ctx.runtime.wallClock(), put)
+          done(null)
+        } catch (err) {
+          done(err)
+        }
+      }
+    })
   }
 
-  private async store(c: Contact, record: Uint8Array, options: PutOptions = {}): Promise<void> {
-    const put = () => this.ctx.rpc.requestAsync(c.address, { type: MessageType.PUT, record, ...options })
-    await put().catch(async (err) => {
-      if (!(err instanceof WeftError && err.code === 'ERR_BAD_TOKEN')) throw err
-      // Our token went stale since the lookup: a ping brings a fresh one; then once more.
-      await this.ctx.rpc.requestAsync(c.address, { type: MessageType.PING }, expectedPongBytes(c.address))
-      await put()
+  private store(c: Contact, record: Uint8Array, options: PutOptions = {}): Promise<void> {
+    return new Promise((resolve, reject) => this.storeAt(c, putBody(record, options), (err) => (err ? reject(err) : resolve())))
+  }
+
+  /** PUTs at `c`; a token gone stale since the lookup is renewed by a ping, and the PUT sent once more. */
+  private storeAt(c: Contact, body: RequestBody, cb: (err: WeftError | null) => void): void {
+    const { rpc } = this.ctx
+    rpc.request(c.address, body, 0, (err) => {
+      if (!err || err.code !== 'ERR_BAD_TOKEN') { cb(err); return }
+      rpc.request(c.address, { type: MessageType.PING }, expectedPongBytes(c.address), (pingErr) => {
+        if (pingErr) cb(pingErr)
+        else rpc.request(c.address, body, 0, (again) => cb(again))
+      })
     })
   }
 
@@ -366,8 +381,9 @@ export class Dht {
   welcome(peer: Contact): void {
     // The id is only claimed (v1 has no id proof), so: bounded, deduplicated, and a ping proves
     // the address before anything is sent; a batch hands out at most maxHandoff records in all.
-    if (this.closed || this.newcomers.length >= MAX_NEWCOMERS || this.newcomers.some((p) => idEquals(p.id, peer.id))) return
-    this.newcomers.push(peer)
+    if (this.closed || this.newcomers.length >= MAX_NEWCOMERS || this.newcomers.some((n) => idEquals(n.peer.id, peer.id))) return
+    // A copy: the id may be a view into the datagram it came in.
+    this.newcomers.push({ peer: { id: new Uint8Array(peer.id), address: peer.address }, since: this.ctx.runtime.wallClock() })
     if (this.handoffTimer === null) {
       this.handoffTimer = this.ctx.runtime.setTimeout(() => { void this.handoff().catch(() => {}) }, HANDOFF_DELAY_MS)
     }
@@ -376,20 +392,25 @@ export class Dht {
   /**
    * Hands each queued newcomer the records for which it is among the k nodes nearest the key
    * that this node knows, if this node is among the nearest few holders (so a few nodes, not k,
-   * send each record). Bounded per newcomer. Returns the records sent.
+   * send each record). Only records stored here before the newcomer arrived: one stored since
+   * came from a put whose lookup could already see the newcomer (and stored there too, if it
+   * is among the k nearest). Bounded per newcomer. Returns the records sent.
    */
   async handoff(): Promise<number> {
     this.handoffTimer = null
-    const batch = this.newcomers.splice(0)
-    if (batch.length === 0) return 0
+    const waiting = this.newcomers.splice(0)
+    if (waiting.length === 0) return 0
+    const batch = waiting.map((n) => n.peer)
     const isNew = (id: NodeId): boolean => batch.some((p) => idEquals(p.id, id))
     const self = this.ctx.identity.id
     const now = this.ctx.runtime.wallClock()
     const due = batch.map(() => [] as { record: DhtRecord; ttlMs: number }[])
     let budget = this.options.maxHandoff
+    const lastArrival = Math.max(...waiting.map((n) => n.since))
     for (const e of this.ctx.store.entries()) {
       if (budget <= 0) break
       if (e.expiresAt <= now) continue // never revive what has expired
+      if (e.storedAt >= lastArrival) continue // every newcomer was there when it was stored
       const near = this.ctx.topology.closest(e.key, this.options.k)
       const edge = near.length < this.options.k ? null : near[near.length - 1]
       // Some nodes nearer than this one may be newcomers that do not hold it yet: not counted.
@@ -397,6 +418,7 @@ export class Dht {
       for (const c of near) if (!isNew(c.id) && compareDistance(e.key, c.id, self) < 0) nearerHolders++
       if (nearerHolders >= HANDOFF_SENDERS) continue
       batch.forEach((p, i) => {
+        if (e.storedAt >= waiting[i].since) return
         if (budget > 0 && (!edge || compareDistance(e.key, p.id, edge.id) <= 0)) { due[i].push({ record: e.record, ttlMs: Math.min(0xffffffff, Math.round(e.expiresAt - now)) }); budget-- }
       })
     }
@@ -430,6 +452,10 @@ export class Dht {
     for (const t of this.timers.values()) this.ctx.runtime.clearTimeout(t as object)
     if (this.handoffTimer !== null) this.ctx.runtime.clearTimeout(this.handoffTimer as object)
   }
+}
+
+function putBody(record: Uint8Array, o: PutOptions): RequestBody {
+  return { type: MessageType.PUT, record, cas: o.cas, ttlMs: o.ttlMs, cache: o.cache }
 }
 
 function toKey(key: string | Uint8Array): NodeId {

@@ -8,6 +8,7 @@ import { Node, type LookupReport, type NodeStatus, type PeerInfo } from '../node
 import { parseAddress } from '../wire/address.js'
 import { runDevnet } from './devnet.js'
 import { addDhtCommands } from './dht-commands.js'
+import { addSimCommand } from './sim-command.js'
 import { fail, ms, table } from './format.js'
 
 const int = (name: string, min: number, max: number) => (v: string): number => {
@@ -113,5 +114,6 @@ program.command('devnet')
   })
 
 addDhtCommands(program, apiOption)
+addSimCommand(program)
 
 program.parseAsync().then(() => process.exit(0), (err) => fail(err instanceof WeftError ? err : err))

@@ -3,7 +3,7 @@
 import type { NodeId } from '../identity/node-id.js'
 import type { RequestBody, Rpc } from '../rpc/rpc.js'
 import type { Reply } from '../wire/messages.js'
-import type { Runtime } from '../runtime/runtime.js'
+import type { Random, Runtime } from '../runtime/runtime.js'
 import type { Address } from '../wire/address.js'
 import type { ContactPool } from './contact-pool.js'
 
@@ -66,6 +66,19 @@ export interface Topology {
   onJoin: (contact: Contact) => void
   /** Stops timers and forgets nothing; the node closes the rpc under it. */
   close(): void
+  /**
+   * Simulator only: fills the table from the true set of nodes, as the protocol would leave it
+   * in a network without churn (how a million-node network is built in minutes, not days).
+   */
+  fill?(nodes: NodeSet, random: Random, now: number): void
+}
+
+/** Every node of a simulated network in id order, for filling tables from the truth. */
+export interface NodeSet {
+  /** Nodes whose ids share the first `bits` bits with `prefix`: the range [lo, hi) in id order. */
+  range(prefix: Uint8Array, bits: number): [number, number]
+  /** The contact-pool handle of the i-th node in id order. */
+  at(i: number): number
 }
 
 export interface TopologyContext {

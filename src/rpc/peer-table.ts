@@ -6,19 +6,20 @@ import type { Address } from '../wire/address.js'
 
 export const enum Field { RATE_TOKENS, RATE_AT, SRTT, RTTVAR, HELD_TOKEN, ISSUED_TOKEN, ISSUED_EPOCH, COUNT }
 
+const NO_FIELDS = new Float64Array(0)
+const NO_FLAGS = new Uint8Array(0)
+const NO_INDEX: ReadonlyMap<Address, number> = new Map()
+
 export class PeerTable {
-  private readonly index = new Map<Address, number>()
-  private readonly keys: (Address | undefined)[] = []
-  f: Float64Array
-  private used: Uint8Array
-  private cap: number
+  // Nothing is allocated until the first peer: a simulated node that never talks costs little.
+  private index = NO_INDEX as Map<Address, number>
+  private keys: (Address | undefined)[] = []
+  f = NO_FIELDS
+  private used = NO_FLAGS
+  private cap = 0
   private hand = 0
 
-  constructor(readonly capacity: number, initial = 16) {
-    this.cap = Math.max(1, Math.min(initial, capacity))
-    this.f = new Float64Array(this.cap * Field.COUNT).fill(NaN)
-    this.used = new Uint8Array(this.cap)
-  }
+  constructor(readonly capacity: number) {}
 
   get size(): number { return this.index.size }
 
@@ -51,7 +52,8 @@ export class PeerTable {
   }
 
   private grow(): void {
-    const cap = Math.min(this.capacity, this.cap * 2)
+    if (this.index === NO_INDEX) this.index = new Map()
+    const cap = Math.min(this.capacity, Math.max(4, this.cap * 2))
     const f = new Float64Array(cap * Field.COUNT).fill(NaN)
     f.set(this.f)
     const used = new Uint8Array(cap)

@@ -53,8 +53,8 @@ function before(a: Event, b: Event): boolean {
 }
 
 export interface LinkModel {
-  /** One-way delay in virtual ms for a datagram from one address to another. */
-  latency(from: Address, to: Address, random: SeededRandom): number
+  /** One-way delay in virtual ms for a datagram between two endpoints (indices count binds from 0). */
+  latency(from: Address, to: Address, random: SeededRandom, fromIndex: number, toIndex: number): number
   /** Probability in [0, 1] that a datagram is lost. */
   loss: number
 }
@@ -63,6 +63,11 @@ export const defaultLinks: LinkModel = {
   latency: (_f, _t, r) => 10 + r.float() * 40,
   loss: 0,
 }
+
+/** A NAT forgets a mapping this long after its last outgoing datagram (Linux conntrack: 120 s for UDP streams is common). */
+export const NAT_TIMEOUT_MS = 120_000
+/** Destinations one NATed endpoint remembers; the oldest mapping goes first. */
+export const NAT_MAPPINGS = 256
 
 const drainMicrotasks = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
@@ -74,7 +79,10 @@ export class MemoryWorld implements Network {
   private readonly endpoints = new Map<Address, MemoryEndpoint>()
   private seq = 0
   private time = 0
-  readonly stats = { datagrams: 0, lost: 0, bytes: 0, events: 0 }
+  private binds = 0
+  /** When set, datagrams between endpoints of different groups are dropped (a network partition). */
+  partition: ((index: number) => number) | null = null
+  readonly stats = { datagrams: 0, lost: 0, bytes: 0, events: 0, blockedByNat: 0, partitioned: 0, unreachable: 0 }
 
   constructor(readonly seed: number | string, public links: LinkModel = defaultLinks) {
     this.random = new SeededRandom(seed)
@@ -90,36 +98,47 @@ export class MemoryWorld implements Network {
 
   /** A runtime for one node: the shared clock and queue, with its own random stream. */
   runtime(label: string | number): Runtime {
-    const random = this.random.fork(label)
-    return {
-      now: () => this.time,
-      wallClock: () => MemoryWorld.EPOCH + this.time,
-      setTimeout: (fn, ms) => this.schedule(ms, fn),
-      clearTimeout: (h: TimerHandle) => { (h as Event).fn = null },
-      random,
+    return new WorldRuntime(this, this.random.fork(label))
+  }
+
+  /** Endpoints bound so far (closed ones included): the next one gets this index. */
+  get bound(): number { return this.binds }
+
+  bind(host: string, port: number): Promise<Endpoint> {
+    try {
+      return Promise.resolve(this.bindNow(host, port))
+    } catch (err) {
+      return Promise.reject(err)
     }
   }
 
-  bind(host: string, port: number): Promise<Endpoint> {
+  /** bind() without the promise, for building large simulated networks. `nat`: accepts only replies. */
+  bindNow(host: string, port: number, nat = false): MemoryEndpoint {
     const address = parseAddress(`${host.includes(':') ? `[${host}]` : host}:${port}`)
     let p = address.port
     if (p === 0) { p = 49152; while (this.endpoints.has(`${address.host}:${p}`)) p++ }
     const key = host.includes(':') ? `[${address.host}]:${p}` : `${address.host}:${p}`
-    if (this.endpoints.has(key)) return Promise.reject(new WeftError('ERR_PORT_IN_USE', `simulated port ${key} is in use`))
-    const ep = new MemoryEndpoint(this, key)
+    if (this.endpoints.has(key)) throw new WeftError('ERR_PORT_IN_USE', `simulated port ${key} is in use`)
+    const ep = new MemoryEndpoint(this, key, this.binds++, nat)
     this.endpoints.set(key, ep)
-    return Promise.resolve(ep)
+    return ep
   }
 
-  /** Delivers a datagram after the link's latency, unless the link loses it. */
-  transmit(from: Address, to: Address, bytes: Uint8Array): void {
+  /** Delivers a datagram after the link's latency, unless the link loses it, a partition or a NAT drops it. */
+  transmit(from: MemoryEndpoint, to: Address, bytes: Uint8Array): void {
     this.stats.datagrams++
     this.stats.bytes += bytes.length
+    const dest = this.endpoints.get(to)
+    if (!dest) { this.stats.unreachable++; return }
     if (this.links.loss > 0 && this.random.float() < this.links.loss) { this.stats.lost++; return }
+    if (this.partition && this.partition(from.index) !== this.partition(dest.index)) { this.stats.partitioned++; return }
+    if (from.nat) from.opened(to, this.time)
     const copy = bytes.slice() // the sender may reuse its buffer
-    this.schedule(this.links.latency(from, to, this.random), () => {
-      const ep = this.endpoints.get(to)
-      if (ep && !ep.closed) ep.onPacket(from, copy)
+    const fromAddress = from.address
+    this.schedule(this.links.latency(fromAddress, to, this.random, from.index, dest.index), () => {
+      if (dest.closed) return
+      if (dest.nat && !dest.accepts(fromAddress, this.time)) { this.stats.blockedByNat++; return }
+      dest.onPacket(fromAddress, copy)
     })
   }
 
@@ -162,12 +181,32 @@ export class MemoryWorld implements Network {
   }
 }
 
-class MemoryEndpoint implements Endpoint {
+class WorldRuntime implements Runtime {
+  constructor(private readonly world: MemoryWorld, readonly random: SeededRandom) {}
+  now(): number { return this.world.now() }
+  wallClock(): number { return MemoryWorld.EPOCH + this.world.now() }
+  setTimeout(fn: () => void, ms: number): TimerHandle { return this.world.schedule(ms, fn) }
+  clearTimeout(h: TimerHandle): void { (h as Event).fn = null }
+}
+
+export class MemoryEndpoint implements Endpoint {
   closed = false
   onPacket: (from: Address, bytes: Uint8Array) => void = () => {}
-  constructor(private readonly world: MemoryWorld, readonly address: Address) {}
+  /** Behind a NAT: the destinations it sent to, and when, since only they may answer. */
+  private mappings: Map<Address, number> | null = null
+  constructor(private readonly world: MemoryWorld, readonly address: Address, readonly index: number, readonly nat: boolean) {}
   send(to: Address, bytes: Uint8Array): void {
-    if (!this.closed) this.world.transmit(this.address, to, bytes)
+    if (!this.closed) this.world.transmit(this, to, bytes)
+  }
+  opened(to: Address, now: number): void {
+    const m = (this.mappings ??= new Map())
+    m.delete(to)
+    m.set(to, now)
+    if (m.size > NAT_MAPPINGS) m.delete(m.keys().next().value!)
+  }
+  accepts(from: Address, now: number): boolean {
+    const at = this.mappings?.get(from)
+    return at !== undefined && now - at <= NAT_TIMEOUT_MS
   }
   close(): Promise<void> {
     this.closed = true

@@ -1,11 +1,12 @@
 // The Kademlia topology: XOR distance, k-buckets, iterative lookups, join by self-lookup and
 // bucket refresh.
 import { WeftError } from '../../errors.js'
-import { compareDistance, idEquals, randomIdWithPrefix, type NodeId } from '../../identity/node-id.js'
+import { compareDistance, ID_BITS, idEquals, randomIdWithPrefix, type NodeId } from '../../identity/node-id.js'
 import { expectedPongBytes } from '../../rpc/rpc.js'
 import type { Address } from '../../wire/address.js'
 import { Flag, MessageType, type FindNode } from '../../wire/messages.js'
-import type { Contact, LookupOptions, LookupResult, TableEntry, Topology, TopologyContext } from '../topology.js'
+import type { Random } from '../../runtime/runtime.js'
+import type { Contact, LookupOptions, LookupResult, NodeSet, TableEntry, Topology, TopologyContext } from '../topology.js'
 import { iterativeFindNode } from './lookup.js'
 import { RoutingTable } from './routing-table.js'
 
@@ -24,14 +25,16 @@ export interface KademliaOptions {
   staleAfterMs: number
 }
 
+const ignore = (): void => {}
+
 export const defaultKademliaOptions: KademliaOptions = { k: 20, alpha: 3, verify: 10, refreshIntervalMs: 15 * 60_000, maxFailures: 2, staleAfterMs: 15 * 60_000 }
 
 export class Kademlia implements Topology {
   readonly name = 'kademlia'
   readonly options: KademliaOptions
   readonly routing: RoutingTable
-  onPeer: (event: 'added' | 'removed', contact: Contact) => void = () => {}
-  onJoin: (contact: Contact) => void = () => {}
+  onPeer: (event: 'added' | 'removed', contact: Contact) => void = ignore
+  onJoin: (contact: Contact) => void = ignore
   private refreshTimer: unknown = null
   private closed = false
 
@@ -115,6 +118,31 @@ export class Kademlia implements Topology {
       }
       void this.refreshBuckets(stale).finally(() => this.scheduleRefresh())
     }, every)
+  }
+
+  fill(nodes: NodeSet, random: Random, now: number): void {
+    // Bucket b holds k random nodes of those that share b bits with us and differ at bit b.
+    const self = this.ctx.id, k = this.options.k
+    const buckets: number[][] = []
+    const other = new Uint8Array(self)
+    for (let b = 0; b < ID_BITS; b++) {
+      const mask = 0x80 >> (b & 7)
+      other[b >> 3] ^= mask // flip bit b
+      const [lo, hi] = nodes.range(other, b + 1)
+      other[b >> 3] ^= mask
+      const picked: number[] = []
+      if (hi - lo <= k) for (let i = lo; i < hi; i++) picked.push(nodes.at(i))
+      else {
+        while (picked.length < k) {
+          const h = nodes.at(lo + (random.u32() % (hi - lo)))
+          if (!picked.includes(h)) picked.push(h)
+        }
+      }
+      buckets.push(picked)
+      const [slo, shi] = nodes.range(self, b + 1)
+      if (shi - slo <= 1) break // nobody else shares b + 1 bits: the deeper buckets are empty
+    }
+    this.routing.fill(buckets, now)
   }
 
   nextHop(target: NodeId): Contact | null {

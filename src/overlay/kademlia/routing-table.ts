@@ -11,6 +11,10 @@ import type { Contact, TableEntry } from '../topology.js'
 const WORDS = 2
 const MAX_FAILS = 63 // failures share a word with the time, in its low 6 bits
 
+// Shared defaults: a closure per table would cost bytes on each of a million simulated nodes.
+const ignore = (): void => {}
+const assumeAlive = (_c: Contact, done: (alive: boolean) => void): void => done(true)
+
 export type TableEvent = { type: 'added' | 'removed'; contact: Contact }
 
 export class RoutingTable {
@@ -21,9 +25,9 @@ export class RoutingTable {
   private pinging: Set<number> | null = null
   /** Contacts that found their bucket full, newest last: they take the places of ones that fail. */
   private replacements: Map<number, number[]> | null = null
-  onEvent: (e: TableEvent) => void = () => {}
+  onEvent: (e: TableEvent) => void = ignore
   /** Asks whether the least recently seen contact is alive: set by the owner (it sends a ping). */
-  probe: (contact: Contact, done: (alive: boolean) => void) => void = (_c, done) => done(true)
+  probe: (contact: Contact, done: (alive: boolean) => void) => void = assumeAlive
 
   constructor(
     readonly self: NodeId,
@@ -191,15 +195,39 @@ export class RoutingTable {
     }
   }
 
-  /** Adds a contact by pool handle without a message (the simulator's oracle fill); retains it. */
-  add(h: number, now: number): boolean {
-    const ids = this.pool.idArray()
-    const id = ids.subarray(h * ID_BYTES, (h + 1) * ID_BYTES)
-    const b = this.bucketIndex(id)
-    if (this.bucketSize(b) >= this.k || this.indexOf(b, id) >= 0 || idEquals(id, this.self)) return false
-    this.pool.retain(h)
-    this.insert(b, h, now)
-    return true
+  /**
+   * Fills the table at once from pool handles (the simulator's oracle fill): buckets[b] holds
+   * the handles for bucket b, distinct, at most k, none of them us. Retains each handle.
+   */
+  fill(buckets: number[][], now: number): void {
+    let n = this.total
+    for (const hs of buckets) n += hs.length
+    this.reserve(n)
+    this.ensureBucket(buckets.length - 1)
+    if (this.total === 0) {
+      // An empty table is written in one pass, bucket after bucket.
+      const seen = Math.floor(now / 1000) * 64
+      let at = 0
+      for (let b = 0; b < buckets.length; b++) {
+        for (let j = 0; j < buckets[b].length && j < this.k; j++) {
+          const h = buckets[b][j]
+          this.pool.retain(h)
+          this.data[at * WORDS] = h
+          this.data[at * WORDS + 1] = seen
+          at++
+        }
+        this.meta[b * 2] = at
+      }
+      this.total = at
+      return
+    }
+    for (let b = 0; b < buckets.length; b++) {
+      for (const h of buckets[b]) {
+        if (this.bucketSize(b) >= this.k) break
+        this.pool.retain(h)
+        this.insert(b, h, now)
+      }
+    }
   }
 
   has(id: NodeId): boolean {

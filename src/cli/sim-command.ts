@@ -1,0 +1,98 @@
+// `weft sim`: the real protocol code on a simulated network of up to millions of nodes.
+import { spawnSync } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { totalmem } from 'node:os'
+import { getHeapStatistics } from 'node:v8'
+import { Option, InvalidArgumentError, type Command } from 'commander'
+import { topologyNames } from '../overlay/registry.js'
+import { latencyModels } from '../sim/latency.js'
+import { plotReports } from '../sim/plot.js'
+import type { SimReport } from '../sim/report.js'
+import { runSimulations } from '../sim/run.js'
+import { MAX_SIM_NODES } from '../sim/simulation.js'
+import { table } from './format.js'
+import { progress, type Progress } from './progress.js'
+
+const sizes = (v: string): number[] => v.split(',').map((s) => {
+  const n = Number(s.trim())
+  if (!Number.isInteger(n) || n < 2 || n > MAX_SIM_NODES) throw new InvalidArgumentError(`each size must be a whole number from 2 to ${MAX_SIM_NODES} (1e6 is fine), got ${JSON.stringify(s)}`)
+  return n
+})
+const fraction = (name: string) => (v: string): number => {
+  const n = Number(v)
+  if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`${name} must be a fraction at least 0 and below 1`)
+  return n
+}
+const count = (name: string, min: number, max: number) => (v: string): number => {
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`)
+  return n
+}
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000 }
+export const duration = (v: string): number => {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|min|h|d)$/.exec(v.trim())
+  if (!m) throw new InvalidArgumentError(`expected a duration such as 30m, 1h or 90s, got ${JSON.stringify(v)}`)
+  return Number(m[1]) * UNITS[m[2]]
+}
+
+/** A million nodes need several GiB of heap: re-run this command in a Node with room for it. */
+function ensureHeap(): boolean {
+  const wantMb = Math.floor((totalmem() / 1048576) * 0.75)
+  if (process.env.WEFT_SIM_CHILD || getHeapStatistics().heap_size_limit / 1048576 >= wantMb * 0.9) return false
+  const r = spawnSync(process.execPath, [`--max-old-space-size=${wantMb}`, '--expose-gc', ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, WEFT_SIM_CHILD: '1' } })
+  process.exit(r.status ?? 1)
+}
+
+export function addSimCommand(program: Command): void {
+  program.command('sim')
+    .description('run the real protocol code on a simulated network (virtual time, seeded) and report lookups against an oracle')
+    .addOption(new Option('--topology <name>', 'overlay to simulate').choices(topologyNames).default('kademlia'))
+    .option('--nodes <n[,n...]>', 'network size, or several sizes (1e3,1e4,1e5,1e6)', sizes, [1000])
+    .option('--lookups <n>', 'lookups to measure, each from a random node to a random key', count('lookups', 1, 10_000_000), 1000)
+    .option('--seed <s>', 'seed: the same seed and arguments give the same simulated results', '1')
+    .addOption(new Option('--latency <model>', 'link model: geo (peers over the globe) or uniform (10-50 ms)').choices([...latencyModels]).default('geo'))
+    .option('--loss <p>', 'share of datagrams lost', fraction('--loss'), 0)
+    .option('--churn <median>', 'churn: median session length (e.g. 1h); a new node replaces each one that fails', duration)
+    .addOption(new Option('--churn-distribution <d>', 'session lengths').choices(['exponential', 'weibull']).default('exponential'))
+    .option('--adversaries <fraction>', 'share of nodes that misbehave', fraction('--adversaries'), 0)
+    .addOption(new Option('--adversary-mode <mode>', 'what they do: drop requests, misroute (farthest contacts), collude (name only each other)').choices(['drop', 'misroute', 'collude']).default('drop'))
+    .option('--nat <fraction>', 'share of nodes behind a NAT that takes only replies', fraction('--nat'), 0)
+    .addOption(new Option('--build <how>', 'joins: every node joins by the protocol; oracle: tables filled from the true node set; auto: joins up to 20,000 nodes').choices(['auto', 'joins', 'oracle']).default('auto'))
+    .option('--warmup <duration>', 'virtual time of protocol upkeep between the build and the lookups (e.g. 10m)', duration, 0)
+    .option('--k <n>', 'bucket size', count('k', 1, 25), 20)
+    .option('--alpha <n>', 'requests in flight per lookup', count('alpha', 1, 16), 3)
+    .option('--concurrency <n>', 'lookups in flight at once', count('concurrency', 1, 10_000), 32)
+    .option('--out <file>', 'write the simulated results as JSON (byte-identical for the same seed); wall time and memory go to <file>.machine.json')
+    .option('--plot <file>', 'write an SVG chart of hops and latency (and hops against size for several sizes)')
+    .action(async (o) => {
+      if (ensureHeap()) return
+      let bar: Progress | null = null
+      let barKey = ''
+      const reports: SimReport[] = await runSimulations({
+        topology: o.topology, sizes: o.nodes, lookups: o.lookups, seed: String(o.seed), latency: o.latency, loss: o.loss,
+        churnMedianMs: o.churn ?? null, churnDistribution: o.churnDistribution, adversaries: o.adversaries, adversaryMode: o.adversaryMode,
+        nat: o.nat, build: o.build, warmupMs: o.warmup, concurrency: o.concurrency, joinConcurrency: 16, k: o.k, alpha: o.alpha,
+        onProgress: (size, phase, done, total, eps) => {
+          const key = `${size}:${phase}`
+          if (key !== barKey) { bar?.stop(); bar = progress(`${size.toLocaleString('en')} nodes: ${phase}`, total); barKey = key }
+          bar!.update(done, `${Math.round(eps).toLocaleString('en')} events/s`)
+        },
+      }).finally(() => (bar as Progress | null)?.stop())
+      console.log(table(['nodes', 'build', 'success', 'recall', 'hops mean', 'p50', 'p95', 'max', 'theory', 'latency p50', 'p95', 'msgs/lookup', 'table', 'bytes/node', 'wall'],
+        reports.map(({ simulated: s, machine: m }) => [
+          s.nodes.toLocaleString('en'), s.build, `${(s.successRate * 100).toFixed(2)} %`, s.recall.toFixed(3), s.hops.mean.toFixed(2), s.hops.p50, s.hops.p95, s.hops.max,
+          s.theoreticalHops.toFixed(2), `${s.latencyMs.p50.toFixed(0)} ms`, `${s.latencyMs.p95.toFixed(0)} ms`, s.messagesPerLookup.toFixed(1), s.tableSize.mean.toFixed(0),
+          m.bytesPerNode.toLocaleString('en'), `${(m.wallMs / 1000).toFixed(1)} s`,
+        ])))
+      console.log(`theory: ${reports[0].simulated.theory}; peak RSS ${(Math.max(...reports.map((r) => r.machine.peakRssBytes)) / 1073741824).toFixed(2)} GiB; seed ${o.seed}`)
+      if (o.out) {
+        writeFileSync(o.out, JSON.stringify(reports.length === 1 ? reports[0].simulated : reports.map((r) => r.simulated), null, 2) + '\n')
+        writeFileSync(`${o.out}.machine.json`, JSON.stringify(reports.map((r) => ({ nodes: r.simulated.nodes, ...r.machine })), null, 2) + '\n')
+        console.log(`wrote ${o.out} and ${o.out}.machine.json`)
+      }
+      if (o.plot) {
+        writeFileSync(o.plot, await plotReports(reports))
+        console.log(`wrote ${o.plot}`)
+      }
+    })
+}

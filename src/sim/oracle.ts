@@ -1,0 +1,146 @@
+// The simulator's view of the truth: every node ever created, sorted by id, and which are alive.
+// It answers "which live nodes are really closest to this key" to judge lookups, and gives the
+// id ranges that an oracle fill of routing tables needs.
+import { compareDistance, ID_BITS, ID_BYTES } from '../identity/node-id.js'
+import type { ContactPool } from '../overlay/contact-pool.js'
+import type { NodeSet } from '../overlay/topology.js'
+import type { Random } from '../runtime/runtime.js'
+
+/** Below this many nodes in a range, closest() sorts instead of splitting further. */
+const LEAF = 16
+
+export class Oracle implements NodeSet {
+  /** Pool handles in id order. */
+  private sorted = new Uint32Array(1024)
+  private count = 0
+  /** Live handles, unordered, and each handle's place in that list (-1: dead or unknown). */
+  private live = new Uint32Array(1024)
+  private liveCount = 0
+  private livePos = new Int32Array(1024).fill(-1)
+
+  constructor(private readonly pool: ContactPool) {}
+
+  get size(): number { return this.count }
+  get alive(): number { return this.liveCount }
+
+  private get ids(): Uint8Array { return this.pool.idArray() }
+
+  /** Compares the first `bits` bits of the id of handle h with `prefix`. */
+  private comparePrefix(h: number, prefix: Uint8Array, bits: number): number {
+    const ids = this.ids, o = h * ID_BYTES
+    const full = bits >> 3
+    for (let i = 0; i < full; i++) if (ids[o + i] !== prefix[i]) return ids[o + i] - prefix[i]
+    const rest = bits & 7
+    if (rest === 0) return 0
+    const mask = (0xff00 >> rest) & 0xff
+    return (ids[o + full] & mask) - (prefix[full] & mask)
+  }
+
+  /** Adds a node (alive) in id order. Building many at once: call addAll. */
+  add(h: number): void {
+    this.ensure(h + 1, this.count + 1)
+    let lo = 0, hi = this.count
+    const ids = this.ids
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (compareDistance(new Uint8Array(ID_BYTES), ids, ids, this.sorted[mid] * ID_BYTES, h * ID_BYTES) < 0) lo = mid + 1
+      else hi = mid
+    }
+    this.sorted.copyWithin(lo + 1, lo, this.count)
+    this.sorted[lo] = h
+    this.count++
+    this.setAlive(h, true)
+  }
+
+  /** Adds many nodes at once (one sort instead of an insertion each). */
+  addAll(handles: ArrayLike<number>): void {
+    const all = Array.from(this.sorted.subarray(0, this.count))
+    for (let i = 0; i < handles.length; i++) all.push(handles[i])
+    const ids = this.ids
+    all.sort((a, b) => {
+      for (let i = 0; i < ID_BYTES; i++) {
+        const d = ids[a * ID_BYTES + i] - ids[b * ID_BYTES + i]
+        if (d !== 0) return d
+      }
+      return 0
+    })
+    let max = 0
+    for (const h of all) max = Math.max(max, h)
+    this.ensure(max + 1, all.length)
+    this.sorted.set(all)
+    this.count = all.length
+    for (let i = 0; i < handles.length; i++) this.setAlive(handles[i], true)
+  }
+
+  setAlive(h: number, alive: boolean): void {
+    const at = this.livePos[h]
+    if (alive && at < 0) {
+      this.live[this.liveCount] = h
+      this.livePos[h] = this.liveCount++
+    } else if (!alive && at >= 0) {
+      const last = this.live[--this.liveCount]
+      this.live[at] = last
+      this.livePos[last] = at
+      this.livePos[h] = -1
+    }
+  }
+
+  isAlive(h: number): boolean { return this.livePos[h] >= 0 }
+
+  randomLive(random: Random): number {
+    return this.live[random.u32() % this.liveCount]
+  }
+
+  at(i: number): number { return this.sorted[i] }
+
+  range(prefix: Uint8Array, bits: number): [number, number] {
+    let lo = 0, hi = this.count
+    while (lo < hi) { const m = (lo + hi) >> 1; if (this.comparePrefix(this.sorted[m], prefix, bits) < 0) lo = m + 1; else hi = m }
+    const start = lo
+    hi = this.count
+    while (lo < hi) { const m = (lo + hi) >> 1; if (this.comparePrefix(this.sorted[m], prefix, bits) <= 0) lo = m + 1; else hi = m }
+    return [start, lo]
+  }
+
+  /** The n live nodes nearest target by XOR, nearest first (handles). */
+  closest(target: Uint8Array, n: number): number[] {
+    const out: number[] = []
+    this.collect(target, n, 0, this.count, 0, out)
+    return out
+  }
+
+  // All nodes in [lo, hi) share `depth` leading bits. XOR order is the order of (id ^ target), so
+  // the half whose next bit matches the target's comes first, then the other half.
+  private collect(target: Uint8Array, n: number, lo: number, hi: number, depth: number, out: number[]): void {
+    if (out.length >= n || lo >= hi) return
+    const ids = this.ids
+    if (hi - lo <= LEAF || depth >= ID_BITS) {
+      const leaf: number[] = []
+      for (let i = lo; i < hi; i++) if (this.isAlive(this.sorted[i])) leaf.push(this.sorted[i])
+      leaf.sort((a, b) => compareDistance(target, ids, ids, a * ID_BYTES, b * ID_BYTES))
+      for (const h of leaf) { if (out.length >= n) return; out.push(h) }
+      return
+    }
+    // The first index whose bit `depth` is 1.
+    const byte = depth >> 3, mask = 0x80 >> (depth & 7)
+    let a = lo, b = hi
+    while (a < b) { const m = (a + b) >> 1; if (ids[this.sorted[m] * ID_BYTES + byte] & mask) b = m; else a = m + 1 }
+    if (target[byte] & mask) {
+      this.collect(target, n, a, hi, depth + 1, out)
+      this.collect(target, n, lo, a, depth + 1, out)
+    } else {
+      this.collect(target, n, lo, a, depth + 1, out)
+      this.collect(target, n, a, hi, depth + 1, out)
+    }
+  }
+
+  private ensure(handles: number, count: number): void {
+    if (count > this.sorted.length) { const s = new Uint32Array(Math.max(count, this.sorted.length * 2)); s.set(this.sorted); this.sorted = s }
+    if (count > this.live.length) { const l = new Uint32Array(Math.max(count, this.live.length * 2)); l.set(this.live); this.live = l }
+    if (handles > this.livePos.length) {
+      const p = new Int32Array(Math.max(handles, this.livePos.length * 2)).fill(-1)
+      p.set(this.livePos)
+      this.livePos = p
+    }
+  }
+}

@@ -25,7 +25,7 @@ async function simulate(o: Partial<SimOptions>) {
   return { sim, r }
 }
 
-test('the oracle finds the true closest live nodes and the id ranges of a prefix', () => {
+test('the oracle finds the true closest live nodes and splits id ranges by bit', () => {
   const id = fc.uint8Array({ minLength: 32, maxLength: 32 })
   check('oracle', fc.tuple(fc.array(id, { minLength: 1, maxLength: 200 }), id, fc.integer({ min: 1, max: 30 }), fc.integer({ min: 0, max: 12 })), ([ids, target, n, bits]) => {
     const pool = new ContactPool()
@@ -39,7 +39,12 @@ test('the oracle finds the true closest live nodes and the id ranges of a prefix
     const got = oracle.closest(target, n).map((h) => pool.id(h))
     assert.equal(got.length, want.length)
     got.forEach((g, i) => assert.ok(idEquals(g, want[i]) || compareDistance(target, g, want[i]) === 0))
-    const [lo, hi] = oracle.range(target, bits)
+    // Walking down the bits of target by split() leaves exactly the nodes sharing that prefix.
+    let lo = 0, hi = oracle.size
+    for (let b = 0; b < bits; b++) {
+      const mid = oracle.split(lo, hi, b)
+      ;[lo, hi] = target[b >> 3] & (0x80 >> (b & 7)) ? [mid, hi] : [lo, mid]
+    }
     const shares = (x: Uint8Array) => { for (let b = 0; b < bits; b++) if (((x[b >> 3] ^ target[b >> 3]) & (0x80 >> (b & 7))) !== 0) return false; return true }
     assert.equal(hi - lo, ids.filter(shares).length)
     for (let i = lo; i < hi; i++) assert.ok(shares(pool.id(oracle.at(i))))

@@ -5,6 +5,7 @@ import type { RequestBody, Rpc } from '../rpc/rpc.js'
 import type { Reply } from '../wire/messages.js'
 import type { Random, Runtime } from '../runtime/runtime.js'
 import type { Address } from '../wire/address.js'
+import type { Arena } from './arena.js'
 import type { ContactPool } from './contact-pool.js'
 
 export interface Contact {
@@ -75,8 +76,9 @@ export interface Topology {
 
 /** Every node of a simulated network in id order, for filling tables from the truth. */
 export interface NodeSet {
-  /** Nodes whose ids share the first `bits` bits with `prefix`: the range [lo, hi) in id order. */
-  range(prefix: Uint8Array, bits: number): [number, number]
+  readonly size: number
+  /** For [lo, hi), whose ids share their first `bit` bits: the first index whose bit `bit` is 1 (hi if none). */
+  split(lo: number, hi: number, bit: number): number
   /** The contact-pool handle of the i-th node in id order. */
   at(i: number): number
 }
@@ -89,4 +91,6 @@ export interface TopologyContext {
   address(): Address
   /** Where the routing table keeps its contacts: the simulator shares one among all its nodes. */
   contacts?: ContactPool
+  /** Where tables get their arrays: the simulator's comes from shared slabs. */
+  arena?: Arena
 }

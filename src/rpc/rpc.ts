@@ -96,6 +96,20 @@ export interface RpcStats {
   handlerErrors: number
 }
 
+// Shared by every Rpc: per-instance closures would cost bytes on each of a million simulated nodes.
+const ignore = (): void => {}
+function dispatch(this: Rpc, from: Address, req: Request, verified: boolean): ReplyBody | null {
+  return this.handlerFor(req.type)?.(from, req, verified) ?? null
+}
+const NO_PENDING: ReadonlyMap<number, unknown> = new Map()
+/** One merged options object per options object given, so nodes built alike share one. */
+const merged = new WeakMap<Partial<RpcOptions>, RpcOptions>()
+function mergedOptions(options: Partial<RpcOptions>): RpcOptions {
+  let o = merged.get(options)
+  if (!o) { o = { ...defaultRpcOptions, ...options }; merged.set(options, o) }
+  return o
+}
+
 export type RequestCallback = (err: WeftError | null, reply?: Reply, rttMs?: number) => void
 
 interface Pending {
@@ -120,18 +134,20 @@ export class Rpc {
     requestsOut: 0, requestsIn: 0, repliesIn: 0, repliesOut: 0, retries: 0, timeouts: 0, malformed: 0,
     malformedByCode: {}, rateLimited: 0, unmatchedReplies: 0, truncatedReplies: 0, refusedAmplification: 0, queueFull: 0, handlerErrors: 0,
   }
-  private readonly handlers = new Map<MessageType, RequestHandler>()
+  /** Handlers by message type (a few small integers: an array, not a Map). */
+  private readonly handlers: (RequestHandler | undefined)[] = []
   /** Answers a request: by default the handler registered for its type. */
-  onRequest: RequestHandler = (from, req, verified) => this.handlers.get(req.type)?.(from, req, verified) ?? null
+  onRequest: RequestHandler = dispatch
   /** Called for every valid message from a peer, so tables can learn of it. */
   /** `proven`: a reply to our request, or a request with a valid token: the address is real. */
-  onSeen: (id: NodeId, address: Address, readOnly: boolean, proven: boolean) => void = () => {}
+  onSeen: (id: NodeId, address: Address, readOnly: boolean, proven: boolean) => void = ignore
   /** Our address as the last replying peer saw it. */
   observedAddress: Address | null = null
   /** Set to stop others from adding this node to their tables (clients, private nodes). */
   readOnly = false
 
-  private readonly pending = new Map<number, Pending>()
+  // Allocated at the first request: a simulated node that is only ever asked costs nothing here.
+  private pending = NO_PENDING as Map<number, Pending>
   private readonly queue: Queued[] = []
   private readonly rtt: RttEstimator
   private readonly limiter: RateLimiter
@@ -146,9 +162,9 @@ export class Rpc {
     private readonly runtime: Runtime,
     private readonly transport: Transport,
     readonly id: NodeId,
-    options: Partial<RpcOptions> = {},
+    options: Partial<RpcOptions> = defaultRpcOptions,
   ) {
-    this.options = { ...defaultRpcOptions, ...options }
+    this.options = mergedOptions(options)
     const o = this.options
     this.peers = new PeerTable(o.addressTableSize)
     this.rtt = new RttEstimator(o.minTimeoutMs, o.maxTimeoutMs, o.initialTimeoutMs, this.peers)
@@ -159,8 +175,10 @@ export class Rpc {
 
   /** Registers the handler of one request type (the overlay: PING, FIND_NODE; the DHT: GET, PUT). */
   handle(type: MessageType, handler: RequestHandler): void {
-    this.handlers.set(type, handler)
+    this.handlers[type] = handler
   }
+
+  handlerFor(type: MessageType): RequestHandler | undefined { return this.handlers[type] }
 
   get inFlight(): number { return this.pending.size }
   get smoothedRttMs(): number | null { return this.rtt.smoothed }
@@ -212,6 +230,7 @@ export class Rpc {
       return
     }
     const p: Pending = { txid, to, body, expectReplyBytes, resent, bytes, tries: 0, sentAt: 0, deadline: 0, cb }
+    if (this.pending === NO_PENDING) this.pending = new Map()
     this.pending.set(txid, p)
     this.stats.requestsOut++
     this.transmit(p)

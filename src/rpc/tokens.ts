@@ -7,20 +7,20 @@ import type { Address } from '../wire/address.js'
 import { Field, PeerTable } from './peer-table.js'
 
 export class TokenIssuer {
-  private current: Uint8Array
-  private previous: Uint8Array
+  // Drawn at the first token: a node nobody asks never needs one.
+  private current: Uint8Array | null = null
+  private previous: Uint8Array | null = null
   private rotatedAt: number
   // Tokens under the current secret are kept in the peer table (with the epoch they belong to),
   // so a busy peer costs one hash per rotation, not per request.
   private epoch = 0
 
   constructor(private readonly random: Random, private readonly periodMs: number, now: number, private readonly table: PeerTable = new PeerTable(512)) {
-    this.current = random.bytes(16)
-    this.previous = this.current
     this.rotatedAt = now
   }
 
   private rotate(now: number): void {
+    if (!this.current) { this.current = this.previous = this.random.bytes(16) }
     const periods = Math.floor((now - this.rotatedAt) / this.periodMs)
     if (periods < 1) return
     // After a quiet spell of two periods or more, the old secret is too old to honour as well.
@@ -40,7 +40,7 @@ export class TokenIssuer {
     const o = slot * Field.COUNT
     const f = this.table.f
     if (f[o + Field.ISSUED_EPOCH] === this.epoch) return f[o + Field.ISSUED_TOKEN]
-    const t = tokenOf(this.current, address)
+    const t = tokenOf(this.current!, address)
     f[o + Field.ISSUED_TOKEN] = t
     f[o + Field.ISSUED_EPOCH] = this.epoch
     return t
@@ -48,7 +48,7 @@ export class TokenIssuer {
 
   valid(address: Address, token: number, now: number): boolean {
     this.rotate(now)
-    return token === this.issue(address, now) || token === tokenOf(this.previous, address)
+    return token === this.issue(address, now) || token === tokenOf(this.previous!, address)
   }
 }
 

@@ -1,10 +1,12 @@
 // The simulator's view of the truth: every node ever created, sorted by id, and which are alive.
 // It answers "which live nodes are really closest to this key" to judge lookups, and gives the
-// id ranges that an oracle fill of routing tables needs.
+// id ranges (split by bit) that an oracle fill of routing tables needs.
 import { compareDistance, ID_BITS, ID_BYTES } from '../identity/node-id.js'
 import type { ContactPool } from '../overlay/contact-pool.js'
 import type { NodeSet } from '../overlay/topology.js'
 import type { Random } from '../runtime/runtime.js'
+
+const ZERO = new Uint8Array(ID_BYTES) // XOR distance from zero is id order
 
 /** Below this many nodes in a range, closest() sorts instead of splitting further. */
 const LEAF = 16
@@ -25,17 +27,6 @@ export class Oracle implements NodeSet {
 
   private get ids(): Uint8Array { return this.pool.idArray() }
 
-  /** Compares the first `bits` bits of the id of handle h with `prefix`. */
-  private comparePrefix(h: number, prefix: Uint8Array, bits: number): number {
-    const ids = this.ids, o = h * ID_BYTES
-    const full = bits >> 3
-    for (let i = 0; i < full; i++) if (ids[o + i] !== prefix[i]) return ids[o + i] - prefix[i]
-    const rest = bits & 7
-    if (rest === 0) return 0
-    const mask = (0xff00 >> rest) & 0xff
-    return (ids[o + full] & mask) - (prefix[full] & mask)
-  }
-
   /** Adds a node (alive) in id order. Building many at once: call addAll. */
   add(h: number): void {
     this.ensure(h + 1, this.count + 1)
@@ -43,7 +34,7 @@ export class Oracle implements NodeSet {
     const ids = this.ids
     while (lo < hi) {
       const mid = (lo + hi) >> 1
-      if (compareDistance(new Uint8Array(ID_BYTES), ids, ids, this.sorted[mid] * ID_BYTES, h * ID_BYTES) < 0) lo = mid + 1
+      if (compareDistance(ZERO, ids, ids, this.sorted[mid] * ID_BYTES, h * ID_BYTES) < 0) lo = mid + 1
       else hi = mid
     }
     this.sorted.copyWithin(lo + 1, lo, this.count)
@@ -93,13 +84,10 @@ export class Oracle implements NodeSet {
 
   at(i: number): number { return this.sorted[i] }
 
-  range(prefix: Uint8Array, bits: number): [number, number] {
-    let lo = 0, hi = this.count
-    while (lo < hi) { const m = (lo + hi) >> 1; if (this.comparePrefix(this.sorted[m], prefix, bits) < 0) lo = m + 1; else hi = m }
-    const start = lo
-    hi = this.count
-    while (lo < hi) { const m = (lo + hi) >> 1; if (this.comparePrefix(this.sorted[m], prefix, bits) <= 0) lo = m + 1; else hi = m }
-    return [start, lo]
+  split(lo: number, hi: number, bit: number): number {
+    const ids = this.ids, byte = bit >> 3, mask = 0x80 >> (bit & 7)
+    while (lo < hi) { const m = (lo + hi) >> 1; if (ids[this.sorted[m] * ID_BYTES + byte] & mask) hi = m; else lo = m + 1 }
+    return lo
   }
 
   /** The n live nodes nearest target by XOR, nearest first (handles). */
@@ -121,11 +109,8 @@ export class Oracle implements NodeSet {
       for (const h of leaf) { if (out.length >= n) return; out.push(h) }
       return
     }
-    // The first index whose bit `depth` is 1.
-    const byte = depth >> 3, mask = 0x80 >> (depth & 7)
-    let a = lo, b = hi
-    while (a < b) { const m = (a + b) >> 1; if (ids[this.sorted[m] * ID_BYTES + byte] & mask) b = m; else a = m + 1 }
-    if (target[byte] & mask) {
+    const a = this.split(lo, hi, depth)
+    if (target[depth >> 3] & (0x80 >> (depth & 7))) {
       this.collect(target, n, a, hi, depth + 1, out)
       this.collect(target, n, lo, a, depth + 1, out)
     } else {

@@ -2,6 +2,7 @@
 // built by real joins or by an oracle fill, with churn, loss, NAT and adversaries, then measured
 // by lookups judged against an oracle that knows every live node.
 import { WeftError } from '../errors.js'
+import { SlabArena } from '../overlay/arena.js'
 import { ContactPool } from '../overlay/contact-pool.js'
 import { createTopology } from '../overlay/registry.js'
 import type { Contact, TableEntry, Topology } from '../overlay/topology.js'
@@ -63,6 +64,8 @@ export class Simulation {
   readonly options: SimOptions
   readonly world: MemoryWorld
   readonly pool = new ContactPool(1024)
+  /** Every table's arrays and every node id come from shared slabs. */
+  readonly arena = new SlabArena()
   readonly oracle = new Oracle(this.pool)
   private readonly random: SeededRandom
   private readonly links
@@ -75,6 +78,8 @@ export class Simulation {
   private adversary: Uint8Array = new Uint8Array(1024)
   private adversaryContacts: Contact[] = []
   private churned = 0
+  /** One options object for every node, so topologies can share what they derive from it. */
+  private readonly topologyOptions
 
   constructor(options: Partial<SimOptions> = {}) {
     const o = this.options = { ...defaultSimOptions, ...options }
@@ -87,6 +92,7 @@ export class Simulation {
     this.links = linkModel(o.latency, o.loss)
     this.world = new MemoryWorld(o.seed, this.links)
     this.random = new SeededRandom(`${o.seed}:sim`)
+    this.topologyOptions = { k: o.k, alpha: o.alpha }
   }
 
   private progress(phase: string, done: number, total: number): void {
@@ -104,10 +110,11 @@ export class Simulation {
     this.links.place(ep.index, this.random)
     const runtime = this.world.runtime(i)
     const transport = new PacketTransport(ep, MAX_PACKET)
-    const id = this.random.bytes(32)
+    const id = this.arena.bytes(32)
+    id.set(this.random.bytes(32))
     const rpc = new Rpc(runtime, transport, id, SIM_RPC)
     rpc.readOnly = nat
-    const topology = createTopology(o.topology, { runtime, rpc, id, address: () => transport.address, contacts: this.pool }, { k: o.k, alpha: o.alpha })
+    const topology = createTopology(o.topology, { runtime, rpc, id, address: () => transport.address, contacts: this.pool, arena: this.arena }, this.topologyOptions)
     const h = this.pool.acquire(id, ep.address) // the simulation's own reference: the oracle keeps every id
     this.topologies.push(topology)
     this.rpcs.push(rpc)

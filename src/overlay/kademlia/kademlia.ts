@@ -25,7 +25,15 @@ export interface KademliaOptions {
   staleAfterMs: number
 }
 
+// Shared by every instance: per-node closures and option objects add up over a million nodes.
 const ignore = (): void => {}
+const pong = () => ({ type: MessageType.PONG }) as const
+const merged = new WeakMap<Partial<KademliaOptions>, KademliaOptions>()
+function mergedOptions(options: Partial<KademliaOptions>): KademliaOptions {
+  let o = merged.get(options)
+  if (!o) { o = { ...defaultKademliaOptions, ...options }; merged.set(options, o) }
+  return o
+}
 
 export const defaultKademliaOptions: KademliaOptions = { k: 20, alpha: 3, verify: 10, refreshIntervalMs: 15 * 60_000, maxFailures: 2, staleAfterMs: 15 * 60_000 }
 
@@ -38,18 +46,18 @@ export class Kademlia implements Topology {
   private refreshTimer: unknown = null
   private closed = false
 
-  constructor(private readonly ctx: TopologyContext, options: Partial<KademliaOptions> = {}) {
-    this.options = { ...defaultKademliaOptions, ...options }
+  constructor(private readonly ctx: TopologyContext, options: Partial<KademliaOptions> = defaultKademliaOptions) {
+    this.options = mergedOptions(options)
     if (this.options.k < 1 || this.options.k > 25) throw new WeftError('ERR_BAD_ARGUMENT', 'k must be between 1 and 25 (a reply must fit one datagram)')
     if (this.options.alpha < 1 || this.options.alpha > 16) throw new WeftError('ERR_BAD_ARGUMENT', 'alpha must be between 1 and 16')
-    this.routing = new RoutingTable(ctx.id, this.options.k, this.options.maxFailures, 4, this.options.staleAfterMs, ctx.contacts)
+    this.routing = new RoutingTable(ctx.id, this.options.k, this.options.maxFailures, 4, this.options.staleAfterMs, ctx.contacts, ctx.arena)
     const { rpc, runtime } = ctx
     this.routing.onEvent = (e) => this.onPeer(e.type, e.contact)
     this.routing.probe = (c, done) => {
       rpc.request(c.address, { type: MessageType.PING }, expectedPongBytes(c.address), (err) => done(!err || (err.code !== 'ERR_TIMEOUT' && err.code !== 'ERR_CLOSED'))) // a refusal is an answer too
     }
     rpc.onSeen = (id, address, readOnly, proven) => { if (!readOnly) this.routing.observe(id, address, runtime.now(), proven) }
-    rpc.handle(MessageType.PING, () => ({ type: MessageType.PONG }))
+    rpc.handle(MessageType.PING, pong)
     rpc.handle(MessageType.FIND_NODE, (from, req) => {
       const { target, sender, flags } = req as FindNode
       // A node looking up its own id is joining (that is how join works here).
@@ -107,42 +115,34 @@ export class Kademlia implements Topology {
     const every = Math.max(1000, this.options.refreshIntervalMs / 4)
     this.refreshTimer = runtime.setTimeout(() => {
       if (this.closed) return
-      const now = runtime.now()
-      const stale: number[] = []
-      const t = this.routing
-      let deepest = 0
-      for (let i = 0; i < t.bucketCount; i++) if (t.bucketSize(i) > 0) deepest = i
-      for (let i = 0; i <= deepest; i++) {
-        // An empty bucket is refreshed at every tick: a lookup in its range may find it members.
-        if (t.bucketSize(i) === 0 || now - t.touchedAt(i) >= this.options.refreshIntervalMs) stale.push(i)
-      }
-      void this.refreshBuckets(stale).finally(() => this.scheduleRefresh())
+      const stale = this.routing.staleBuckets(runtime.now(), this.options.refreshIntervalMs)
+      if (stale.length === 0) this.scheduleRefresh()
+      else void this.refreshBuckets(stale).finally(() => this.scheduleRefresh())
     }, every)
   }
 
   fill(nodes: NodeSet, random: Random, now: number): void {
-    // Bucket b holds k random nodes of those that share b bits with us and differ at bit b.
+    // Bucket b holds k random nodes of those that share b bits with us and differ at bit b. The
+    // nodes sharing b bits are one range in id order, which bit b splits into ours and the other.
     const self = this.ctx.id, k = this.options.k
-    const buckets: number[][] = []
-    const other = new Uint8Array(self)
-    for (let b = 0; b < ID_BITS; b++) {
-      const mask = 0x80 >> (b & 7)
-      other[b >> 3] ^= mask // flip bit b
-      const [lo, hi] = nodes.range(other, b + 1)
-      other[b >> 3] ^= mask
-      const picked: number[] = []
-      if (hi - lo <= k) for (let i = lo; i < hi; i++) picked.push(nodes.at(i))
+    const handles: number[] = [], counts: number[] = []
+    let lo = 0, hi = nodes.size
+    for (let b = 0; b < ID_BITS && hi - lo > 1; b++) {
+      const mid = nodes.split(lo, hi, b)
+      const mine = (self[b >> 3] & (0x80 >> (b & 7))) !== 0
+      const [olo, ohi] = mine ? [lo, mid] : [mid, hi]
+      ;[lo, hi] = mine ? [mid, hi] : [lo, mid]
+      const start = handles.length
+      if (ohi - olo <= k) for (let i = olo; i < ohi; i++) handles.push(nodes.at(i))
       else {
-        while (picked.length < k) {
-          const h = nodes.at(lo + (random.u32() % (hi - lo)))
-          if (!picked.includes(h)) picked.push(h)
+        while (handles.length - start < k) {
+          const h = nodes.at(olo + (random.u32() % (ohi - olo)))
+          if (handles.indexOf(h, start) < 0) handles.push(h)
         }
       }
-      buckets.push(picked)
-      const [slo, shi] = nodes.range(self, b + 1)
-      if (shi - slo <= 1) break // nobody else shares b + 1 bits: the deeper buckets are empty
+      counts.push(handles.length - start)
     }
-    this.routing.fill(buckets, now)
+    this.routing.fill(handles, counts, now)
   }
 
   nextHop(target: NodeId): Contact | null {

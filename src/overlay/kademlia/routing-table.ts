@@ -5,6 +5,7 @@
 // least recently seen first within each bucket.
 import { commonPrefixLength, compareDistance, ID_BITS, ID_BYTES, idEquals, type NodeId } from '../../identity/node-id.js'
 import type { Address } from '../../wire/address.js'
+import { heapArena, type Arena } from '../arena.js'
 import { ContactPool } from '../contact-pool.js'
 import type { Contact, TableEntry } from '../topology.js'
 
@@ -13,14 +14,17 @@ const MAX_FAILS = 63 // failures share a word with the time, in its low 6 bits
 
 // Shared defaults: a closure per table would cost bytes on each of a million simulated nodes.
 const ignore = (): void => {}
+const EMPTY = new Uint32Array(0) // shared by empty tables; never written
+/** Set in a bucket's touched word when a failure took its last contact; a lookup there clears it. */
+const EMPTIED = 0x80000000
 const assumeAlive = (_c: Contact, done: (alive: boolean) => void): void => done(true)
 
 export type TableEvent = { type: 'added' | 'removed'; contact: Contact }
 
 export class RoutingTable {
-  private data = new Uint32Array(0)
+  private data: Uint32Array = EMPTY
   /** Per bucket: [end offset in contacts, last lookup in seconds]; buckets past the last are empty. */
-  private meta = new Uint32Array(0)
+  private meta: Uint32Array = EMPTY
   private total = 0
   private pinging: Set<number> | null = null
   /** Contacts that found their bucket full, newest last: they take the places of ones that fail. */
@@ -37,6 +41,7 @@ export class RoutingTable {
     /** A contact seen this recently is taken to be alive without a ping. */
     private readonly freshMs = 15 * 60_000,
     readonly pool: ContactPool = new ContactPool(),
+    private readonly arena: Arena = heapArena,
   ) {}
 
   get size(): number { return this.total }
@@ -55,7 +60,24 @@ export class RoutingTable {
   private end(b: number): number { return b < this.bucketCount ? this.meta[b * 2] : this.total }
 
   bucketSize(b: number): number { return this.end(b) - this.start(b) }
-  touchedAt(b: number): number { return b < this.bucketCount ? this.meta[b * 2 + 1] * 1000 : 0 }
+  touchedAt(b: number): number { return b < this.bucketCount ? (this.meta[b * 2 + 1] & ~EMPTIED) * 1000 : 0 }
+
+  /**
+   * Buckets to refresh: those with no lookup in `intervalMs`; empty ones that no lookup has
+   * visited yet; and those that lost their last contact to a failure (their range may hold live
+   * nodes we have not met). An empty bucket that was searched waits like the others: deep ones
+   * are empty because no node has such ids, and searching again every tick would not change that.
+   */
+  staleBuckets(now: number, intervalMs: number): number[] {
+    let deepest = -1
+    for (let b = 0; b < this.bucketCount; b++) if (this.bucketSize(b) > 0 || this.meta[b * 2 + 1] & EMPTIED) deepest = b
+    const out: number[] = []
+    for (let b = 0; b <= deepest; b++) {
+      const touched = this.meta[b * 2 + 1]
+      if (touched & EMPTIED || (touched === 0 && this.bucketSize(b) === 0) || now - this.touchedAt(b) >= intervalMs) out.push(b)
+    }
+    return out
+  }
 
   /** A lookup went through bucket b. Buckets past the last one are empty: nothing to refresh. */
   touch(b: number, now: number): void {
@@ -65,7 +87,7 @@ export class RoutingTable {
   private ensureBucket(b: number): void {
     const n = this.bucketCount
     if (b < n) return
-    const meta = new Uint32Array((b + 1) * 2)
+    const meta = this.arena.words((b + 1) * 2)
     meta.set(this.meta)
     for (let j = n; j <= b; j++) meta[j * 2] = this.total
     this.meta = meta
@@ -121,7 +143,7 @@ export class RoutingTable {
   /** Makes room for n contacts in all, so that a table filled at once has no slack. */
   reserve(n: number): void {
     if (n * WORDS <= this.data.length) return
-    const data = new Uint32Array(n * WORDS)
+    const data = this.arena.words(n * WORDS)
     data.set(this.data.subarray(0, this.total * WORDS))
     this.data = data
   }
@@ -187,6 +209,7 @@ export class RoutingTable {
   private evict(b: number, i: number, now: number): void {
     const gone = this.contact(i)
     this.pool.release(this.take(b, i))
+    if (this.bucketSize(b) === 0) this.meta[b * 2 + 1] |= EMPTIED
     this.onEvent({ type: 'removed', contact: gone })
     const r = this.replacements?.get(b)?.pop()
     if (r !== undefined) {
@@ -196,38 +219,26 @@ export class RoutingTable {
   }
 
   /**
-   * Fills the table at once from pool handles (the simulator's oracle fill): buckets[b] holds
-   * the handles for bucket b, distinct, at most k, none of them us. Retains each handle.
+   * Fills an empty table at once (the simulator's oracle fill): counts[b] handles for bucket b,
+   * one after another in `handles`, distinct, at most k a bucket, none of them us. Retains each.
    */
-  fill(buckets: number[][], now: number): void {
-    let n = this.total
-    for (const hs of buckets) n += hs.length
-    this.reserve(n)
-    this.ensureBucket(buckets.length - 1)
-    if (this.total === 0) {
-      // An empty table is written in one pass, bucket after bucket.
-      const seen = Math.floor(now / 1000) * 64
-      let at = 0
-      for (let b = 0; b < buckets.length; b++) {
-        for (let j = 0; j < buckets[b].length && j < this.k; j++) {
-          const h = buckets[b][j]
-          this.pool.retain(h)
-          this.data[at * WORDS] = h
-          this.data[at * WORDS + 1] = seen
-          at++
-        }
-        this.meta[b * 2] = at
-      }
-      this.total = at
-      return
-    }
-    for (let b = 0; b < buckets.length; b++) {
-      for (const h of buckets[b]) {
-        if (this.bucketSize(b) >= this.k) break
+  fill(handles: ArrayLike<number>, counts: ArrayLike<number>, now: number): void {
+    if (this.total > 0) throw new Error('fill() is for an empty table')
+    this.reserve(handles.length)
+    this.ensureBucket(counts.length - 1)
+    const seen = Math.floor(now / 1000) * 64
+    let at = 0
+    for (let b = 0; b < counts.length; b++) {
+      for (let j = 0; j < counts[b]; j++, at++) {
+        const h = handles[at]
         this.pool.retain(h)
-        this.insert(b, h, now)
+        this.data[at * WORDS] = h
+        this.data[at * WORDS + 1] = seen
       }
+      this.meta[b * 2] = at
+      this.meta[b * 2 + 1] = seen / 64 // as a join's bucket refreshes would have left it
     }
+    this.total = at
   }
 
   has(id: NodeId): boolean {
@@ -240,8 +251,8 @@ export class RoutingTable {
     for (const list of this.replacements?.values() ?? []) for (const h of list) this.pool.release(h)
     this.replacements = null
     this.total = 0
-    this.data = new Uint32Array(0)
-    this.meta = new Uint32Array(0)
+    this.data = EMPTY
+    this.meta = EMPTY
   }
 
   /**

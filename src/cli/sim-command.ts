@@ -59,6 +59,7 @@ export function addSimCommand(program: Command): void {
     .option('--nat <fraction>', 'share of nodes behind a NAT that takes only replies', fraction('--nat'), 0)
     .addOption(new Option('--build <how>', 'joins: every node joins by the protocol; oracle: tables filled from the true node set; auto: joins up to 20,000 nodes').choices(['auto', 'joins', 'oracle']).default('auto'))
     .option('--warmup <duration>', 'virtual time of protocol upkeep between the build and the lookups (e.g. 10m)', duration, 0)
+    .option('--refresh <duration>', 'refresh a bucket after this long without a lookup in it (default 15m, as BEP 5; the Kademlia paper says 1h)', duration)
     .option('--k <n>', 'bucket size', count('k', 1, 25), 20)
     .option('--alpha <n>', 'requests in flight per lookup', count('alpha', 1, 16), 3)
     .option('--concurrency <n>', 'lookups in flight at once', count('concurrency', 1, 10_000), 32)
@@ -71,7 +72,7 @@ export function addSimCommand(program: Command): void {
       const reports: SimReport[] = await runSimulations({
         topology: o.topology, sizes: o.nodes, lookups: o.lookups, seed: String(o.seed), latency: o.latency, loss: o.loss,
         churnMedianMs: o.churn ?? null, churnDistribution: o.churnDistribution, adversaries: o.adversaries, adversaryMode: o.adversaryMode,
-        nat: o.nat, build: o.build, warmupMs: o.warmup, concurrency: o.concurrency, joinConcurrency: 16, k: o.k, alpha: o.alpha,
+        nat: o.nat, build: o.build, warmupMs: o.warmup, concurrency: o.concurrency, joinConcurrency: 16, k: o.k, alpha: o.alpha, refreshMs: o.refresh,
         onProgress: (size, phase, done, total, eps) => {
           const key = `${size}:${phase}`
           if (key !== barKey) { bar?.stop(); bar = progress(`${size.toLocaleString('en')} nodes: ${phase}`, total); barKey = key }

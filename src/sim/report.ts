@@ -17,6 +17,10 @@ export interface SimResult {
   /** Bucket size (Kademlia's k) and requests in flight per lookup. */
   k: number
   alpha: number
+  /** Bucket refresh interval in ms, or null for the topology's default. */
+  refreshMs: number | null
+  /** Virtual ms of protocol upkeep (and churn) between the build and the lookups. */
+  warmupMs: number
   latencyModel: string
   loss: number
   /** Median session length in virtual ms, or null without churn. */

@@ -43,6 +43,8 @@ export interface SimOptions {
   joinConcurrency: number
   k: number
   alpha: number
+  /** Bucket refresh interval (the topology's own default when absent). */
+  refreshMs?: number
   onProgress?: (phase: string, done: number, total: number, events: number) => void
 }
 
@@ -92,7 +94,7 @@ export class Simulation {
     this.links = linkModel(o.latency, o.loss)
     this.world = new MemoryWorld(o.seed, this.links)
     this.random = new SeededRandom(`${o.seed}:sim`)
-    this.topologyOptions = { k: o.k, alpha: o.alpha }
+    this.topologyOptions = { k: o.k, alpha: o.alpha, ...(o.refreshMs ? { refreshIntervalMs: o.refreshMs } : {}) }
   }
 
   private progress(phase: string, done: number, total: number): void {
@@ -286,7 +288,7 @@ export class Simulation {
     for (const t of this.topologies) if (t) tables.push(t.size())
     const th = theoreticalHops(o.topology, this.oracle.alive, o.k)
     return {
-      topology: o.topology, nodes: o.nodes, seed: o.seed, build: o.build, k: o.k, alpha: o.alpha,
+      topology: o.topology, nodes: o.nodes, seed: o.seed, build: o.build, k: o.k, alpha: o.alpha, refreshMs: o.refreshMs ?? null, warmupMs: o.warmupMs,
       latencyModel: this.links.name, loss: o.loss, churnMedianMs: o.churnMedianMs, adversaries: o.adversaries,
       lookups: o.lookups, succeeded, successRate: round(succeeded / o.lookups, 6), recall: round(recallSum / o.lookups, 6),
       hops: { ...distribution(hops), histogram: histogram(hops) },

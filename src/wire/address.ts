@@ -40,6 +40,27 @@ export function packedAddressSize(address: Address): number {
 const packedCache = new Map<Address, Uint8Array>()
 const PACKED_CACHE_MAX = 8192
 
+/** Packs "a.b.c.d:port" straight from its characters; false if it is not in that exact form. */
+function packIpv4(address: Address, out: Uint8Array, offset: number): boolean {
+  let part = 0, digits = 0, value = 0
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i)
+    if (c >= 48 && c <= 57) {
+      value = value * 10 + (c - 48)
+      if (++digits > 5 || (part < 4 && (value > 255 || (digits > 1 && value < 10 ** (digits - 1))))) return false // no leading zeros
+    } else if ((c === 46 && part < 3) || (c === 58 && part === 3)) {
+      if (digits === 0) return false
+      out[offset + 1 + part++] = value
+      value = 0; digits = 0
+    } else return false
+  }
+  if (part !== 4 || digits === 0 || value > 65535 || (digits > 1 && value < 10 ** (digits - 1))) return false
+  out[offset] = 4
+  out[offset + 5] = value >> 8
+  out[offset + 6] = value & 0xff
+  return true
+}
+
 function packed(address: Address): Uint8Array {
   let p = packedCache.get(address)
   if (p) return p
@@ -64,6 +85,7 @@ function packed(address: Address): Uint8Array {
 }
 
 export function packAddress(address: Address, out: Uint8Array, offset: number): number {
+  if (offset + 7 <= out.length && packIpv4(address, out, offset)) return offset + 7 // the common case, no lookup
   const p = packed(address)
   out.set(p, offset)
   return offset + p.length
@@ -160,8 +182,9 @@ function ipv4Text(b: Uint8Array, o: number): Address {
   let text = ipv4Texts.get(key)
   if (text === undefined) {
     text = `${b[o + 1]}.${b[o + 2]}.${b[o + 3]}.${b[o + 4]}:${port}`
-    if (ipv4Texts.size >= IPV4_TEXT_CACHE_MAX) ipv4Texts.clear() // cheap bound; refills from use
-    ipv4Texts.set(key, text)
+    // Full: keep the ones we have. Clearing would make a network of more addresses than this
+    // (a big simulation) miss nearly always.
+    if (ipv4Texts.size < IPV4_TEXT_CACHE_MAX) ipv4Texts.set(key, text)
   }
   return text
 }

@@ -15,8 +15,12 @@ const MAX_FAILS = 63 // failures share a word with the time, in its low 6 bits
 // Shared defaults: a closure per table would cost bytes on each of a million simulated nodes.
 const ignore = (): void => {}
 const EMPTY = new Uint32Array(0) // shared by empty tables; never written
-/** Set in a bucket's touched word when a failure took its last contact; a lookup there clears it. */
+// A bucket's touched word: the time of the last lookup in it (seconds, low 30 bits) and two flags.
+/** A failure took the bucket's last contact; a lookup there clears it. */
 const EMPTIED = 0x80000000
+/** A lookup (or a fill) has covered the bucket at least once. */
+const SEARCHED = 0x40000000
+const TIME = 0x3fffffff
 const assumeAlive = (_c: Contact, done: (alive: boolean) => void): void => done(true)
 
 export type TableEvent = { type: 'added' | 'removed'; contact: Contact }
@@ -60,7 +64,7 @@ export class RoutingTable {
   private end(b: number): number { return b < this.bucketCount ? this.meta[b * 2] : this.total }
 
   bucketSize(b: number): number { return this.end(b) - this.start(b) }
-  touchedAt(b: number): number { return b < this.bucketCount ? (this.meta[b * 2 + 1] & ~EMPTIED) * 1000 : 0 }
+  touchedAt(b: number): number { return b < this.bucketCount ? (this.meta[b * 2 + 1] & TIME) * 1000 : 0 }
 
   /**
    * Buckets to refresh: those with no lookup in `intervalMs`; empty ones that no lookup has
@@ -74,14 +78,14 @@ export class RoutingTable {
     const out: number[] = []
     for (let b = 0; b <= deepest; b++) {
       const touched = this.meta[b * 2 + 1]
-      if (touched & EMPTIED || (touched === 0 && this.bucketSize(b) === 0) || now - this.touchedAt(b) >= intervalMs) out.push(b)
+      if (touched & EMPTIED || (!(touched & SEARCHED) && this.bucketSize(b) === 0) || now - this.touchedAt(b) >= intervalMs) out.push(b)
     }
     return out
   }
 
   /** A lookup went through bucket b. Buckets past the last one are empty: nothing to refresh. */
   touch(b: number, now: number): void {
-    if (b < this.bucketCount) this.meta[b * 2 + 1] = Math.floor(now / 1000)
+    if (b < this.bucketCount) this.meta[b * 2 + 1] = (SEARCHED | Math.floor(now / 1000)) >>> 0
   }
 
   private ensureBucket(b: number): void {
@@ -236,7 +240,7 @@ export class RoutingTable {
         this.data[at * WORDS + 1] = seen
       }
       this.meta[b * 2] = at
-      this.meta[b * 2 + 1] = seen / 64 // as a join's bucket refreshes would have left it
+      this.meta[b * 2 + 1] = (SEARCHED | (seen / 64)) >>> 0 // as a join's bucket refreshes would have left it
     }
     this.total = at
   }

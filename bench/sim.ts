@@ -1,0 +1,54 @@
+// `npm run bench:sim`: the simulator at scale. Runs `weft sim` in a child process per network
+// size (1e3 to 1e6 by default, oracle-built) and one network of real joins under churn, then
+// writes bench/results/sim.json and the simulator section of docs/benchmarks.md.
+//
+//   npm run bench:sim [-- --quick] [--sizes=1000,10000,100000,1000000] [--lookups=10000]
+//                     [--churn-nodes=100000] [--churn=1h] [--seed=1] [--no-churn]
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { SimMachine, SimResult } from '../src/sim/report.js'
+import { simSection, spliceSimSection, type SimBench } from './lib/sim-section.js'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const CLI = `${ROOT}dist/src/cli/main.js`
+const RESULTS = `${ROOT}bench/results/sim.json`
+const DOC = `${ROOT}docs/benchmarks.md`
+
+const arg = (name: string): string | undefined => process.argv.slice(2).find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
+const quick = process.argv.includes('--quick')
+const sizes = (arg('sizes') ?? (quick ? '1000,10000' : '1000,10000,100000,1000000')).split(',').map(Number)
+const lookups = Number(arg('lookups') ?? (quick ? 1000 : 10000))
+const seed = arg('seed') ?? '1'
+const churnNodes = Number(arg('churn-nodes') ?? (quick ? 2000 : 100000))
+const churn = arg('churn') ?? '1h'
+
+function sim(args: string[], label: string): { simulated: SimResult; machine: SimMachine; command: string } {
+  const dir = mkdtempSync(join(os.tmpdir(), 'weft-bench-sim-'))
+  const out = join(dir, 'r.json')
+  const command = `weft sim ${args.join(' ')}`
+  console.log(`${label}: ${command}`)
+  try {
+    const r = spawnSync(process.execPath, [CLI, 'sim', ...args, '--out', out], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 3 * 3600_000 })
+    if (r.status !== 0) throw new Error(`${command} failed (exit ${r.status ?? r.signal})`)
+    const simulated = JSON.parse(readFileSync(out, 'utf8')) as SimResult
+    const [machine] = JSON.parse(readFileSync(`${out}.machine.json`, 'utf8')) as SimMachine[]
+    return { simulated, machine, command }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const bench: SimBench = {
+  date: new Date().toISOString(),
+  machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+  sizes: sizes.map((n) => sim(['--nodes', String(n), '--lookups', String(lookups), '--seed', seed, '--build', 'oracle'], `size ${n}`)),
+  churn: process.argv.includes('--no-churn') ? null
+    : sim(['--nodes', String(churnNodes), '--lookups', String(Math.min(lookups, 2000)), '--seed', seed, '--build', 'joins', '--churn', churn, '--warmup', churn, '--refresh', '1h'], `churn ${churnNodes}`),
+}
+writeFileSync(RESULTS, JSON.stringify(bench, null, 2) + '\n')
+const doc = existsSync(DOC) ? readFileSync(DOC, 'utf8') : '# Benchmarks\n'
+writeFileSync(DOC, spliceSimSection(doc, simSection(bench)))
+console.log(`wrote ${RESULTS} and ${DOC}`)

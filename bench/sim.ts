@@ -3,7 +3,8 @@
 // writes bench/results/sim.json and the simulator section of docs/benchmarks.md.
 //
 //   npm run bench:sim [-- --quick] [--sizes=1000,10000,100000,1000000] [--lookups=10000]
-//                     [--churn-nodes=100000] [--churn=1h] [--seed=1] [--no-churn]
+//                     [--churn-nodes=100000] [--churn=1h] [--seed=1] [--only=sizes|churn]
+// With --only, the part not run keeps its figures from bench/results/sim.json.
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -41,12 +42,19 @@ function sim(args: string[], label: string): { simulated: SimResult; machine: Si
   }
 }
 
+const only = arg('only')
+if (only !== undefined && only !== 'sizes' && only !== 'churn') throw new Error(`--only must be sizes or churn, got ${only}`)
+const sizeRuns = only === 'churn' ? null
+  : sizes.map((n) => sim(['--nodes', String(n), '--lookups', String(lookups), '--seed', seed, '--build', 'oracle'], `size ${n}`))
+const churnRun = only === 'sizes' ? null
+  : sim(['--nodes', String(churnNodes), '--lookups', String(Math.min(lookups, 2000)), '--seed', seed, '--build', 'joins', '--churn', churn, '--warmup', churn, '--refresh', '1h'], `churn ${churnNodes}`)
+// Read only now: another bench:sim --only=... may have written its part meanwhile.
+const previous = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as SimBench) : null
 const bench: SimBench = {
   date: new Date().toISOString(),
   machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
-  sizes: sizes.map((n) => sim(['--nodes', String(n), '--lookups', String(lookups), '--seed', seed, '--build', 'oracle'], `size ${n}`)),
-  churn: process.argv.includes('--no-churn') ? null
-    : sim(['--nodes', String(churnNodes), '--lookups', String(Math.min(lookups, 2000)), '--seed', seed, '--build', 'joins', '--churn', churn, '--warmup', churn, '--refresh', '1h'], `churn ${churnNodes}`),
+  sizes: sizeRuns ?? previous?.sizes ?? [],
+  churn: churnRun ?? previous?.churn ?? null,
 }
 writeFileSync(RESULTS, JSON.stringify(bench, null, 2) + '\n')
 const doc = existsSync(DOC) ? readFileSync(DOC, 'utf8') : '# Benchmarks\n'

@@ -2,7 +2,7 @@
 // built by real joins or by an oracle fill, with churn, loss, NAT and adversaries, then measured
 // by lookups judged against an oracle that knows every live node.
 import { WeftError } from '../errors.js'
-import { SlabArena } from '../overlay/arena.js'
+import { heapArena, SlabArena } from '../overlay/arena.js'
 import { ContactPool } from '../overlay/contact-pool.js'
 import { createTopology } from '../overlay/registry.js'
 import type { Contact, TableEntry, Topology } from '../overlay/topology.js'
@@ -66,7 +66,7 @@ export class Simulation {
   readonly options: SimOptions
   readonly world: MemoryWorld
   readonly pool = new ContactPool(1024)
-  /** Every table's arrays and every node id come from shared slabs. */
+  /** Node ids, and the tables of an oracle build (filled once, exactly sized), come from shared slabs. */
   readonly arena = new SlabArena()
   readonly oracle = new Oracle(this.pool)
   private readonly random: SeededRandom
@@ -116,7 +116,7 @@ export class Simulation {
     id.set(this.random.bytes(32))
     const rpc = new Rpc(runtime, transport, id, SIM_RPC)
     rpc.readOnly = nat
-    const topology = createTopology(o.topology, { runtime, rpc, id, address: () => transport.address, contacts: this.pool, arena: this.arena }, this.topologyOptions)
+    const topology = createTopology(o.topology, { runtime, rpc, id, address: () => transport.address, contacts: this.pool, arena: o.build === 'oracle' ? this.arena : heapArena }, this.topologyOptions)
     const h = this.pool.acquire(id, ep.address) // the simulation's own reference: the oracle keeps every id
     this.topologies.push(topology)
     this.rpcs.push(rpc)
@@ -134,7 +134,8 @@ export class Simulation {
 
   /** Makes a node misbehave once it has joined (it joins like anyone else). */
   private corrupt(i: number): void {
-    const rpc = this.rpcs[i]!, topology = this.topologies[i]!, k = this.options.k
+    const rpc = this.rpcs[i], topology = this.topologies[i], k = this.options.k
+    if (!rpc || !topology) return // it left before its join ended
     const mode = this.options.adversaryMode
     if (mode === 'drop') { rpc.onRequest = () => null; return }
     rpc.handle(MessageType.FIND_NODE, (_from, req) => {
@@ -168,24 +169,37 @@ export class Simulation {
   }
 
   /** Builds the network: the first node alone, the others by joining through a random live one. */
+  /**
+   * Builds the network by joins: one node alone, then newcomers through random live nodes. The
+   * network grows by up to a tenth of itself at a time (at least joinConcurrency joins in
+   * flight), so a large build takes minutes of virtual time rather than days, and the nodes
+   * already in do not spend it all refreshing their buckets.
+   */
   async buildByJoins(): Promise<void> {
     const o = this.options
     this.known(this.spawn(true))
-    let joined = 1
-    let next = 1
-    const worker = async (): Promise<void> => {
-      while (next < o.nodes) {
-        const i = this.spawn()
-        next++
-        const bootstrap = this.bootstrapFor(i)
-        await this.topologies[i]!.join(bootstrap).catch(() => {}) // a failed join is measured by the lookups
-        this.known(i)
-        if (this.adversary[i]) this.corrupt(i)
-        if (++joined % 100 === 0 || joined === o.nodes) this.progress('joining', joined, o.nodes)
+    let joined = 1, active = 0, next = 1
+    const done = new Promise<void>((resolve) => {
+      const launch = (): void => {
+        while (next < o.nodes && active < Math.max(o.joinConcurrency, Math.floor(joined / 10))) {
+          const i = this.spawn()
+          next++
+          active++
+          void this.topologies[i]!.join(this.bootstrapFor(i)).catch(() => {}).then(() => { // a failed join shows in the lookups
+            if (!this.topologies[i]) return
+            this.known(i)
+            if (this.adversary[i]) this.corrupt(i)
+            active--
+            if (++joined % 100 === 0 || joined === o.nodes) this.progress('joining', joined, o.nodes)
+            if (joined === o.nodes) resolve()
+            else launch()
+          })
+        }
       }
-    }
-    const workers = Array.from({ length: Math.min(o.joinConcurrency, o.nodes - 1) }, worker)
-    await this.world.settle(Promise.all(workers), Infinity)
+      if (o.nodes === 1) resolve()
+      else launch()
+    })
+    await this.world.settle(done, Infinity)
   }
 
   /** Builds the network by filling every table from the true node set (what joins converge to without churn). */
@@ -218,6 +232,7 @@ export class Simulation {
       this.fail(i)
       const j = this.spawn()
       void this.topologies[j]!.join(this.bootstrapFor(j)).catch(() => {}).then(() => {
+        if (!this.topologies[j]) return // it left before its join ended
         this.known(j)
         if (this.adversary[j]) this.corrupt(j)
         this.scheduleDeparture(j)

@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'ERR_ABORTED'
   | 'ERR_CLOSED'
   | 'ERR_API'
+  | 'ERR_UNAUTHORIZED' // an API request without the right bearer token
+  | 'ERR_UNKNOWN_ROUTE' // an API path or method that does not exist
   | 'ERR_BAD_TOKEN' // a write without a valid round-trip token from this node
   | 'ERR_VALUE_TOO_LARGE' // a DHT value over the configured maximum
   | 'ERR_HASH_MISMATCH' // a record whose content does not hash to its key

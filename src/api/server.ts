@@ -1,31 +1,27 @@
-// The node's local control API: JSON over HTTP, bound to loopback. The `weft` client commands
-// and (later) the dashboard use it.
+// The node's control API: JSON over HTTP (fastify), described by spec/openapi.yaml. The `weft`
+// client commands use it, and /metrics serves Prometheus. Bound to loopback by default; bound
+// anywhere else it needs a bearer token (and with a token set, every request needs it).
 import Fastify, { type FastifyInstance } from 'fastify'
-import { isIP } from 'node:net'
-import { WeftError, type ErrorCode } from '../errors.js'
-import { lookupReport, type Node } from '../node/node.js'
-import { parseAddress } from '../wire/address.js'
+import { WeftError } from '../errors.js'
 import { idFromHex } from '../identity/node-id.js'
+import type { Logger } from '../node/log.js'
+import { lookupReport, type Node } from '../node/node.js'
 import { decodeRecord } from '../services/dht/records.js'
+import { parseAddress } from '../wire/address.js'
+import { checkBind, tokenMatches } from './auth.js'
+import { errorBody, httpStatus, toWeftError } from './errors.js'
+
+export { callApi, type ApiTarget } from './client.js'
 
 export const DEFAULT_API = '127.0.0.1:7400'
+/** Largest request body: far above any valid request (a DHT value is at most 1,000 bytes). */
+export const API_BODY_LIMIT = 64 * 1024
 
-const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
-  ERR_BAD_ID: 400, ERR_BAD_ADDRESS: 400, ERR_BAD_ARGUMENT: 400, ERR_NOT_FOUND: 404,
-  ERR_TIMEOUT: 504, ERR_NOT_RUNNING: 503, ERR_BUSY: 503, ERR_CLOSED: 503,
-  ERR_VALUE_TOO_LARGE: 413, ERR_HASH_MISMATCH: 400, ERR_BAD_SIGNATURE: 400, ERR_BAD_MESSAGE: 400, ERR_EXPIRED: 400,
-  ERR_STALE_SEQ: 409, ERR_CAS_MISMATCH: 409, ERR_STORE_FULL: 507, ERR_RATE_LIMITED: 429,
-  ERR_TRUNCATED: 400, ERR_VERSION: 400, ERR_UNKNOWN_TYPE: 400, ERR_TOO_LARGE: 413,
-}
-
-const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64')
-function bytesField(v: unknown, name: string): Uint8Array {
-  if (typeof v !== 'string') throw new WeftError('ERR_BAD_ARGUMENT', `body field "${name}" must be a base64 string`)
-  return new Uint8Array(Buffer.from(v, 'base64'))
-}
-
-function isLoopback(host: string): boolean {
-  return host === '::1' || (isIP(host) === 4 && host.startsWith('127.'))
+export interface ApiOptions {
+  /** Bearer token; required when binding to a non-loopback address. */
+  token?: string
+  /** Where API errors are logged; default: the node's logger. */
+  logger?: Logger
 }
 
 export interface ApiServer {
@@ -33,45 +29,100 @@ export interface ApiServer {
   close(): Promise<void>
 }
 
-/** Serves `node` at HOST:PORT. Only loopback hosts are allowed until the API has authentication. */
-export async function startApi(node: Node, listen: string): Promise<ApiServer> {
-  const { host, port } = parseAddress(listen)
-  if (!isLoopback(host)) throw new WeftError('ERR_BAD_ARGUMENT', `the control API binds to loopback only (got ${host}); use 127.0.0.1 or ::1`)
-  const app: FastifyInstance = Fastify({ logger: false, bodyLimit: 64 * 1024 })
-  app.setErrorHandler((err, _req, reply) => {
-    const e = err instanceof WeftError ? err : new WeftError('ERR_API', (err as Error).message)
-    const status = err instanceof WeftError ? STATUS_BY_CODE[e.code] ?? 500 : (err as { statusCode?: number }).statusCode ?? 500
-    void reply.status(status).send({ error: e.toJSON() })
+const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64')
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
+
+/** Standard base64 (padding included); anything else is refused rather than half-decoded. */
+function base64(v: unknown, name: string): Uint8Array {
+  if (typeof v !== 'string' || !BASE64.test(v)) throw new WeftError('ERR_BAD_ARGUMENT', `"${name}" must be a base64 string`)
+  return new Uint8Array(Buffer.from(v, 'base64'))
+}
+
+type Body = Record<string, unknown> | undefined
+const field = (body: unknown, name: string): unknown =>
+  body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>)[name] : undefined
+
+export interface ApiRoute { method: string; url: string }
+const routesOf = new WeakMap<FastifyInstance, ApiRoute[]>()
+/** Every route `buildApi` registered (fastify's form: "/v1/lookup/:id"), for checking against spec/openapi.yaml. */
+export const apiRoutes = (app: FastifyInstance): readonly ApiRoute[] => routesOf.get(app) ?? []
+
+/** The API's routes on a fastify instance that is not yet listening (tests use `inject`). */
+export function buildApi(node: Node, options: ApiOptions = {}): FastifyInstance {
+  const log = options.logger ?? node.log
+  const app: FastifyInstance = Fastify({ logger: false, bodyLimit: API_BODY_LIMIT, exposeHeadRoutes: false })
+  const routes: ApiRoute[] = []
+  app.addHook('onRoute', (r) => { for (const method of [r.method].flat()) routes.push({ method, url: r.url }) })
+  routesOf.set(app, routes)
+  const { token } = options
+  if (token !== undefined) {
+    app.addHook('onRequest', async (req) => {
+      if (!tokenMatches(req.headers.authorization, token)) {
+        throw new WeftError('ERR_UNAUTHORIZED', 'this API needs "Authorization: Bearer <token>" (weft: --api-token or WEFT_API_TOKEN)')
+      }
+    })
+  }
+  app.setErrorHandler((err, req, reply) => {
+    const e = toWeftError(err)
+    const status = httpStatus(e.code)
+    const entry = { method: req.method, url: req.url, status, code: e.code }
+    if (status >= 500) log.error({ ...entry, err }, 'API request failed')
+    else if (status === 401) log.warn({ ...entry, from: req.ip }, 'API request refused')
+    else log.info(entry, e.message)
+    void reply.status(status).send(errorBody(e))
   })
+  app.setNotFoundHandler((req) => {
+    throw new WeftError('ERR_UNKNOWN_ROUTE', `no such API route: ${req.method} ${req.url.split('?')[0]}`)
+  })
+
   app.get('/v1/status', async () => node.status())
   app.get('/v1/peers', async () => node.peers())
+  app.get('/v1/routing-table', async () => {
+    const bySlot = new Map<string, number>()
+    for (const e of node.topology.entries()) bySlot.set(e.slot, (bySlot.get(e.slot) ?? 0) + 1)
+    return { topology: node.topology.name, size: node.topology.size(), slots: [...bySlot].map(([slot, contacts]) => ({ slot, contacts })) }
+  })
   app.get<{ Params: { id: string } }>('/v1/lookup/:id', async (req) => lookupReport(await node.lookup(req.params.id)))
-  // The DHT. Values travel as base64; keys and public keys as hex.
-  type Body = Record<string, unknown> | undefined
-  app.post<{ Body: Body }>('/v1/dht/put', async (req) => node.dht.put(bytesField(req.body?.value, 'value')))
-  app.get<{ Params: { key: string } }>('/v1/dht/get/:key', async (req) => {
-    const value = await node.dht.get(req.params.key)
-    return { key: req.params.key, value: b64(value), size: value.length }
-  })
-  app.get<{ Params: { publicKey: string }; Querystring: { salt?: string } }>('/v1/dht/mutable/:publicKey', async (req) => {
-    const r = await node.dht.getMutable(idFromHex(req.params.publicKey), { salt: req.query.salt ? Buffer.from(req.query.salt, 'base64') : undefined })
-    return { key: r.key, seq: r.seq, value: b64(r.value), size: r.value.length }
-  })
-  app.post<{ Body: Body }>('/v1/dht/record', async (req) => {
-    const cas = req.body?.cas
-    if (cas !== undefined && (typeof cas !== 'number' || !Number.isSafeInteger(cas) || cas < 0)) throw new WeftError('ERR_BAD_ARGUMENT', '"cas" must be a sequence number')
-    return node.dht.putRecord(decodeRecord(bytesField(req.body?.record, 'record')), { cas: cas as number | undefined })
-  })
-  app.post<{ Body: Body }>('/v1/dht/announce', async (req) => {
-    if (typeof req.body?.key !== 'string') throw new WeftError('ERR_BAD_ARGUMENT', 'body must be {"key": "<64 hex digits>"}')
-    return node.dht.announce(req.body.key)
-  })
-  app.get<{ Params: { key: string } }>('/v1/dht/providers/:key', async (req) => node.dht.providers(req.params.key))
-  app.post<{ Body: { address?: unknown } }>('/v1/ping', async (req) => {
-    const address = req.body?.address
+  app.post<{ Body: Body }>('/v1/ping', async (req) => {
+    const address = field(req.body, 'address')
     if (typeof address !== 'string') throw new WeftError('ERR_BAD_ARGUMENT', 'body must be {"address": "HOST:PORT"}')
     return node.ping(address)
   })
+  // The DHT. Values travel as base64; keys and public keys as hex.
+  app.post<{ Body: Body }>('/v1/dht/put', async (req) => node.dht.put(base64(field(req.body, 'value'), 'value')))
+  app.get<{ Params: { key: string } }>('/v1/dht/get/:key', async (req) => {
+    const value = await node.dht.get(req.params.key)
+    return { key: req.params.key.toLowerCase(), value: b64(value), size: value.length }
+  })
+  app.get<{ Params: { publicKey: string }; Querystring: { salt?: unknown } }>('/v1/dht/mutable/:publicKey', async (req) => {
+    const salt = req.query.salt === undefined ? undefined : base64(req.query.salt, 'salt')
+    const r = await node.dht.getMutable(idFromHex(req.params.publicKey), { salt })
+    return { key: r.key, seq: r.seq, value: b64(r.value), size: r.value.length }
+  })
+  app.post<{ Body: Body }>('/v1/dht/record', async (req) => {
+    const cas = field(req.body, 'cas')
+    if (cas !== undefined && (typeof cas !== 'number' || !Number.isSafeInteger(cas) || cas < 0)) throw new WeftError('ERR_BAD_ARGUMENT', '"cas" must be a sequence number')
+    return node.dht.putRecord(decodeRecord(base64(field(req.body, 'record'), 'record')), { cas: cas as number | undefined })
+  })
+  app.post<{ Body: Body }>('/v1/dht/announce', async (req) => {
+    const key = field(req.body, 'key')
+    if (typeof key !== 'string') throw new WeftError('ERR_BAD_ARGUMENT', 'body must be {"key": "<64 hex digits>"}')
+    return node.dht.announce(key)
+  })
+  app.get<{ Params: { key: string } }>('/v1/dht/providers/:key', async (req) => node.dht.providers(req.params.key))
+  app.get('/metrics', async (_req, reply) => {
+    const metrics = node.metrics
+    return reply.type(metrics.contentType).send(await metrics.text())
+  })
+  return app
+}
+
+/** Serves `node` at HOST:PORT. A non-loopback host needs `options.token`. */
+export async function startApi(node: Node, listen: string, options: ApiOptions = {}): Promise<ApiServer> {
+  const { host, port } = parseAddress(listen)
+  checkBind(host, options.token)
+  const app = buildApi(node, options)
+  void node.metrics // count from now on, not from the first scrape
   try {
     await app.listen({ host, port })
   } catch (err) {
@@ -81,27 +132,6 @@ export async function startApi(node: Node, listen: string): Promise<ApiServer> {
   }
   const a = app.server.address()
   const bound = a && typeof a === 'object' ? (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`) : listen
+  node.log.info({ api: `http://${bound}`, token: options.token !== undefined }, 'control API listening')
   return { address: bound, close: () => app.close() }
-}
-
-/** Calls a node's API; errors come back as WeftError with the node's code. */
-export async function callApi<T>(api: string, path: string, init?: { method?: string; body?: unknown }): Promise<T> {
-  parseAddress(api)
-  let res: Response
-  try {
-    res = await fetch(`http://${api}${path}`, {
-      method: init?.method ?? 'GET',
-      headers: init?.body ? { 'content-type': 'application/json' } : undefined,
-      body: init?.body ? JSON.stringify(init.body) : undefined,
-      signal: AbortSignal.timeout(30_000),
-    })
-  } catch (err) {
-    throw new WeftError('ERR_API', `no Weft node API at ${api} (is \`weft node\` running? pass --api HOST:PORT)`, { cause: err })
-  }
-  const body = (await res.json().catch(() => null)) as { error?: { code: ErrorCode; message: string } } | null
-  if (!res.ok) {
-    const e = body?.error
-    throw new WeftError(e?.code ?? 'ERR_API', e?.message ?? `API answered HTTP ${res.status}`)
-  }
-  return body as T
 }

@@ -12,6 +12,7 @@ export interface DevnetOptions {
   seed: string
   lookups: number
   api: string | false
+  apiToken?: string
   exit: boolean
   summaryEveryMs: number
 }
@@ -54,15 +55,16 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
   const peers = net.nodes.map((n) => n.topology.size())
   console.log(`devnet: ${o.nodes} nodes on 127.0.0.1 joined in ${((Date.now() - started) / 1000).toFixed(1)} s (seed ${o.seed}); ` +
     `routing table sizes ${Math.min(...peers)}..${Math.max(...peers)}; bootstrap ${net.bootstrap}`)
+  // The API (and node 0's metrics) from before the first batch, so /metrics shows it happen.
+  const api = o.api ? await startApi(net.nodes[0], o.api, { token: o.apiToken }).catch((err) => {
+    if (!isWeftError(err, 'ERR_PORT_IN_USE')) throw err
+    console.log(`${err.message}; serving the API on a free port instead`)
+    return startApi(net.nodes[0], '127.0.0.1:0', { token: o.apiToken })
+  }) : null
+  if (api) console.log(`API of node ${net.nodes[0].idHex.slice(0, 16)}… at http://${api.address}/v1/status, metrics at /metrics (try: weft peers --api ${api.address})`)
   console.log(`running ${o.lookups} lookups for random ids from random nodes...`)
   printBatch(await measureLookups(net, o.lookups, o.seed))
   await dhtRound(net, Math.min(50, o.lookups), o.seed)
-  const api = o.api ? await startApi(net.nodes[0], o.api).catch((err) => {
-    if (!isWeftError(err, 'ERR_PORT_IN_USE')) throw err
-    console.log(`${err.message}; serving the API on a free port instead`)
-    return startApi(net.nodes[0], '127.0.0.1:0')
-  }) : null
-  if (api) console.log(`API of node ${net.nodes[0].idHex.slice(0, 16)}… at http://${api.address}/v1/status (try: weft peers --api ${api.address})`)
   if (o.exit) {
     await api?.close()
     await net.close()

@@ -2,8 +2,8 @@
 // a running node's API. Mutable records are signed here, so the key file never leaves this process.
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import type { Command, Option } from 'commander'
-import { callApi } from '../api/server.js'
+import type { Command } from 'commander'
+import { callApi, type ApiTarget } from '../api/server.js'
 import { WeftError } from '../errors.js'
 import { generateIdentity, loadIdentity, saveIdentity } from '../identity/keys.js'
 import { idToHex } from '../identity/node-id.js'
@@ -36,8 +36,9 @@ const seqArg = (name: string) => (v: string): number => {
   return n
 }
 
-export function addDhtCommands(program: Command, apiOption: () => Option): void {
-  program.command('put')
+/** `withApi` adds --api and --api-token to a command; `target` reads them back. */
+export function addDhtCommands(program: Command, withApi: (cmd: Command) => Command, target: (o: { api: string; apiToken?: string }) => ApiTarget): void {
+  withApi(program.command('put'))
     .description('store a value in the DHT and print its key (immutable: the key is its SHA-256)')
     .argument('[value]', 'the value (or --file)')
     .option('--file <file>', 'read the value from a file')
@@ -46,12 +47,11 @@ export function addDhtCommands(program: Command, apiOption: () => Option): void 
     .option('--salt <text>', 'lets one key hold several mutable records')
     .option('--seq <n>', 'sequence number (default: one past the newest found)', seqArg('--seq'))
     .option('--cas <n>', 'store only where the newest held sequence number is exactly this', seqArg('--cas'))
-    .addOption(apiOption())
     .option('--json', 'print JSON')
     .action(async (value: string | undefined, o) => {
       const bytes = readValue(value, o.file)
       if (!o.mutable) {
-        const r = await callApi<{ key: string; stored: number }>(o.api, '/v1/dht/put', { method: 'POST', body: { value: b64(bytes) } })
+        const r = await callApi<{ key: string; stored: number }>(target(o), '/v1/dht/put', { method: 'POST', body: { value: b64(bytes) } })
         return o.json ? json(r) : console.log(`${r.key}\t(stored on ${r.stored} nodes)`)
       }
       if (!o.keyFile) throw new WeftError('ERR_BAD_ARGUMENT', '--mutable needs --key-file FILE (make one with `weft keygen FILE`)')
@@ -60,31 +60,30 @@ export function addDhtCommands(program: Command, apiOption: () => Option): void 
       let seq: number = o.seq
       if (seq === undefined) {
         const q = salt ? `?salt=${encodeURIComponent(b64(salt))}` : ''
-        const current = await callApi<{ seq: number }>(o.api, `/v1/dht/mutable/${idToHex(identity.publicKey)}${q}`).catch((err) => {
+        const current = await callApi<{ seq: number }>(target(o), `/v1/dht/mutable/${idToHex(identity.publicKey)}${q}`).catch((err) => {
           if (err instanceof WeftError && err.code === 'ERR_NOT_FOUND') return null
           throw err
         })
         seq = current ? current.seq + 1 : 0
       }
       const record = encodeRecord(signMutable(identity, bytes, seq, salt))
-      const r = await callApi<{ key: string; stored: number }>(o.api, '/v1/dht/record', { method: 'POST', body: { record: b64(record), cas: o.cas } })
+      const r = await callApi<{ key: string; stored: number }>(target(o), '/v1/dht/record', { method: 'POST', body: { record: b64(record), cas: o.cas } })
       const out = { ...r, publicKey: idToHex(identity.publicKey), seq }
       return o.json ? json(out) : console.log(`${out.key}\t(public key ${out.publicKey}, seq ${seq}, stored on ${r.stored} nodes)`)
     })
 
-  program.command('get')
+  withApi(program.command('get'))
     .description('find a value by key (or, with --mutable, the newest record under a public key) and print it')
     .argument('<key>', 'the key (64 hex digits), or with --mutable the public key')
     .option('--mutable', 'get the newest mutable record under this public key')
     .option('--salt <text>', 'the salt the mutable record was published with')
     .option('--out <file>', 'write the value to a file instead of standard output')
-    .addOption(apiOption())
     .option('--json', 'print JSON (the value in base64)')
     .action(async (key: string, o) => {
       const q = o.salt !== undefined ? `?salt=${encodeURIComponent(b64(Buffer.from(o.salt)))}` : ''
       const r = o.mutable
-        ? await callApi<{ key: string; value: string; seq: number }>(o.api, `/v1/dht/mutable/${key}${q}`)
-        : await callApi<{ key: string; value: string }>(o.api, `/v1/dht/get/${key}`)
+        ? await callApi<{ key: string; value: string; seq: number }>(target(o), `/v1/dht/mutable/${key}${q}`)
+        : await callApi<{ key: string; value: string }>(target(o), `/v1/dht/get/${key}`)
       if (o.json) return json(r)
       const value = Buffer.from(r.value, 'base64')
       if (o.out) {
@@ -96,23 +95,21 @@ export function addDhtCommands(program: Command, apiOption: () => Option): void 
       }
     })
 
-  program.command('announce')
+  withApi(program.command('announce'))
     .description('tell the DHT that the node provides a key (a topic name is hashed to one)')
     .argument('<topic-or-key>', 'a topic name, or a key of 64 hex digits')
-    .addOption(apiOption())
     .option('--json', 'print JSON')
     .action(async (topic: string, o) => {
-      const r = await callApi<{ key: string; stored: number }>(o.api, '/v1/dht/announce', { method: 'POST', body: { key: topicKey(topic) } })
+      const r = await callApi<{ key: string; stored: number }>(target(o), '/v1/dht/announce', { method: 'POST', body: { key: topicKey(topic) } })
       return o.json ? json(r) : console.log(`${r.key}\t(announced to ${r.stored} nodes)`)
     })
 
-  program.command('providers')
+  withApi(program.command('providers'))
     .description('list the live providers of a key (or topic name), with their addresses')
     .argument('<topic-or-key>', 'a topic name, or a key of 64 hex digits')
-    .addOption(apiOption())
     .option('--json', 'print JSON')
     .action(async (topic: string, o) => {
-      const list = await callApi<{ id: string; addresses: string[]; expiresAt: number }[]>(o.api, `/v1/dht/providers/${topicKey(topic)}`)
+      const list = await callApi<{ id: string; addresses: string[]; expiresAt: number }[]>(target(o), `/v1/dht/providers/${topicKey(topic)}`)
       if (o.json) return json(list)
       console.log(table(['provider id', 'addresses', 'expires'], list.map((p) => [p.id, p.addresses.join(' '), new Date(p.expiresAt).toISOString()])))
       console.log(`${list.length} providers`)

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // The `weft` command: run a node, ask a running node through its API, or run a local devnet.
 import { Command, Option, InvalidArgumentError } from 'commander'
-import { callApi, DEFAULT_API, startApi } from '../api/server.js'
+import { checkBind } from '../api/auth.js'
+import { callApi, DEFAULT_API, startApi, type ApiTarget } from '../api/server.js'
 import { WeftError } from '../errors.js'
 import { idFromHex } from '../identity/node-id.js'
+import { createLogger, parseLogLevel } from '../node/log.js'
 import { Node, type LookupReport, type NodeStatus, type PeerInfo } from '../node/node.js'
 import { parseAddress } from '../wire/address.js'
 import { runDevnet } from './devnet.js'
@@ -21,6 +23,13 @@ const address = (v: string): string => {
 }
 const collect = (v: string, prev: string[] = []): string[] => [...prev, address(v)]
 const apiOption = () => new Option('--api <host:port>', 'address of the node API').default(process.env.WEFT_API ?? DEFAULT_API).argParser(address)
+const tokenOption = () => new Option('--api-token <token>', 'bearer token of the node API (needed when it is not on loopback)').env('WEFT_API_TOKEN')
+/** The two options every client command has: where the API is, and its token. */
+const withApi = (cmd: Command): Command => cmd.addOption(apiOption()).addOption(tokenOption())
+const target = (o: { api: string; apiToken?: string }): ApiTarget => ({ address: o.api, token: o.apiToken })
+const logLevel = (v: string): string => {
+  try { return parseLogLevel(v) } catch (err) { throw new InvalidArgumentError((err as Error).message) }
+}
 
 const program = new Command('weft')
   .description('Weft: a peer-to-peer networking stack. Run a node, ask it things, or start a local network.')
@@ -35,19 +44,23 @@ program.command('node')
   .option('--key-file <file>', 'an existing identity key file (PEM, Ed25519)')
   .addOption(apiOption())
   .option('--no-api', 'do not serve the control API')
+  .addOption(new Option('--api-token <token>', 'require this bearer token on the API (needed to bind it to a non-loopback address)').env('WEFT_API_TOKEN'))
   .option('--k <n>', 'bucket size', int('k', 1, 25), 20)
   .option('--alpha <n>', 'requests in flight per lookup', int('alpha', 1, 16), 3)
+  .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (logs go to stderr: pretty on a terminal, JSON otherwise)').default('info').argParser(logLevel).env('WEFT_LOG_LEVEL'))
   .action(async (o) => {
+    if (o.api !== false) checkBind(parseAddress(o.api).host, o.apiToken) // before joining: a refused API is a user error
+    const logger = createLogger({ level: parseLogLevel(o.logLevel) })
     const node = new Node({
       host: o.host, port: o.port, bootstrap: o.bootstrap, dataDir: o.data, keyFile: o.keyFile,
-      kademlia: { k: o.k, alpha: o.alpha },
+      kademlia: { k: o.k, alpha: o.alpha }, logger, metrics: o.api !== false,
     })
     console.log(`node id  ${node.idHex}`)
     await node.start()
     console.log(`address  ${node.address}`)
     console.log(o.bootstrap.length ? `joined   through ${o.bootstrap.join(', ')}: ${node.topology.size()} peers known` : 'started  a new network (no bootstrap peers given)')
-    const api = o.api === false ? null : await startApi(node, o.api).catch(async (err) => { await node.stop(); throw err })
-    if (api) console.log(`api      http://${api.address}/v1/status`)
+    const api = o.api === false ? null : await startApi(node, o.api, { token: o.apiToken }).catch(async (err) => { await node.stop(); throw err })
+    if (api) console.log(`api      http://${api.address}/v1/status  (metrics: http://${api.address}/metrics)`)
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve)
       process.once('SIGTERM', resolve)
@@ -59,36 +72,33 @@ program.command('node')
 
 const json = (v: unknown): void => console.log(JSON.stringify(v, null, 2))
 
-program.command('lookup')
+withApi(program.command('lookup'))
   .description('find the nodes closest to a node id, through a running node')
   .argument('<node-id-hex>', 'the id to look up (64 hex digits)')
-  .addOption(apiOption())
   .option('--json', 'print JSON')
   .action(async (id: string, o) => {
     idFromHex(id) // a bad id is the user's error: say so before asking the node
-    const r = await callApi<LookupReport>(o.api, `/v1/lookup/${id}`)
+    const r = await callApi<LookupReport>(target(o), `/v1/lookup/${id}`)
     if (o.json) return json(r)
     console.log(`lookup ${r.target}: ${r.closest.length} nodes in ${ms(r.durationMs)}, ${r.hops} hops, ${r.messages} messages, ${r.failed} failed`)
     console.log(table(['#', 'node id', 'address', 'exact'], r.closest.map((c, i) => [i + 1, c.id, c.address, c.id === r.target ? 'yes' : ''])))
   })
 
-program.command('peers')
+withApi(program.command('peers'))
   .description("list a running node's routing table")
-  .addOption(apiOption())
   .option('--json', 'print JSON')
   .action(async (o) => {
-    const peers = await callApi<PeerInfo[]>(o.api, '/v1/peers')
+    const peers = await callApi<PeerInfo[]>(target(o), '/v1/peers')
     if (o.json) return json(peers)
     console.log(table(['node id', 'address', 'slot', 'last seen', 'failures'], peers.map((p) => [p.id, p.address, p.slot, `${(p.lastSeenMs / 1000).toFixed(1)} s ago`, p.failures])))
     console.log(`${peers.length} peers`)
   })
 
-program.command('status')
+withApi(program.command('status'))
   .description("show a running node's identity, address and counters")
-  .addOption(apiOption())
   .option('--json', 'print JSON')
   .action(async (o) => {
-    const s = await callApi<NodeStatus>(o.api, '/v1/status')
+    const s = await callApi<NodeStatus>(target(o), '/v1/status')
     if (o.json) return json(s)
     console.log(table(['field', 'value'], [
       ['node id', s.id], ['address', s.address], ['seen as', s.observedAddress ?? '-'], ['topology', s.topology],
@@ -98,6 +108,7 @@ program.command('status')
       ['requests in / out', `${s.rpc.requestsIn} / ${s.rpc.requestsOut}`],
       ['timeouts / retries', `${s.rpc.timeouts} / ${s.rpc.retries}`],
       ['malformed dropped', s.rpc.malformed + s.transport.oversizeDropped], ['rate limited', s.rpc.rateLimited],
+      ['DHT records held', `${s.records.count} (${s.records.bytes} bytes)`],
     ]))
   })
 
@@ -108,12 +119,13 @@ program.command('devnet')
   .option('--lookups <n>', 'lookups in the first batch', int('lookups', 1, 100000), 200)
   .addOption(new Option('--api <host:port>', 'serve the first node\'s API here').default('127.0.0.1:7400').argParser(address))
   .option('--no-api', 'do not serve an API')
+  .addOption(new Option('--api-token <token>', 'require this bearer token on the API').env('WEFT_API_TOKEN'))
   .option('--exit', 'exit after the first batch instead of running until Ctrl-C')
   .action(async (o) => {
-    await runDevnet({ nodes: o.nodes, seed: o.seed, lookups: o.lookups, api: o.api, exit: !!o.exit, summaryEveryMs: 5000 })
+    await runDevnet({ nodes: o.nodes, seed: o.seed, lookups: o.lookups, api: o.api, apiToken: o.apiToken, exit: !!o.exit, summaryEveryMs: 5000 })
   })
 
-addDhtCommands(program, apiOption)
+addDhtCommands(program, withApi, target)
 addSimCommand(program)
 
 program.parseAsync().then(() => process.exit(0), (err) => fail(err instanceof WeftError ? err : err))

@@ -14,6 +14,8 @@ import { RecordStore, type RecordStoreOptions } from '../services/dht/store.js'
 import { canonicalAddress, type Address } from '../wire/address.js'
 import { join } from 'node:path'
 import { MAX_PACKET, MessageType } from '../wire/messages.js'
+import { silentLogger, type Logger } from './log.js'
+import { NodeMetrics } from './metrics.js'
 
 export interface NodeOptions {
   host?: string
@@ -35,6 +37,10 @@ export interface NodeOptions {
   readOnly?: boolean
   runtime?: Runtime
   network?: Network
+  /** Structured logs (pino); default: silent. */
+  logger?: Logger
+  /** Count metrics from the start (see `node.metrics`); otherwise from the first use of `node.metrics`. */
+  metrics?: boolean
 }
 
 export interface PeerInfo {
@@ -56,6 +62,8 @@ export interface NodeStatus {
   rttMs: number | null
   transport: TransportStats
   rpc: RpcStats
+  /** DHT records held in the local store and their encoded bytes. */
+  records: { count: number; bytes: number }
 }
 
 export interface NodeEvents {
@@ -81,15 +89,54 @@ export class Node extends EventEmitter<NodeEvents> {
   private recordStore: RecordStore | null = null
   private startedAt = 0
   private starting: Promise<void> | null = null
+  private nodeMetrics: NodeMetrics | null = null
+  readonly log: Logger
 
   constructor(readonly options: NodeOptions = {}) {
     super()
+    this.log = options.logger ?? silentLogger
     this.runtime = options.runtime ?? realRuntime
     this.network = options.network ?? udpNetwork
     this.identity = options.identity
       ?? (options.keyFile ? loadIdentity(options.keyFile)
         : options.dataDir ? loadOrCreateIdentity(options.dataDir)
           : generateIdentity())
+    if (options.metrics) this.nodeMetrics = new NodeMetrics(this)
+  }
+
+  /** This node's Prometheus metrics (its own registry). Counting starts at the first use unless `options.metrics`. */
+  get metrics(): NodeMetrics {
+    if (!this.nodeMetrics) {
+      this.nodeMetrics = new NodeMetrics(this)
+      if (this.rpc) this.instrument(this.rpc, this.nodeMetrics)
+    }
+    return this.nodeMetrics
+  }
+
+  /** Counts the rpc's requests by type and outcome: the one place metrics reach into the rpc layer. */
+  private instrument(rpc: Rpc, m: NodeMetrics): void {
+    const request = rpc.request
+    // Every argument passes through unchanged but the callback, which counts the outcome first.
+    rpc.request = function (this: Rpc, ...args: Parameters<Rpc['request']>) {
+      const [, body, , cb] = args
+      args[3] = (err, reply, rttMs) => {
+        m.rpcOut(body.type, err ? err.code : reply?.type === MessageType.ERROR ? 'error_reply' : 'ok')
+        cb(err, reply, rttMs)
+      }
+      request.apply(this, args)
+    }
+    const onRequest = rpc.onRequest
+    rpc.onRequest = function (this: Rpc, ...args: Parameters<Rpc['onRequest']>) {
+      const req = args[1]
+      try {
+        const answer = onRequest.apply(this, args)
+        m.rpcIn(req.type, answer ? 'ok' : 'no_reply')
+        return answer
+      } catch (err) {
+        m.rpcIn(req.type, err instanceof WeftError ? err.code : 'ERR_HANDLER')
+        throw err
+      }
+    }
   }
 
   get id(): NodeId { return this.identity.id }
@@ -119,10 +166,14 @@ export class Node extends EventEmitter<NodeEvents> {
     const transport = new PacketTransport(endpoint, MAX_PACKET)
     const rpc = new Rpc(this.runtime, transport, this.identity.id, o.rpc)
     rpc.readOnly = o.readOnly ?? false
+    if (this.nodeMetrics) this.instrument(rpc, this.nodeMetrics)
     const overlay = createTopology(o.topology ?? 'kademlia', {
       runtime: this.runtime, rpc, id: this.identity.id, address: () => transport.address,
     }, o.kademlia)
-    overlay.onPeer = (event, contact) => this.emit(event === 'added' ? 'peer:added' : 'peer:removed', contact)
+    overlay.onPeer = (event, contact) => {
+      if (this.log.isLevelEnabled('debug')) this.log.debug({ peer: idToHex(contact.id), address: contact.address }, `peer ${event}`)
+      this.emit(event === 'added' ? 'peer:added' : 'peer:removed', contact)
+    }
     overlay.onJoin = (contact) => this.dhtService?.welcome(contact)
     this.transport = transport
     this.rpc = rpc
@@ -142,9 +193,11 @@ export class Node extends EventEmitter<NodeEvents> {
         throw err
       })
     } catch (err) {
+      this.log.error({ err }, 'start failed')
       await this.stop()
       throw err
     }
+    this.log.info({ id: this.idHex, address: transport.address, peers: overlay.size(), bootstrap: o.bootstrap ?? [] }, overlay.size() ? 'joined the network' : 'started a new network')
     this.emit('started')
   }
 
@@ -168,6 +221,7 @@ export class Node extends EventEmitter<NodeEvents> {
       overlay!.close()
       rpc.close()
       await transport!.close()
+      this.log.info({ id: this.idHex }, 'stopped')
       this.emit('stopped')
     }
   }
@@ -176,7 +230,18 @@ export class Node extends EventEmitter<NodeEvents> {
   async lookup(target: string | Uint8Array, options: LookupOptions = {}): Promise<LookupResult> {
     const id = typeof target === 'string' ? idFromHex(target) : target
     if (id.length !== 32) throw new WeftError('ERR_BAD_ID', 'a node id must be 32 bytes')
-    return this.running().overlay!.lookup(id, options)
+    const overlay = this.running().overlay!
+    const started = this.runtime.now()
+    try {
+      const r = await overlay.lookup(id, options)
+      this.nodeMetrics?.lookup(r.durationMs, 'ok', r.hops)
+      return r
+    } catch (err) {
+      const code = err instanceof WeftError ? err.code : 'ERR_LOOKUP'
+      this.nodeMetrics?.lookup(this.runtime.now() - started, code)
+      this.log.warn({ target: idToHex(id), code, err }, 'lookup failed')
+      throw err
+    }
   }
 
   async ping(address: Address): Promise<{ id: string; rttMs: number }> {
@@ -201,6 +266,7 @@ export class Node extends EventEmitter<NodeEvents> {
       rttMs: rpc!.smoothedRttMs === null ? null : Math.round(rpc!.smoothedRttMs * 1000) / 1000,
       transport: { ...transport!.stats },
       rpc: { ...rpc!.stats, malformedByCode: { ...rpc!.stats.malformedByCode } },
+      records: { count: this.recordStore?.size ?? 0, bytes: this.recordStore?.bytes ?? 0 },
     }
   }
 }

@@ -1,6 +1,7 @@
 // `npm run bench:sim`: the simulator at scale. Runs `weft sim` in a child process per network
 // size (1e3 to 1e6 by default, oracle-built) and one network of real joins under churn, then
-// writes bench/results/sim.json and the simulator section of docs/benchmarks.md.
+// writes bench/results/sim.json, the simulator section of docs/benchmarks.md and, when it ran
+// several sizes, docs/sim-hops.svg.
 //
 //   npm run bench:sim [-- --quick] [--sizes=1000,10000,100000,1000000] [--lookups=10000]
 //                     [--churn-nodes=100000] [--churn=1h] [--seed=1] [--only=sizes|churn]
@@ -11,6 +12,7 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { SimMachine, SimResult } from '../src/sim/report.js'
+import { plotReports } from '../src/sim/plot.js'
 import { simSection, spliceSimSection, type SimBench } from './lib/sim-section.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -57,6 +59,7 @@ const bench: SimBench = {
   churn: churnRun ?? previous?.churn ?? null,
 }
 writeFileSync(RESULTS, JSON.stringify(bench, null, 2) + '\n')
+if (sizeRuns && sizeRuns.length > 1) writeFileSync(`${ROOT}docs/sim-hops.svg`, await plotReports(sizeRuns))
 const doc = existsSync(DOC) ? readFileSync(DOC, 'utf8') : '# Benchmarks\n'
 writeFileSync(DOC, spliceSimSection(doc, simSection(bench)))
 console.log(`wrote ${RESULTS} and ${DOC}`)

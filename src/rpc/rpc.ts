@@ -124,9 +124,11 @@ interface Pending {
   sentAt: number
   deadline: number
   cb: RequestCallback
+  /** Told once, when a retry has timed out as well (the request goes on with its last retries). */
+  onSlow?: () => void
 }
 
-interface Queued { to: Address; body: RequestBody; expectReplyBytes: number; cb: RequestCallback }
+interface Queued { to: Address; body: RequestBody; expectReplyBytes: number; cb: RequestCallback; onSlow?: () => void }
 
 export class Rpc {
   readonly options: RpcOptions
@@ -188,7 +190,7 @@ export class Rpc {
    * largest reply wanted: requests to peers whose token we lack are padded to it, so the peer
    * may answer in full without amplifying.
    */
-  request(to: Address, body: RequestBody, expectReplyBytes: number, cb: RequestCallback): void {
+  request(to: Address, body: RequestBody, expectReplyBytes: number, cb: RequestCallback, onSlow?: () => void): void {
     if (this.closed) { cb(new WeftError('ERR_CLOSED', 'rpc is closed')); return }
     if (this.pending.size >= this.options.maxInFlight) {
       if (this.queue.length >= this.options.maxQueued) {
@@ -196,10 +198,10 @@ export class Rpc {
         cb(new WeftError('ERR_BUSY', `request queue is full (${this.options.maxQueued})`))
         return
       }
-      this.queue.push({ to, body, expectReplyBytes, cb })
+      this.queue.push({ to, body, expectReplyBytes, cb, onSlow })
       return
     }
-    this.send(to, body, expectReplyBytes, cb)
+    this.send(to, body, expectReplyBytes, cb, false, onSlow)
   }
 
   requestAsync(to: Address, body: RequestBody, expectReplyBytes = 0): Promise<{ reply: Reply; rttMs: number }> {
@@ -208,7 +210,7 @@ export class Rpc {
     })
   }
 
-  private send(to: Address, body: RequestBody, expectReplyBytes: number, cb: RequestCallback, resent = false): void {
+  private send(to: Address, body: RequestBody, expectReplyBytes: number, cb: RequestCallback, resent = false, onSlow?: () => void): void {
     let txid = this.runtime.random.u32()
     while (this.pending.has(txid)) txid = (txid + 1) >>> 0
     const slot = this.peers.find(to)
@@ -229,7 +231,7 @@ export class Rpc {
       cb(err as WeftError)
       return
     }
-    const p: Pending = { txid, to, body, expectReplyBytes, resent, bytes, tries: 0, sentAt: 0, deadline: 0, cb }
+    const p: Pending = { txid, to, body, expectReplyBytes, resent, bytes, tries: 0, sentAt: 0, deadline: 0, cb, onSlow }
     if (this.pending === NO_PENDING) this.pending = new Map()
     this.pending.set(txid, p)
     this.stats.requestsOut++
@@ -270,6 +272,7 @@ export class Rpc {
   private expire(p: Pending): void {
     if (this.pending.get(p.txid) !== p) return
     if (p.tries <= this.options.maxRetries) {
+      if (p.tries === 2) p.onSlow?.() // one retry unanswered too: not just a lost datagram or a slow first guess
       this.stats.retries++
       this.transmit(p)
       return
@@ -282,7 +285,7 @@ export class Rpc {
     this.pending.delete(p.txid)
     if (this.pending.size === 0 && this.sweepTimer) { this.runtime.clearTimeout(this.sweepTimer); this.sweepTimer = null; this.sweepAt = Infinity }
     const next = this.closed ? undefined : this.queue.shift() // once closed, close() fails the queue
-    if (next) this.send(next.to, next.body, next.expectReplyBytes, next.cb)
+    if (next) this.send(next.to, next.body, next.expectReplyBytes, next.cb, false, next.onSlow)
     p.cb(err, reply, rttMs)
   }
 
@@ -321,7 +324,7 @@ export class Rpc {
           // Our token had expired (secrets rotate), so the answer was cut to our request's size.
           // The reply carries a fresh token: ask once more with it, for the whole answer.
           this.pending.delete(p.txid)
-          this.send(p.to, p.body, p.expectReplyBytes, p.cb, true)
+          this.send(p.to, p.body, p.expectReplyBytes, p.cb, true, p.onSlow)
           return
         }
       }

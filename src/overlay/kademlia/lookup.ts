@@ -19,6 +19,8 @@ interface Candidate {
   address: Address
   state: State
   hop: number
+  /** Asked, and its first attempt timed out: not waited for (nor counted in flight) unless it answers. */
+  slow?: boolean
 }
 
 export interface LookupParams {
@@ -47,6 +49,7 @@ export function iterativeFindNode(p: LookupParams): Promise<LookupResult> {
     const list: Candidate[] = [] // nearest first; bootstrap entries (no id) at the front
     const known = new Set<Address>()
     let inFlight = 0
+    const strict = p.verify >= p.k
     let messages = 0
     let failed = 0
     let done = false
@@ -98,7 +101,7 @@ export function iterativeFindNode(p: LookupParams): Promise<LookupResult> {
       const closest: Contact[] = []
       let hops = 0
       for (const c of list) {
-        if (c.state === State.FAILED || c.id === null) continue
+        if (c.state === State.FAILED || c.slow || c.id === null) continue // slow: out of consideration
         if (closest.length === 0) hops = c.hop
         closest.push({ id: c.id, address: c.address })
         if (closest.length === p.k) break
@@ -115,8 +118,19 @@ export function iterativeFindNode(p: LookupParams): Promise<LookupResult> {
       messages++
       const request = p.query?.request ?? { type: MessageType.FIND_NODE, target: p.target }
       const expect = p.query ? MAX_PACKET : expectedNodesReplyBytes(c.address, p.k)
-      p.rpc.request(c.address, request, expect, (err, reply) => {
+      // The paper's rule: a node that does not answer quickly is left out of consideration
+      // until it does, so a dead node near the target costs two timeouts, not all retries (the
+      // first timeout alone is too often a lost datagram or a low first guess of the RTT).
+      // A strict lookup (every result must have answered) waits for it to answer or fail.
+      const onSlow = strict ? undefined : (): void => {
+        if (done || c.state !== State.ASKED || c.slow) return // (a resent request times out anew)
+        c.slow = true
         inFlight--
+        pump()
+      }
+      p.rpc.request(c.address, request, expect, (err, reply) => {
+        if (!c.slow) inFlight--
+        else c.slow = false
         if (done) return
         const withContacts = reply && (reply.type === MessageType.NODES || reply.type === MessageType.VALUES) ? reply : null
         if (err || !withContacts || (c.id !== null && !idEquals(c.id, withContacts.sender))) {
@@ -139,7 +153,7 @@ export function iterativeFindNode(p: LookupParams): Promise<LookupResult> {
         for (const r of withContacts.contacts) insert(r.id, r.address, State.NEW, c.hop + 1)
         if (p.query?.onReply({ id: c.id!, address: c.address }, withContacts)) { finish(null); return }
         pump()
-      })
+      }, onSlow)
     }
 
     const pump = (): void => {
@@ -147,7 +161,7 @@ export function iterativeFindNode(p: LookupParams): Promise<LookupResult> {
       let live = 0
       let settled = true // the `verify` nearest live candidates have all answered
       for (const c of list) {
-        if (c.state === State.FAILED) continue
+        if (c.state === State.FAILED || c.slow) continue
         if (live++ >= p.verify && c.id !== null) break
         if (c.state !== State.ANSWERED) settled = false
         if (c.state === State.NEW && inFlight < p.alpha) ask(c)

@@ -94,8 +94,8 @@ test(`nodes behind NAT stay out of tables but can still look up (seed ${SEED})`,
   for (const entries of sim.tables()) for (const e of entries) assert.ok(!natted.has(e.address), `${e.address} is behind NAT but listed`)
 })
 
-test(`lookups route around adversaries that drop or misroute (seed ${SEED})`, async () => {
-  for (const adversaryMode of ['drop', 'misroute'] as const) {
+test(`lookups route around adversaries that drop, misroute or collude (seed ${SEED})`, async () => {
+  for (const adversaryMode of ['drop', 'misroute', 'collude'] as const) {
     const { r } = await simulate({ nodes: 600, lookups: 200, build: 'joins', adversaries: 0.2, adversaryMode })
     assert.ok(r.successRate >= 0.95, `${adversaryMode}: success ${r.successRate} (seed ${SEED})`)
   }

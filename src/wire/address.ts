@@ -174,6 +174,7 @@ export function readAddress(b: Uint8Array, offset: number): Address {
 // addresses come back in every reply, and a string used before is built once and hashed once
 // (the lookups and tables key maps and sets by it).
 const ipv4Texts = new Map<number, Address>()
+const OCTET = Array.from({ length: 256 }, (_, i) => String(i)) // no number-to-text per octet
 const IPV4_TEXT_CACHE_MAX = 8192
 
 function ipv4Text(b: Uint8Array, o: number): Address {
@@ -181,7 +182,7 @@ function ipv4Text(b: Uint8Array, o: number): Address {
   const key = (((b[o + 1] << 24) | (b[o + 2] << 16) | (b[o + 3] << 8) | b[o + 4]) >>> 0) * 65536 + port
   let text = ipv4Texts.get(key)
   if (text === undefined) {
-    text = `${b[o + 1]}.${b[o + 2]}.${b[o + 3]}.${b[o + 4]}:${port}`
+    text = `${OCTET[b[o + 1]]}.${OCTET[b[o + 2]]}.${OCTET[b[o + 3]]}.${OCTET[b[o + 4]]}:${port}`
     // Full: keep the ones we have. Clearing would make a network of more addresses than this
     // (a big simulation) miss nearly always.
     if (ipv4Texts.size < IPV4_TEXT_CACHE_MAX) ipv4Texts.set(key, text)

@@ -2,6 +2,7 @@
 // built by real joins or by an oracle fill, with churn, loss, NAT and adversaries, then measured
 // by lookups judged against an oracle that knows every live node.
 import { WeftError } from '../errors.js'
+import { compareDistance } from '../identity/node-id.js'
 import { heapArena, SlabArena } from '../overlay/arena.js'
 import { ContactPool } from '../overlay/contact-pool.js'
 import { createTopology } from '../overlay/registry.js'
@@ -146,7 +147,7 @@ export class Simulation {
         return { type: MessageType.NODES, contacts: all.slice(-k).reverse() }
       }
       // Colluders name only each other, nearest to the target first: an eclipse attempt.
-      const mates = this.adversaryContacts.slice().sort((a, b) => compareIds(target, a.id, b.id)).slice(0, k)
+      const mates = this.adversaryContacts.slice().sort((a, b) => compareDistance(target, a.id, b.id)).slice(0, k)
       return { type: MessageType.NODES, contacts: mates }
     })
   }
@@ -354,13 +355,6 @@ function grown<T extends Int32Array | Uint8Array>(a: T, n: number): T {
   return b
 }
 
-function compareIds(target: Uint8Array, a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < a.length; i++) {
-    const d = (a[i] ^ target[i]) - (b[i] ^ target[i])
-    if (d !== 0) return d
-  }
-  return 0
-}
 
 function round(x: number, digits: number): number {
   const f = 10 ** digits

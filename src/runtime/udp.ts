@@ -1,7 +1,8 @@
 // The real runtime: node:dgram sockets, Node timers, the monotonic clock and crypto randomness.
 import { createSocket, type Socket } from 'node:dgram'
 import { randomBytes } from 'node:crypto'
-import { isIPv6 } from 'node:net'
+import { lookup as dnsLookup, type LookupOptions } from 'node:dns'
+import { isIPv4, isIPv6 } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { WeftError } from '../errors.js'
 import { formatAddress, parseAddress, type Address, type HostPort } from '../wire/address.js'
@@ -60,9 +61,17 @@ class UdpEndpoint implements Endpoint {
   }
 }
 
+function literalLookup(address: string, options: LookupOptions, callback: (err: Error | null, address: string, family: number) => void): void {
+  const family = isIPv6(address) ? 6 : isIPv4(address) ? 4 : 0
+  if (family === 0) dnsLookup(address, { ...options, all: false }, (err, a, f) => callback(err, a as string, f)) // a host name given to bind ("localhost")
+  else callback(null, address, family)
+}
+
 export const udpNetwork: Network = {
   bind(host: string, port: number): Promise<Endpoint> {
-    const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', recvBufferSize: 1 << 20 })
+    // Every address reaching the socket is an IP literal (addresses are parsed before use), so
+    // the name lookup that dgram runs on each send (dns.lookup and a tick) is skipped.
+    const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', recvBufferSize: 1 << 20, lookup: literalLookup })
     return new Promise((resolve, reject) => {
       socket.once('error', (err: NodeJS.ErrnoException) => {
         socket.close()

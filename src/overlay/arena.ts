@@ -16,9 +16,6 @@ export const heapArena: Arena = {
 export class SlabArena implements Arena {
   private slab = new ArrayBuffer(0)
   private used = 0
-  /** Bytes handed out, and bytes reserved in slabs. */
-  handedOut = 0
-  reserved = 0
 
   constructor(private readonly slabBytes = 16 * 1024 * 1024) {}
 
@@ -26,11 +23,9 @@ export class SlabArena implements Arena {
     let at = Math.ceil(this.used / align) * align
     if (at + bytes > this.slab.byteLength) {
       this.slab = new ArrayBuffer(Math.max(this.slabBytes, bytes))
-      this.reserved += this.slab.byteLength
       at = 0
     }
     this.used = at + bytes
-    this.handedOut += bytes
     return [this.slab, at]
   }
 

@@ -18,12 +18,6 @@ export class ContactPool {
     this.refs = new Uint32Array(initial)
   }
 
-  /** Live handles. */
-  get size(): number { return this.used - this.free.length }
-
-  /** Bytes held by the pool's arrays (not counting address strings). */
-  get bytes(): number { return this.ids.byteLength + this.refs.byteLength }
-
   /** A handle for (id, address) that holds one reference; release it when done. */
   acquire(id: Uint8Array, address: Address): number {
     const known = this.byAddress.get(address)

@@ -1,6 +1,7 @@
 // Request/response over datagrams: transaction ids, adaptive timeouts, bounded retries, a bounded
 // window of requests in flight, per-source rate limits and anti-amplification tokens.
 import { WeftError, type ErrorCode } from '../errors.js'
+import { withDefaults } from '../options.js'
 import type { NodeId } from '../identity/node-id.js'
 import type { Runtime, TimerHandle } from '../runtime/runtime.js'
 import type { Transport } from '../transport/transport.js'
@@ -102,13 +103,7 @@ function dispatch(this: Rpc, from: Address, req: Request, verified: boolean): Re
   return this.handlerFor(req.type)?.(from, req, verified) ?? null
 }
 const NO_PENDING: ReadonlyMap<number, unknown> = new Map()
-/** One merged options object per options object given, so nodes built alike share one. */
-const merged = new WeakMap<Partial<RpcOptions>, RpcOptions>()
-function mergedOptions(options: Partial<RpcOptions>): RpcOptions {
-  let o = merged.get(options)
-  if (!o) { o = { ...defaultRpcOptions, ...options }; merged.set(options, o) }
-  return o
-}
+const mergedOptions = withDefaults(defaultRpcOptions)
 
 export type RequestCallback = (err: WeftError | null, reply?: Reply, rttMs?: number) => void
 

@@ -101,9 +101,6 @@ export class MemoryWorld implements Network {
     return new WorldRuntime(this, this.random.fork(label))
   }
 
-  /** Endpoints bound so far (closed ones included): the next one gets this index. */
-  get bound(): number { return this.binds }
-
   bind(host: string, port: number): Promise<Endpoint> {
     try {
       return Promise.resolve(this.bindNow(host, port))

@@ -1,6 +1,7 @@
 // The Kademlia topology: XOR distance, k-buckets, iterative lookups, join by self-lookup and
 // bucket refresh.
 import { WeftError } from '../../errors.js'
+import { withDefaults } from '../../options.js'
 import { compareDistance, ID_BITS, idEquals, randomIdWithPrefix, type NodeId } from '../../identity/node-id.js'
 import { expectedPongBytes } from '../../rpc/rpc.js'
 import type { Address } from '../../wire/address.js'
@@ -28,14 +29,9 @@ export interface KademliaOptions {
 // Shared by every instance: per-node closures and option objects add up over a million nodes.
 const ignore = (): void => {}
 const pong = () => ({ type: MessageType.PONG }) as const
-const merged = new WeakMap<Partial<KademliaOptions>, KademliaOptions>()
-function mergedOptions(options: Partial<KademliaOptions>): KademliaOptions {
-  let o = merged.get(options)
-  if (!o) { o = { ...defaultKademliaOptions, ...options }; merged.set(options, o) }
-  return o
-}
 
 export const defaultKademliaOptions: KademliaOptions = { k: 20, alpha: 3, verify: 10, refreshIntervalMs: 15 * 60_000, maxFailures: 2, staleAfterMs: 15 * 60_000 }
+const mergedOptions = withDefaults(defaultKademliaOptions)
 
 export class Kademlia implements Topology {
   readonly name = 'kademlia'

@@ -53,9 +53,6 @@ export class RoutingTable {
   /** Buckets up to the deepest one ever used (the rest are empty). */
   get bucketCount(): number { return this.meta.length / 2 }
 
-  /** Bytes held by this table's own arrays. */
-  get bytes(): number { return this.data.byteLength + this.meta.byteLength }
-
   bucketIndex(id: Uint8Array): number {
     return Math.min(commonPrefixLength(this.self, id), ID_BITS - 1)
   }

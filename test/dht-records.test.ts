@@ -8,9 +8,10 @@ import { check } from './helpers/property.js'
 import { WeftError, type ErrorCode } from '../src/errors.js'
 import { identityFromSeed } from '../src/identity/keys.js'
 import { idFromPublicKey } from '../src/identity/node-id.js'
+import { realRuntime } from '../src/runtime/udp.js'
 import {
   DEFAULT_LIMITS, decodeRecord, encodedRecordSize, encodeRecord, MAX_PROVIDER_ADDRESSES, newerThan, providerId, recordKey,
-  signMutable, signProvider, verifyRecord, type DhtRecord, type ImmutableRecord, type MutableRecord, type ProviderRecord,
+  signMutable, signProvider, verifyRecord, verifyRecordWith, type DhtRecord, type ImmutableRecord, type MutableRecord, type ProviderRecord,
 } from '../src/services/dht/records.js'
 
 const isCode = (code: ErrorCode) => (e: unknown) => e instanceof WeftError && e.code === code
@@ -154,6 +155,19 @@ test('a tampered mutable value, seq or signature, or another signer, is ERR_BAD_
   assert.throws(() => verifyRecord(p.key, { ...p, addresses: ['10.0.0.2:4000'] }, NOW), isCode('ERR_BAD_SIGNATURE'))
   assert.throws(() => verifyRecord(p.key, { ...p, expiresAt: p.expiresAt + 1 }, NOW), isCode('ERR_BAD_SIGNATURE'))
   assert.throws(() => verifyRecord(p.key, { ...p, signature: flip(p.signature, 0) }, NOW), isCode('ERR_BAD_SIGNATURE'))
+})
+
+test('verifyRecordWith checks the signature off the event loop: tampered records fail, good ones pass', async () => {
+  const m = mutable(bytes(10), 4, bytes(2))
+  const key = recordKey(m)
+  const copy = decodeRecord(encodeRecord(m)) // a copy as a peer decodes it: not known as checked
+  await verifyRecordWith(realRuntime, key, copy, NOW)
+  verifyRecord(key, copy, NOW) // and known as checked now
+  await assert.rejects(verifyRecordWith(realRuntime, key, { ...m, value: flip(m.value, 3) }, NOW), isCode('ERR_BAD_SIGNATURE'))
+  await assert.rejects(verifyRecordWith(realRuntime, key, { ...m, signature: flip(m.signature, 1) }, NOW), isCode('ERR_BAD_SIGNATURE'))
+  const p = provider()
+  await assert.rejects(verifyRecordWith(realRuntime, p.key, { ...p, expiresAt: p.expiresAt + 1 }, NOW), isCode('ERR_BAD_SIGNATURE'))
+  await assert.rejects(verifyRecordWith(realRuntime, flip(key, 0), copy, NOW), isCode('ERR_HASH_MISMATCH'))
 })
 
 test('signatures are domain-separated: one kind\'s signature does not verify as another\'s', () => {

@@ -301,6 +301,21 @@ test(`an ERROR reply fails the request with the matching code (seed ${SEED})`, a
   }
 })
 
+test(`a handler that answers later (a promise) replies when it settles, with the error code if it fails (seed ${SEED})`, async () => {
+  const world = newWorld('async-handler')
+  const c = await peer(world, '10.0.0.1', 'client')
+  const s = await peer(world, '10.0.0.2', 'server')
+  let n = 0
+  s.rpc.onRequest = () => {
+    const mine = ++n
+    return new Promise((resolve, reject) => world.schedule(5, () => mine === 1 ? resolve({ type: MessageType.PONG }) : reject(new WeftError('ERR_RATE_LIMITED', 'later, please'))))
+  }
+  const reply = await world.settle(c.rpc.requestAsync(s.address, { type: MessageType.PING }, 64))
+  assert.equal(reply.reply.type, MessageType.PONG, ctx('first reply'))
+  await assert.rejects(world.settle(c.rpc.requestAsync(s.address, { type: MessageType.PING }, 64)), isCode('ERR_RATE_LIMITED', /later, please/), ctx('second reply'))
+  assert.equal(s.rpc.stats.handlerErrors, 0, ctx('a coded refusal is not a handler error'))
+})
+
 test(`the same seed replays the same datagrams; another seed does not (seed ${SEED})`, async () => {
   async function run(name: string): Promise<string[]> {
     const world = newWorld(name)

@@ -82,18 +82,34 @@ export function signBytes(identity: Identity, data: Uint8Array): Uint8Array {
 const publicKeys = new Map<string, KeyObject>()
 const PUBLIC_KEY_CACHE = 1024
 
+function publicKeyObject(publicKey: Uint8Array): KeyObject {
+  const hex = Buffer.from(publicKey.buffer, publicKey.byteOffset, 32).toString('hex')
+  let key = publicKeys.get(hex)
+  if (!key) {
+    key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
+    if (publicKeys.size >= PUBLIC_KEY_CACHE) publicKeys.clear() // a cheap bound; refills from use
+    publicKeys.set(hex, key)
+  }
+  return key
+}
+
 export function verifyBytes(publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.length !== 32 || signature.length !== 64) return false
   try {
-    const hex = Buffer.from(publicKey.buffer, publicKey.byteOffset, 32).toString('hex')
-    let key = publicKeys.get(hex)
-    if (!key) {
-      key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
-      if (publicKeys.size >= PUBLIC_KEY_CACHE) publicKeys.clear() // a cheap bound; refills from use
-      publicKeys.set(hex, key)
-    }
-    return verify(null, data, key, signature)
+    return verify(null, data, publicKeyObject(publicKey), signature)
   } catch {
     return false
   }
+}
+
+/** verifyBytes on libuv's thread pool: the event loop goes on serving while the check runs. */
+export function verifyBytesOffThread(publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
+  if (publicKey.length !== 32 || signature.length !== 64) return Promise.resolve(false)
+  return new Promise((resolve) => {
+    try {
+      verify(null, data, publicKeyObject(publicKey), signature, (err, ok) => resolve(!err && ok))
+    } catch {
+      resolve(false)
+    }
+  })
 }

@@ -62,9 +62,10 @@ export type ReplyBody =
 /**
  * Answers one request type. `verified`: the asker echoed a valid round-trip token, so it has
  * talked to us from this address before (writes require it). Throwing a WeftError whose code
- * has a wire form sends an ERROR reply with it; null sends nothing.
+ * has a wire form sends an ERROR reply with it; null sends nothing. A promise answers when it
+ * settles (its rejection as a thrown error would).
  */
-export type RequestHandler = (from: Address, req: Request, verified: boolean) => ReplyBody | null
+export type RequestHandler = (from: Address, req: Request, verified: boolean) => ReplyBody | null | Promise<ReplyBody | null>
 
 // ERROR reply codes <-> error codes, both ways.
 const WIRE_ERRORS: [number, ErrorCode][] = [
@@ -99,7 +100,7 @@ export interface RpcStats {
 
 // Shared by every Rpc: per-instance closures would cost bytes on each of a million simulated nodes.
 const ignore = (): void => {}
-function dispatch(this: Rpc, from: Address, req: Request, verified: boolean): ReplyBody | null {
+function dispatch(this: Rpc, from: Address, req: Request, verified: boolean): ReturnType<RequestHandler> {
   return this.handlerFor(req.type)?.(from, req, verified) ?? null
 }
 const NO_PENDING: ReadonlyMap<number, unknown> = new Map()
@@ -340,23 +341,36 @@ export class Rpc {
     const token = this.tokens.issueAt(slot, from, now)
     const verified = req.token !== undefined && (req.token === token || this.tokens.valid(from, req.token, now))
     this.onSeen(req.sender, from, (req.flags & Flag.READ_ONLY) !== 0, verified)
-    const flags = this.readOnly ? Flag.READ_ONLY : 0
-    let body: ReplyBody | null
+    let body: ReplyBody | null | Promise<ReplyBody | null>
     try {
       body = this.onRequest(from, req, verified)
     } catch (err) {
-      // A refusal goes back as an ERROR with its code; anything else a handler throws is a bug
-      // here, never a reason to crash on a peer's packet: answer BAD_REQUEST and count it.
-      if (!(err instanceof WeftError) || !wireOfCode.has(err.code)) this.stats.handlerErrors++
-      const code = err instanceof WeftError ? wireOfCode.get(err.code) ?? ErrorReplyCode.BAD_REQUEST : ErrorReplyCode.BAD_REQUEST
-      // The reason is cut to fit the reason limit and, to an unproven asker, the request's size.
-      const room = Math.min(MAX_REASON_BYTES, verified ? MAX_REASON_BYTES : requestBytes - HEADER_BYTES - 2)
-      const reason = truncateUtf8(err instanceof WeftError ? err.message : 'internal error', room)
-      this.stats.repliesOut++
-      this.transport.send(from, encode({ type: MessageType.ERROR, txid: req.txid, sender: this.id, flags, code, reason }))
+      this.refuse(from, req, verified, requestBytes, err)
       return
     }
+    if (!(body instanceof Promise)) { this.reply(from, req, token, verified, requestBytes, body); return }
+    // A handler that works off the event loop (a signature check on the thread pool) answers later.
+    body.then(
+      (b) => { if (!this.closed) this.reply(from, req, token, verified, requestBytes, b) },
+      (err: unknown) => { if (!this.closed) this.refuse(from, req, verified, requestBytes, err) },
+    )
+  }
+
+  private refuse(from: Address, req: Request, verified: boolean, requestBytes: number, err: unknown): void {
+    // A refusal goes back as an ERROR with its code; anything else a handler throws is a bug
+    // here, never a reason to crash on a peer's packet: answer BAD_REQUEST and count it.
+    if (!(err instanceof WeftError) || !wireOfCode.has(err.code)) this.stats.handlerErrors++
+    const code = err instanceof WeftError ? wireOfCode.get(err.code) ?? ErrorReplyCode.BAD_REQUEST : ErrorReplyCode.BAD_REQUEST
+    // The reason is cut to fit the reason limit and, to an unproven asker, the request's size.
+    const room = Math.min(MAX_REASON_BYTES, verified ? MAX_REASON_BYTES : requestBytes - HEADER_BYTES - 2)
+    const reason = truncateUtf8(err instanceof WeftError ? err.message : 'internal error', room)
+    this.stats.repliesOut++
+    this.transport.send(from, encode({ type: MessageType.ERROR, txid: req.txid, sender: this.id, flags: this.readOnly ? Flag.READ_ONLY : 0, code, reason }))
+  }
+
+  private reply(from: Address, req: Request, token: number, verified: boolean, requestBytes: number, body: ReplyBody | null): void {
     if (!body) return
+    const flags = this.readOnly ? Flag.READ_ONLY : 0
     // One literal per type (no spread): keeps encode monomorphic. The handler's arrays are used
     // as they are, and copied only to be cut below.
     const txid = req.txid

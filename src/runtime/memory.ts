@@ -2,6 +2,7 @@
 // drive every node and every datagram. The same seed replays the same run exactly.
 // The simulator grows out of this; protocol code cannot tell it from the UDP runtime.
 import { WeftError } from '../errors.js'
+import { verifyBytes } from '../identity/keys.js'
 import { parseAddress, type Address } from '../wire/address.js'
 import { SeededRandom } from './prng.js'
 import type { Endpoint, Network, Runtime, TimerHandle } from './runtime.js'
@@ -184,6 +185,9 @@ class WorldRuntime implements Runtime {
   wallClock(): number { return MemoryWorld.EPOCH + this.world.now() }
   setTimeout(fn: () => void, ms: number): TimerHandle { return this.world.schedule(ms, fn) }
   clearTimeout(h: TimerHandle): void { (h as Event).fn = null }
+  verifySignature(publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
+    return Promise.resolve(verifyBytes(publicKey, data, signature))
+  }
 }
 
 export class MemoryEndpoint implements Endpoint {

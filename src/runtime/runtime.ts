@@ -20,6 +20,11 @@ export interface Runtime {
   setTimeout(fn: () => void, ms: number): TimerHandle
   clearTimeout(handle: TimerHandle): void
   readonly random: Random
+  /**
+   * Checks an Ed25519 signature. The real runtime runs it on the thread pool, so a node keeps
+   * serving while it verifies; the simulator answers at once, so runs stay deterministic.
+   */
+  verifySignature(publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): Promise<boolean>
 }
 
 /** One bound datagram socket (or its simulated stand-in). */

@@ -5,6 +5,7 @@ import { lookup as dnsLookup, type LookupOptions } from 'node:dns'
 import { isIPv4, isIPv6 } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { WeftError } from '../errors.js'
+import { verifyBytesOffThread } from '../identity/keys.js'
 import { formatAddress, parseAddress, type Address, type HostPort } from '../wire/address.js'
 import type { Endpoint, Network, Random, Runtime, TimerHandle } from './runtime.js'
 
@@ -32,6 +33,7 @@ export const realRuntime: Runtime = {
   },
   clearTimeout: (h: TimerHandle) => clearTimeout(h as NodeJS.Timeout),
   random: new CryptoRandom(),
+  verifySignature: verifyBytesOffThread,
 }
 
 // Parsed destinations, shared by all endpoints: the same few addresses are sent to again and again.

@@ -12,7 +12,7 @@ import type { Runtime } from '../../runtime/runtime.js'
 import type { Address } from '../../wire/address.js'
 import { contactSize, HEADER_BYTES, MAX_PACKET, MessageType, TOKEN_BYTES, type Get, type Put } from '../../wire/messages.js'
 import {
-  DEFAULT_LIMITS, decodeRecord, encodeRecord, newerThan, providerId, recordKey, signMutable, signProvider, verifyRecord,
+  DEFAULT_LIMITS, decodeRecord, encodeRecord, newerThan, providerId, recordKey, signMutable, signProvider, verifyRecord, verifyRecordWith,
   type DhtLimits, type DhtRecord, type MutableRecord, type ProviderRecord,
 } from './records.js'
 import type { RecordStore } from './store.js'
@@ -77,6 +77,7 @@ const HANDOFF_SENDERS = 3
 // Newcomers waiting for their records, and how long they wait so that arrivals batch up.
 const MAX_NEWCOMERS = 256
 const HANDOFF_DELAY_MS = 1000
+const STORED: ReplyBody = { type: MessageType.STORED }
 
 /** What a PUT asks of the storing node besides the record. */
 interface PutOptions { cas?: number; ttlMs?: number; cache?: boolean }
@@ -125,7 +126,7 @@ export class Dht {
     return { type: MessageType.VALUES, contacts, records }
   }
 
-  private answerPut(from: Address, req: Put, verified: boolean): { type: MessageType.STORED } {
+  private answerPut(from: Address, req: Put, verified: boolean): ReplyBody | Promise<ReplyBody> {
     if (!verified) throw new WeftError('ERR_BAD_TOKEN', 'a put needs the token this node gave you in a reply (look the key up first)')
     const now = this.ctx.runtime.now()
     let s = this.putsBySource.get(from)
@@ -146,8 +147,14 @@ export class Dht {
     const key = recordKey(record)
     // A replica keeps the expiry it had (ttlMs); a cache copy fades with distance from the key.
     const ttlMs = req.cache ? Math.min(this.ttlFor(key), req.ttlMs ?? Infinity) : req.ttlMs
-    this.ctx.store.put(key, record, this.ctx.runtime.wallClock(), { cas: req.cas, ttlMs })
-    return { type: MessageType.STORED }
+    const store = (): ReplyBody => {
+      this.ctx.store.put(key, record, this.ctx.runtime.wallClock(), { cas: req.cas, ttlMs })
+      return STORED
+    }
+    if (record.kind === 'immutable') return store()
+    // The signature is checked off the event loop; the store's own check then knows the record.
+    const { runtime } = this.ctx
+    return verifyRecordWith(runtime, key, record, runtime.wallClock(), this.options.limits).then(store)
   }
 
   /**

@@ -6,6 +6,7 @@
 //   mutable    key = SHA-256(publicKey || salt), signed by publicKey, newest seq wins
 //   provider   key = what is provided; "the peer with this key serves it at these addresses
 //              until expiresAt", signed by the peer (provider id = SHA-256(publicKey), like node ids)
+import type { Runtime } from '../../runtime/runtime.js'
 import { createHash } from 'node:crypto'
 import { WeftError } from '../../errors.js'
 import { signBytes, verifyBytes, type Identity } from '../../identity/keys.js'
@@ -153,6 +154,7 @@ export function signMutable(identity: Identity, value: Uint8Array, seq: number, 
   const r: MutableRecord = { kind: 'mutable', publicKey: identity.publicKey, salt: salt.slice(), seq, value: value.slice(), signature: new Uint8Array(64) }
   checkShape(r)
   r.signature = signBytes(identity, mutableBody(r.salt, seq, r.value))
+  checked.add(r) // signed here, with the key it names
   return r
 }
 
@@ -163,6 +165,7 @@ export function signProvider(identity: Identity, key: Uint8Array, addresses: Add
   }
   checkShape(r)
   r.signature = signBytes(identity, providerBody(r.key, r.addresses, expiresAt))
+  checked.add(r) // signed here, with the key it names
   return r
 }
 
@@ -177,6 +180,32 @@ export function signProvider(identity: Identity, key: Uint8Array, addresses: Add
  * ERR_BAD_SIGNATURE (a tampered mutable value lands here: its signature no longer covers it).
  */
 export function verifyRecord(key: Uint8Array, r: DhtRecord, now: number, limits: DhtLimits = DEFAULT_LIMITS): void {
+  const body = signedBody(key, r, now, limits)
+  if (body && r.kind !== 'immutable' && !checked.has(r) && !verifyBytes(r.publicKey, body, r.signature)) throw badSignature(r)
+}
+
+/**
+ * verifyRecord with the signature checked by the runtime (off the event loop on UDP). The
+ * record object is remembered as checked, so storing it does not check it again.
+ */
+export async function verifyRecordWith(
+  runtime: Pick<Runtime, 'verifySignature'>,
+  key: Uint8Array, r: DhtRecord, now: number, limits: DhtLimits = DEFAULT_LIMITS,
+): Promise<void> {
+  const body = signedBody(key, r, now, limits)
+  if (!body || r.kind === 'immutable' || checked.has(r)) return
+  if (!(await runtime.verifySignature(r.publicKey, body, r.signature))) throw badSignature(r)
+  checked.add(r)
+}
+
+// Record objects whose signature has verified. Records are never changed once made, and each
+// node decodes its own copy from the wire, so this spares only a node's own second look.
+const checked = new WeakSet<DhtRecord>()
+
+const badSignature = (r: DhtRecord): WeftError => new WeftError('ERR_BAD_SIGNATURE', `${r.kind} record signature does not verify`)
+
+/** The cheap checks of verifyRecord; returns the bytes the signature must cover (null: unsigned). */
+function signedBody(key: Uint8Array, r: DhtRecord, now: number, limits: DhtLimits): Uint8Array | null {
   checkShape(r)
   if (!isBytes(key, 32, 32)) throw bad('a record key must be 32 bytes')
   if (r.kind === 'immutable' || r.kind === 'mutable') {
@@ -188,22 +217,17 @@ export function verifyRecord(key: Uint8Array, r: DhtRecord, now: number, limits:
     throw bad(`salt of ${r.salt.length} bytes exceeds the limit of ${limits.maxSaltBytes}`)
   }
   if (!bytesEqual(recordKey(r), key)) throw new WeftError('ERR_HASH_MISMATCH', `${r.kind} record does not belong under this key`)
-  if (r.kind === 'immutable') return
-  let body: Uint8Array
-  if (r.kind === 'mutable') {
-    body = mutableBody(r.salt, r.seq, r.value)
-  } else {
-    if (r.expiresAt <= now) throw new WeftError('ERR_EXPIRED', 'provider record has expired')
-    if (r.expiresAt > now + limits.maxProviderTtlMs) {
-      throw new WeftError('ERR_EXPIRED', `provider record expires more than ${limits.maxProviderTtlMs} ms ahead`)
-    }
-    try {
-      body = providerBody(r.key, r.addresses, r.expiresAt)
-    } catch (err) {
-      throw bad(`provider record: ${(err as Error).message}`)
-    }
+  if (r.kind === 'immutable') return null
+  if (r.kind === 'mutable') return mutableBody(r.salt, r.seq, r.value)
+  if (r.expiresAt <= now) throw new WeftError('ERR_EXPIRED', 'provider record has expired')
+  if (r.expiresAt > now + limits.maxProviderTtlMs) {
+    throw new WeftError('ERR_EXPIRED', `provider record expires more than ${limits.maxProviderTtlMs} ms ahead`)
   }
-  if (!verifyBytes(r.publicKey, body, r.signature)) throw new WeftError('ERR_BAD_SIGNATURE', `${r.kind} record signature does not verify`)
+  try {
+    return providerBody(r.key, r.addresses, r.expiresAt)
+  } catch (err) {
+    throw bad(`provider record: ${(err as Error).message}`)
+  }
 }
 
 /** Strictly newer: a higher seq, or (same seq, a publisher that signed twice) the larger value, so every node picks the same one. */

@@ -11,6 +11,7 @@ import { MemoryWorld } from '../runtime/memory.js'
 import { SeededRandom } from '../runtime/prng.js'
 import { Rpc } from '../rpc/rpc.js'
 import { PacketTransport } from '../transport/transport.js'
+import { setAddressCacheSize } from '../wire/address.js'
 import { MAX_PACKET, MessageType, type FindNode } from '../wire/messages.js'
 import { linkModel } from './latency.js'
 import { Oracle } from './oracle.js'
@@ -94,6 +95,7 @@ export class Simulation {
     if (o.churnMedianMs !== null && !(o.churnMedianMs >= 1000)) throw new WeftError('ERR_BAD_ARGUMENT', `--churn must be a median session of at least 1 s, got ${o.churnMedianMs} ms`)
     this.links = linkModel(o.latency, o.loss)
     this.world = new MemoryWorld(o.seed, this.links)
+    setAddressCacheSize(2 * o.nodes) // every address decoded again and again: keep their texts (a few MB per 100k)
     this.random = new SeededRandom(`${o.seed}:sim`)
     this.topologyOptions = { k: o.k, alpha: o.alpha, ...(o.refreshMs ? { refreshIntervalMs: o.refreshMs } : {}) }
   }

@@ -170,22 +170,37 @@ export function readAddress(b: Uint8Array, offset: number): Address {
   throw new WeftError('ERR_BAD_MESSAGE', `unknown address family ${family}`)
 }
 
-// The text of IPv4 addresses seen on the wire, by their 48 packed bits: the same few hundred
-// addresses come back in every reply, and a string used before is built once and hashed once
-// (the lookups and tables key maps and sets by it).
-const ipv4Texts = new Map<number, Address>()
+// The text of IPv4 addresses seen on the wire, in a direct-mapped cache keyed by their packed
+// bits: the same addresses come back in every reply, and a string used before is built once and
+// hashed once (the lookups and tables key maps and sets by it). A miss overwrites its slot, so
+// the cache is bounded and a hit allocates nothing.
 const OCTET = Array.from({ length: 256 }, (_, i) => String(i)) // no number-to-text per octet
-const IPV4_TEXT_CACHE_MAX = 8192
+let textIps = new Uint32Array(8192)
+let textPorts = new Int32Array(8192).fill(-1) // -1: empty
+let texts: Address[] = new Array<Address>(8192).fill('')
+let textShift = 32 - 13 // the slot is the top bits of a multiplicative hash
+
+/**
+ * Slots in the cache of IPv4 address texts (default 8192, rounded up to a power of two). A
+ * simulation of many nodes raises it to about its node count; a node has no need to.
+ */
+export function setAddressCacheSize(slots: number): void {
+  const n = 2 ** Math.ceil(Math.log2(Math.max(256, Math.min(slots, 1 << 24))))
+  if (n === texts.length) return
+  textIps = new Uint32Array(n)
+  textPorts = new Int32Array(n).fill(-1)
+  texts = new Array<Address>(n).fill('')
+  textShift = 32 - Math.log2(n)
+}
 
 function ipv4Text(b: Uint8Array, o: number): Address {
   const port = (b[o + 5] << 8) | b[o + 6]
-  const key = (((b[o + 1] << 24) | (b[o + 2] << 16) | (b[o + 3] << 8) | b[o + 4]) >>> 0) * 65536 + port
-  let text = ipv4Texts.get(key)
-  if (text === undefined) {
-    text = `${OCTET[b[o + 1]]}.${OCTET[b[o + 2]]}.${OCTET[b[o + 3]]}.${OCTET[b[o + 4]]}:${port}`
-    // Full: keep the ones we have. Clearing would make a network of more addresses than this
-    // (a big simulation) miss nearly always.
-    if (ipv4Texts.size < IPV4_TEXT_CACHE_MAX) ipv4Texts.set(key, text)
-  }
+  const ip = ((b[o + 1] << 24) | (b[o + 2] << 16) | (b[o + 3] << 8) | b[o + 4]) >>> 0
+  const slot = Math.imul(ip ^ Math.imul(port, 0x85ebca6b), 0x9e3779b1) >>> textShift
+  if (textIps[slot] === ip && textPorts[slot] === port) return texts[slot]
+  const text = `${OCTET[b[o + 1]]}.${OCTET[b[o + 2]]}.${OCTET[b[o + 3]]}.${OCTET[b[o + 4]]}:${port}`
+  textIps[slot] = ip
+  textPorts[slot] = port
+  texts[slot] = text
   return text
 }

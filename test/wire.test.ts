@@ -75,6 +75,10 @@ const message: fc.Arbitrary<Message> = fc.oneof(
   }).map((m) => m as Message),
   fc.record({ type: fc.constant(MessageType.STORED), txid, sender: id, flags, token, observed: address }).map((m) => m as Message),
   fc.record({
+    type: fc.constant(MessageType.NEIGHBORS), txid, sender: id, flags, token: fc.option(token, { nil: undefined }),
+    what: fc.integer({ min: 0, max: 255 }), arg: fc.integer({ min: 0, max: 255 }), pad,
+  }).map((m) => m as Message),
+  fc.record({
     type: fc.constant(MessageType.VALUES), txid, sender: id, flags, token, observed: address,
     contacts: fc.array(contact, { minLength: 0, maxLength: 8 }),
     records: fc.array(fc.uint8Array({ maxLength: 120 }), { maxLength: 6 }),

@@ -7,6 +7,7 @@ import type { Random, Runtime } from '../runtime/runtime.js'
 import type { Address } from '../wire/address.js'
 import type { Arena } from './arena.js'
 import type { ContactPool } from './contact-pool.js'
+import type { Metric } from './metric.js'
 
 export interface Contact {
   id: NodeId
@@ -50,6 +51,8 @@ export interface TableEntry extends Contact {
 
 export interface Topology {
   readonly name: string
+  /** Which nodes are responsible for a key here: lookups, the DHT and the oracle rank by it. */
+  readonly metric: Metric
   /** Joins through the bootstrap addresses; with none, this node starts a new network. */
   join(bootstrap: Address[], options?: LookupOptions): Promise<void>
   /** Findability: asks ever-closer peers for the nodes responsible for `target`. */
@@ -65,6 +68,11 @@ export interface Topology {
   onPeer: (event: 'added' | 'removed', contact: Contact) => void
   /** Called when a node joining the network makes itself known here (Kademlia: its self-lookup). */
   onJoin: (contact: Contact) => void
+  /**
+   * Graceful leave: tells the neighbours that need to know (Chord: predecessor and successor) so
+   * they repair at once. Optional: Kademlia has nothing to say and just stops.
+   */
+  leave?(): Promise<void>
   /** Stops timers and forgets nothing; the node closes the rpc under it. */
   close(): void
   /**
@@ -81,6 +89,10 @@ export interface NodeSet {
   split(lo: number, hi: number, bit: number): number
   /** The contact-pool handle of the i-th node in id order. */
   at(i: number): number
+  /** The id of the i-th node in id order (a view: copy it to keep it). */
+  idAt(i: number): Uint8Array
+  /** The index of the first node whose id is at or after `id` in id order (size if none). */
+  search(id: Uint8Array): number
 }
 
 export interface TopologyContext {

@@ -3,6 +3,7 @@
 // id ranges (split by bit) that an oracle fill of routing tables needs.
 import { compareDistance, ID_BITS, ID_BYTES } from '../identity/node-id.js'
 import type { ContactPool } from '../overlay/contact-pool.js'
+import type { Metric } from '../overlay/metric.js'
 import type { NodeSet } from '../overlay/topology.js'
 import type { Random } from '../runtime/runtime.js'
 
@@ -83,6 +84,40 @@ export class Oracle implements NodeSet {
   }
 
   at(i: number): number { return this.sorted[i] }
+
+  idAt(i: number): Uint8Array { const o = this.sorted[i] * ID_BYTES; return this.ids.subarray(o, o + ID_BYTES) }
+
+  search(id: Uint8Array): number {
+    const ids = this.ids
+    let lo = 0, hi = this.count
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (compareDistance(ZERO, ids, id, this.sorted[mid] * ID_BYTES) < 0) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+
+  /** The n live nodes most responsible for target by `metric`, best first (handles). */
+  closestBy(metric: Metric, target: Uint8Array, n: number): number[] {
+    if (metric.name === 'xor') return this.closest(target, n)
+    // Ring metrics: the answer lies within n live nodes either side of the key's place in id order.
+    const out: number[] = []
+    const start = this.search(target)
+    for (let step = 0, after = 0; after < n && step < this.count; step++) {
+      const h = this.sorted[(start + step) % this.count]
+      if (this.isAlive(h)) { out.push(h); after++ }
+    }
+    if (metric.name === 'numeric') {
+      for (let step = 1, before = 0; before < n && step < this.count; step++) {
+        const h = this.sorted[(start - step + this.count * 2) % this.count]
+        if (this.isAlive(h) && !out.includes(h)) { out.push(h); before++ }
+      }
+      const ids = this.ids
+      out.sort((a, b) => metric.compare(target, ids.subarray(a * ID_BYTES, (a + 1) * ID_BYTES), ids.subarray(b * ID_BYTES, (b + 1) * ID_BYTES)))
+    }
+    return out.slice(0, n)
+  }
 
   split(lo: number, hi: number, bit: number): number {
     const ids = this.ids, byte = bit >> 3, mask = 0x80 >> (bit & 7)

@@ -24,6 +24,7 @@ export const enum MessageType {
   PUT = 7, // store a record; the key is derived from the record itself
   VALUES = 8, // reply to GET: nearest contacts and any records
   STORED = 9, // reply to PUT
+  NEIGHBORS = 10, // a topology's own question about the responder's neighbours; the reply is NODES
 }
 
 export const Flag = {
@@ -49,6 +50,23 @@ export interface Ping extends Header, RequestFields { type: MessageType.PING }
 export interface FindNode extends Header, RequestFields { type: MessageType.FIND_NODE; target: NodeId }
 export interface Get extends Header, RequestFields { type: MessageType.GET; target: NodeId }
 /**
+ * A topology's maintenance question, answered with NODES. `what` says which (Neighbors), `arg`
+ * is its parameter (a Pastry table row). The asker's id and address come from the header.
+ */
+export interface NeighborsRequest extends Header, RequestFields { type: MessageType.NEIGHBORS; what: number; arg: number }
+
+/** What a NEIGHBORS request asks. */
+export const Neighbors = {
+  /** Chord: [predecessor, ...successor list]; Pastry: the leaf set. */
+  RING: 0,
+  /** Chord: "I may be your predecessor" (the asker), then as RING. */
+  NOTIFY: 1,
+  /** Pastry: routing table row `arg`. */
+  ROW: 2,
+  /** "I am leaving": drop the asker now and repair as after a failure (graceful leave). */
+  LEAVING: 3,
+} as const
+/**
  * `record` is opaque here: the DHT service encodes and verifies it. `cas`: the seq the writer
  * expects the holder to have. `ttlMs`: keep it no longer than this (a replica keeps its original
  * expiry). `cache`: a copy left on a get's path, not a put to the nodes nearest the key.
@@ -65,7 +83,7 @@ export interface Nodes extends Header, ReplyFields { type: MessageType.NODES; co
 export interface Values extends Header, ReplyFields { type: MessageType.VALUES; contacts: WireContact[]; records: Uint8Array[] }
 export interface ErrorReply extends Header { type: MessageType.ERROR; code: number; reason: string }
 
-export type Request = Ping | FindNode | Get | Put
+export type Request = Ping | FindNode | Get | Put | NeighborsRequest
 export type Reply = Pong | Stored | Nodes | Values | ErrorReply
 export type Message = Request | Reply
 
@@ -76,7 +94,7 @@ export const ErrorReplyCode = {
 } as const
 
 export function isRequest(m: Message): m is Request {
-  return m.type === MessageType.PING || m.type === MessageType.FIND_NODE || m.type === MessageType.GET || m.type === MessageType.PUT
+  return m.type === MessageType.PING || m.type === MessageType.FIND_NODE || m.type === MessageType.GET || m.type === MessageType.PUT || m.type === MessageType.NEIGHBORS
 }
 
 export function contactSize(c: WireContact): number {
@@ -95,9 +113,11 @@ export function encodedSize(m: Message): number {
     case MessageType.PING:
     case MessageType.FIND_NODE:
     case MessageType.GET:
-    case MessageType.PUT: {
+    case MessageType.PUT:
+    case MessageType.NEIGHBORS: {
       let n = HEADER_BYTES + (m.token !== undefined ? TOKEN_BYTES : 0) + 2 + (m.pad ?? 0)
       if (m.type === MessageType.FIND_NODE || m.type === MessageType.GET) n += ID_BYTES
+      if (m.type === MessageType.NEIGHBORS) n += 2
       if (m.type === MessageType.PUT) n += 1 + (m.cas !== undefined ? CAS_BYTES : 0) + (m.ttlMs !== undefined ? TTL_BYTES : 0) + 2 + m.record.length
       return n
     }
@@ -158,9 +178,14 @@ export function encode(m: Message): Uint8Array {
     case MessageType.PING:
     case MessageType.FIND_NODE:
     case MessageType.GET:
-    case MessageType.PUT: {
+    case MessageType.PUT:
+    case MessageType.NEIGHBORS: {
       if (m.token !== undefined) o = writeU48(b, o, m.token)
       if (m.type === MessageType.FIND_NODE || m.type === MessageType.GET) { b.set(m.target, o); o += ID_BYTES }
+      if (m.type === MessageType.NEIGHBORS) {
+        if (!(m.what >= 0 && m.what <= 255 && m.arg >= 0 && m.arg <= 255)) throw new WeftError('ERR_BAD_ARGUMENT', 'NEIGHBORS what and arg must be bytes')
+        b[o++] = m.what; b[o++] = m.arg
+      }
       if (m.type === MessageType.PUT) {
         b[o++] = (m.cas !== undefined ? PutOption.HAS_CAS : 0) | (m.ttlMs !== undefined ? PutOption.HAS_TTL : 0) | (m.cache ? PutOption.CACHE : 0)
         if (m.cas !== undefined) {
@@ -247,11 +272,14 @@ function decodeOrThrow(packet: Uint8Array): Message {
     case MessageType.PING:
     case MessageType.FIND_NODE:
     case MessageType.GET:
-    case MessageType.PUT: {
+    case MessageType.PUT:
+    case MessageType.NEIGHBORS: {
       let token: number | undefined
       if (flags & Flag.HAS_TOKEN) { need(b, o, TOKEN_BYTES, 'token'); token = readU48(b, o); o += TOKEN_BYTES }
       let target: NodeId | undefined
       if (type === MessageType.FIND_NODE || type === MessageType.GET) { need(b, o, ID_BYTES, 'target'); target = b.subarray(o, o + ID_BYTES); o += ID_BYTES }
+      let what = 0, arg = 0
+      if (type === MessageType.NEIGHBORS) { need(b, o, 2, 'neighbours question'); what = b[o]; arg = b[o + 1]; o += 2 }
       let record: Uint8Array | undefined
       let cas: number | undefined
       let ttlMs: number | undefined
@@ -288,6 +316,7 @@ function decodeOrThrow(packet: Uint8Array): Message {
       o += pad
       if (type === MessageType.FIND_NODE || type === MessageType.GET) m = { type, txid, sender, flags, target: target!, token, pad }
       else if (type === MessageType.PUT) m = { type, txid, sender, flags, record: record!, cas, ttlMs, cache, token, pad }
+      else if (type === MessageType.NEIGHBORS) m = { type, txid, sender, flags, what, arg, token, pad }
       else m = { type: MessageType.PING, txid, sender, flags, token, pad }
       break
     }

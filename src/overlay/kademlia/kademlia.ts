@@ -4,6 +4,7 @@ import { WeftError } from '../../errors.js'
 import { withDefaults } from '../../options.js'
 import { compareDistance, ID_BITS, idEquals, randomIdWithPrefix, type NodeId } from '../../identity/node-id.js'
 import { expectedPongBytes } from '../../rpc/rpc.js'
+import { xorMetric } from '../metric.js'
 import type { Address } from '../../wire/address.js'
 import { Flag, MessageType, type FindNode } from '../../wire/messages.js'
 import type { Random } from '../../runtime/runtime.js'
@@ -35,6 +36,7 @@ const mergedOptions = withDefaults(defaultKademliaOptions)
 
 export class Kademlia implements Topology {
   readonly name = 'kademlia'
+  readonly metric = xorMetric
   readonly options: KademliaOptions
   readonly routing: RoutingTable
   onPeer: (event: 'added' | 'removed', contact: Contact) => void = ignore

@@ -40,12 +40,15 @@ export interface LookupParams {
   onFailed?: (c: Contact) => void
   /** Bound on candidates kept, nearest first. */
   maxCandidates?: number
+  /** The order of responsibility for the target (default: XOR distance, Kademlia's). */
+  compare?: (target: Uint8Array, a: Uint8Array, b: Uint8Array) => number
 }
 
 export function iterativeFindNode(p: LookupParams): Promise<LookupResult> {
   return new Promise((resolve, reject) => {
     const started = p.runtime.now()
     const maxCandidates = p.maxCandidates ?? p.k * 3
+    const compare = p.compare ?? compareDistance
     const list: Candidate[] = [] // nearest first; bootstrap entries (no id) at the front
     const known = new Set<Address>()
     let inFlight = 0
@@ -60,7 +63,7 @@ export function iterativeFindNode(p: LookupParams): Promise<LookupResult> {
       while (lo < hi) {
         const mid = (lo + hi) >> 1
         const m = list[mid]
-        if (m.id === null || compareDistance(p.target, m.id, id) < 0) lo = mid + 1
+        if (m.id === null || compare(p.target, m.id, id) < 0) lo = mid + 1
         else hi = mid
       }
       return lo

@@ -1,5 +1,6 @@
 // `weft devnet`: N real peers on loopback in one process, joined into one network, measured,
 // and kept up with a live summary until Ctrl-C.
+import type { TopologyName } from '../overlay/registry.js'
 import { startApi } from '../api/server.js'
 import { isWeftError } from '../errors.js'
 import { createTestnet, measureLookups, type LookupBatch, type Testnet } from '../node/testnet.js'
@@ -10,6 +11,7 @@ import { progress } from './progress.js'
 export interface DevnetOptions {
   nodes: number
   seed: string
+  topology?: TopologyName
   lookups: number
   api: string | false
   apiToken?: string
@@ -50,7 +52,7 @@ async function dhtRound(net: Testnet, count: number, seed: string): Promise<void
 export async function runDevnet(o: DevnetOptions): Promise<void> {
   const bar = progress('joining', o.nodes)
   const started = Date.now()
-  const net = await createTestnet({ nodes: o.nodes, seed: o.seed, onProgress: (d) => bar.update(d) })
+  const net = await createTestnet({ nodes: o.nodes, seed: o.seed, node: { topology: o.topology }, onProgress: (d) => bar.update(d) })
   bar.stop()
   const peers = net.nodes.map((n) => n.topology.size())
   console.log(`devnet: ${o.nodes} nodes on 127.0.0.1 joined in ${((Date.now() - started) / 1000).toFixed(1)} s (seed ${o.seed}); ` +

@@ -5,6 +5,7 @@ import { checkBind } from '../api/auth.js'
 import { callApi, DEFAULT_API, startApi, type ApiTarget } from '../api/server.js'
 import { WeftError } from '../errors.js'
 import { idFromHex } from '../identity/node-id.js'
+import { topologyNames } from '../overlay/registry.js'
 import { createLogger, parseLogLevel } from '../node/log.js'
 import { Node, type LookupReport, type NodeStatus, type PeerInfo } from '../node/node.js'
 import { parseAddress } from '../wire/address.js'
@@ -45,6 +46,7 @@ program.command('node')
   .addOption(apiOption())
   .option('--no-api', 'do not serve the control API')
   .addOption(new Option('--api-token <token>', 'require this bearer token on the API (needed to bind it to a non-loopback address)').env('WEFT_API_TOKEN'))
+  .addOption(new Option('--topology <name>', 'how the network is organised (every node of a network must use the same)').choices(topologyNames).default('kademlia'))
   .option('--k <n>', 'bucket size', int('k', 1, 25), 20)
   .option('--alpha <n>', 'requests in flight per lookup', int('alpha', 1, 16), 3)
   .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (logs go to stderr: pretty on a terminal, JSON otherwise)').default('info').argParser(logLevel).env('WEFT_LOG_LEVEL'))
@@ -53,7 +55,7 @@ program.command('node')
     const logger = createLogger({ level: parseLogLevel(o.logLevel) })
     const node = new Node({
       host: o.host, port: o.port, bootstrap: o.bootstrap, dataDir: o.data, keyFile: o.keyFile,
-      kademlia: { k: o.k, alpha: o.alpha }, logger, metrics: o.api !== false,
+      topology: o.topology, topologyOptions: { k: o.k, alpha: o.alpha }, logger, metrics: o.api !== false,
     })
     console.log(`node id  ${node.idHex}`)
     await node.start()
@@ -116,13 +118,14 @@ program.command('devnet')
   .description('start N peers on 127.0.0.1 in this process, join them, run lookups, and keep the network up')
   .option('--nodes <n>', 'number of peers', int('nodes', 2, 5000), 64)
   .option('--seed <s>', 'seed for identities and lookup targets', 'weft')
+  .addOption(new Option('--topology <name>', 'how the network is organised').choices(topologyNames).default('kademlia'))
   .option('--lookups <n>', 'lookups in the first batch', int('lookups', 1, 100000), 200)
   .addOption(new Option('--api <host:port>', 'serve the first node\'s API here').default('127.0.0.1:7400').argParser(address))
   .option('--no-api', 'do not serve an API')
   .addOption(new Option('--api-token <token>', 'require this bearer token on the API').env('WEFT_API_TOKEN'))
   .option('--exit', 'exit after the first batch instead of running until Ctrl-C')
   .action(async (o) => {
-    await runDevnet({ nodes: o.nodes, seed: o.seed, lookups: o.lookups, api: o.api, apiToken: o.apiToken, exit: !!o.exit, summaryEveryMs: 5000 })
+    await runDevnet({ nodes: o.nodes, seed: o.seed, topology: o.topology, lookups: o.lookups, api: o.api, apiToken: o.apiToken, exit: !!o.exit, summaryEveryMs: 5000 })
   })
 
 addDhtCommands(program, withApi, target)

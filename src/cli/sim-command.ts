@@ -18,6 +18,16 @@ const sizes = (v: string): number[] => v.split(',').map((s) => {
   if (!Number.isInteger(n) || n < 2 || n > MAX_SIM_NODES) throw new InvalidArgumentError(`each size must be a whole number from 2 to ${MAX_SIM_NODES} (1e6 is fine), got ${JSON.stringify(s)}`)
   return n
 })
+const topologyList = (v: string): string[] => v.split(',').map((s) => {
+  const t = s.trim()
+  if (!(topologyNames as string[]).includes(t)) throw new InvalidArgumentError(`unknown topology ${JSON.stringify(t)} (known: ${topologyNames.join(', ')})`)
+  return t
+})
+const digitBits = (v: string): number[] => v.split(',').map((s) => {
+  const n = Number(s.trim())
+  if (!Number.isInteger(n) || n < 1 || n > 8) throw new InvalidArgumentError(`--b takes bits per digit from 1 to 8, got ${JSON.stringify(s)}`)
+  return n
+})
 const fraction = (name: string) => (v: string): number => {
   const n = Number(v)
   if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`${name} must be a fraction at least 0 and below 1`)
@@ -60,6 +70,8 @@ export function addSimCommand(program: Command): void {
     .addOption(new Option('--build <how>', 'joins: every node joins by the protocol; oracle: tables filled from the true node set; auto: joins up to 20,000 nodes').choices(['auto', 'joins', 'oracle']).default('auto'))
     .option('--warmup <duration>', 'virtual time of protocol upkeep between the build and the lookups (e.g. 10m)', duration, 0)
     .option('--refresh <duration>', 'refresh a bucket after this long without a lookup in it (default 15m, as BEP 5; the Kademlia paper says 1h)', duration)
+    .option('--compare <topologies>', 'run each of these topologies (e.g. kademlia,chord,pastry) at every size: one table, one plot', topologyList)
+    .option('--b <bits[,bits...]>', 'Pastry: bits per digit, 1 to 8 (default 4); several: one run each', digitBits)
     .option('--k <n>', 'bucket size', count('k', 1, 25), 20)
     .option('--alpha <n>', 'requests in flight per lookup', count('alpha', 1, 16), 3)
     .option('--concurrency <n>', 'lookups in flight at once', count('concurrency', 1, 10_000), 32)
@@ -69,23 +81,36 @@ export function addSimCommand(program: Command): void {
       if (ensureHeap()) return
       let bar: Progress | null = null
       let barKey = ''
-      const reports: SimReport[] = await runSimulations({
-        topology: o.topology, sizes: o.nodes, lookups: o.lookups, seed: String(o.seed), latency: o.latency, loss: o.loss,
-        churnMedianMs: o.churn ?? null, churnDistribution: o.churnDistribution, adversaries: o.adversaries, adversaryMode: o.adversaryMode,
-        nat: o.nat, build: o.build, warmupMs: o.warmup, concurrency: o.concurrency, joinConcurrency: 16, k: o.k, alpha: o.alpha, refreshMs: o.refresh,
-        onProgress: (size, phase, done, total, eps) => {
-          const key = `${size}:${phase}`
-          if (key !== barKey) { bar?.stop(); bar = progress(`${size.toLocaleString('en')} nodes: ${phase}`, total); barKey = key }
-          bar!.update(done, `${Math.round(eps).toLocaleString('en')} events/s`)
-        },
-      }).finally(() => (bar as Progress | null)?.stop())
-      console.log(table(['nodes', 'build', 'success', 'recall', 'hops mean', 'p50', 'p95', 'max', 'theory', 'latency p50', 'p95', 'msgs/lookup', 'table', 'bytes/node', 'wall'],
+      const runs: { topology: string; b?: number }[] = []
+      for (const topology of (o.compare as string[] | undefined) ?? [o.topology as string]) {
+        if (topology === 'pastry' && o.b) for (const b of o.b as number[]) runs.push({ topology, b })
+        else runs.push({ topology })
+      }
+      const reports: SimReport[] = []
+      try {
+        for (const run of runs) {
+          const label = runs.length > 1 ? `${run.topology}${run.b ? ` b=${run.b}` : ''}, ` : ''
+          reports.push(...await runSimulations({
+            topology: run.topology, b: run.b, sizes: o.nodes, lookups: o.lookups, seed: String(o.seed), latency: o.latency, loss: o.loss,
+            churnMedianMs: o.churn ?? null, churnDistribution: o.churnDistribution, adversaries: o.adversaries, adversaryMode: o.adversaryMode,
+            nat: o.nat, build: o.build, warmupMs: o.warmup, concurrency: o.concurrency, joinConcurrency: 16, k: o.k, alpha: o.alpha, refreshMs: o.refresh,
+            onProgress: (size, phase, done, total, eps) => {
+              const key = `${label}${size}:${phase}`
+              if (key !== barKey) { bar?.stop(); bar = progress(`${label}${size.toLocaleString('en')} nodes: ${phase}`, total); barKey = key }
+              bar!.update(done, `${Math.round(eps).toLocaleString('en')} events/s`)
+            },
+          }))
+        }
+      } finally {
+        (bar as Progress | null)?.stop()
+      }
+      console.log(table(['topology', 'nodes', 'build', 'success', 'recall', 'hops mean', 'p50', 'p95', 'max', 'theory', 'latency p50', 'p95', 'msgs/lookup', 'table', 'bytes/node', 'wall'],
         reports.map(({ simulated: s, machine: m }) => [
-          s.nodes.toLocaleString('en'), s.build, `${(s.successRate * 100).toFixed(2)} %`, s.recall.toFixed(3), s.hops.mean.toFixed(2), s.hops.p50, s.hops.p95, s.hops.max,
+          s.b ? `${s.topology} b=${s.b}` : s.topology, s.nodes.toLocaleString('en'), s.build, `${(s.successRate * 100).toFixed(2)} %`, s.recall.toFixed(3), s.hops.mean.toFixed(2), s.hops.p50, s.hops.p95, s.hops.max,
           s.theoreticalHops.toFixed(2), `${s.latencyMs.p50.toFixed(0)} ms`, `${s.latencyMs.p95.toFixed(0)} ms`, s.messagesPerLookup.toFixed(1), s.tableSize.mean.toFixed(0),
           m.bytesPerNode.toLocaleString('en'), `${(m.wallMs / 1000).toFixed(1)} s`,
         ])))
-      console.log(`theory: ${reports[0].simulated.theory}; peak RSS ${(Math.max(...reports.map((r) => r.machine.peakRssBytes)) / 1073741824).toFixed(2)} GiB; seed ${o.seed}`)
+      console.log(`theory: ${[...new Set(reports.map((r) => r.simulated.theory))].join('; ')}; peak RSS ${(Math.max(...reports.map((r) => r.machine.peakRssBytes)) / 1073741824).toFixed(2)} GiB; seed ${o.seed}`)
       if (o.out) {
         writeFileSync(o.out, JSON.stringify(reports.length === 1 ? reports[0].simulated : reports.map((r) => r.simulated), null, 2) + '\n')
         writeFileSync(`${o.out}.machine.json`, JSON.stringify(reports.map((r) => ({ nodes: r.simulated.nodes, ...r.machine })), null, 2) + '\n')

@@ -17,6 +17,9 @@ import { MAX_PACKET, MessageType } from '../wire/messages.js'
 import { silentLogger, type Logger } from './log.js'
 import { NodeMetrics } from './metrics.js'
 
+/** How long a graceful leave may take before the node closes anyway. */
+const LEAVE_TIMEOUT_MS = 2000
+
 export interface NodeOptions {
   host?: string
   /** UDP port; 0 picks a free one. */
@@ -28,6 +31,9 @@ export interface NodeOptions {
   keyFile?: string
   identity?: Identity
   topology?: TopologyName
+  /** Options of the topology (k, alpha, Pastry's b, Chord's successors, ...). */
+  topologyOptions?: TopologyOptions
+  /** The same as topologyOptions (its first name, from when Kademlia was the only topology). */
   kademlia?: TopologyOptions
   rpc?: Partial<RpcOptions>
   dht?: Partial<DhtOptions>
@@ -85,6 +91,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private transport: Transport | null = null
   private rpc: Rpc | null = null
   private overlay: Topology | null = null
+  private stopping: Promise<void> | null = null
   private dhtService: Dht | null = null
   private recordStore: RecordStore | null = null
   private startedAt = 0
@@ -169,7 +176,7 @@ export class Node extends EventEmitter<NodeEvents> {
     if (this.nodeMetrics) this.instrument(rpc, this.nodeMetrics)
     const overlay = createTopology(o.topology ?? 'kademlia', {
       runtime: this.runtime, rpc, id: this.identity.id, address: () => transport.address,
-    }, o.kademlia)
+    }, { ...o.kademlia, ...o.topologyOptions })
     overlay.onPeer = (event, contact) => {
       if (this.log.isLevelEnabled('debug')) this.log.debug({ peer: idToHex(contact.id), address: contact.address }, `peer ${event}`)
       this.emit(event === 'added' ? 'peer:added' : 'peer:removed', contact)
@@ -201,9 +208,28 @@ export class Node extends EventEmitter<NodeEvents> {
     this.emit('started')
   }
 
-  async stop(): Promise<void> {
-    if (!this.rpc) return
-    const { rpc, overlay, transport, recordStore } = this
+  /**
+   * Leaves gracefully (the topology tells the neighbours that need to know), then closes.
+   * `leave: false` goes without a word, as a crash would (for tests and simulations).
+   */
+  stop(options: { leave?: boolean } = {}): Promise<void> {
+    if (!this.rpc) return Promise.resolve()
+    return (this.stopping ??= this.leaveAndClose(options.leave ?? true).finally(() => { this.stopping = null }))
+  }
+
+  private async leaveAndClose(leave: boolean): Promise<void> {
+    const overlay = this.overlay!
+    if (leave && overlay.leave) {
+      // Bounded: a neighbour that does not answer must not hold the node up.
+      let timer: unknown = null
+      await Promise.race([
+        overlay.leave().catch(() => {}),
+        new Promise<void>((resolve) => { timer = this.runtime.setTimeout(resolve, LEAVE_TIMEOUT_MS) }),
+      ])
+      this.runtime.clearTimeout(timer as object)
+    }
+    const { rpc, transport, recordStore } = this
+    if (!rpc) return
     this.dhtService?.close()
     this.dhtService = null
     this.recordStore = null
@@ -213,12 +239,12 @@ export class Node extends EventEmitter<NodeEvents> {
     try {
       if (recordStore) {
         const now = this.runtime.wallClock()
-        recordStore.savePeers(overlay!.entries().map((e) => ({ id: e.id, address: e.address, lastSeen: now - e.lastSeenMs })))
+        recordStore.savePeers(overlay.entries().map((e) => ({ id: e.id, address: e.address, lastSeen: now - e.lastSeenMs })))
       }
     } finally {
       // Whatever saving did, the node ends up fully stopped: store, timers and socket closed.
       recordStore?.close()
-      overlay!.close()
+      overlay.close()
       rpc.close()
       await transport!.close()
       this.log.info({ id: this.idHex }, 'stopped')

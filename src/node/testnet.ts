@@ -2,9 +2,10 @@
 // On real UDP (loopback) by default, or inside a MemoryWorld for deterministic runs.
 import { createHash } from 'node:crypto'
 import { identityFromSeed } from '../identity/keys.js'
-import { compareDistance, idEquals, type NodeId } from '../identity/node-id.js'
+import { idEquals, type NodeId } from '../identity/node-id.js'
 import { SeededRandom } from '../runtime/prng.js'
 import type { MemoryWorld } from '../runtime/memory.js'
+import { topologyMetric } from '../overlay/registry.js'
 import { Node, type NodeOptions } from './node.js'
 
 export interface TestnetOptions {
@@ -32,7 +33,8 @@ export class Testnet {
 
   /** The true k nearest ids to target among the given (default: running) nodes. */
   oracle(target: NodeId, k: number, among: Node[] = this.nodes.filter((n) => n.isRunning)): NodeId[] {
-    return among.map((n) => n.id).sort((a, b) => compareDistance(target, a, b)).slice(0, k)
+    const metric = topologyMetric(this.nodes[0].options.topology ?? 'kademlia')
+    return among.map((n) => n.id).sort((a, b) => metric.compare(target, a, b)).slice(0, k)
   }
 
   async close(): Promise<void> {

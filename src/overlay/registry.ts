@@ -1,19 +1,35 @@
 // Topologies by name: adding one is a folder and a line here.
 import { WeftError } from '../errors.js'
 import { Kademlia, type KademliaOptions } from './kademlia/kademlia.js'
+import { xorMetric, type Metric } from './metric.js'
 import type { Topology, TopologyContext } from './topology.js'
 
+/** Options of every topology; each takes the ones it knows. */
 export type TopologyOptions = Partial<KademliaOptions>
 
+interface Entry {
+  metric: Metric
+  create(ctx: TopologyContext, o: TopologyOptions): Topology
+}
+
 const topologies = {
-  kademlia: (ctx: TopologyContext, o: TopologyOptions) => new Kademlia(ctx, o),
-} satisfies Record<string, (ctx: TopologyContext, o: TopologyOptions) => Topology>
+  kademlia: { metric: xorMetric, create: (ctx, o) => new Kademlia(ctx, o) },
+} satisfies Record<string, Entry>
 
 export type TopologyName = keyof typeof topologies
 export const topologyNames = Object.keys(topologies) as TopologyName[]
 
+function entry(name: string): Entry {
+  const e = (topologies as Record<string, Entry>)[name]
+  if (!e) throw new WeftError('ERR_BAD_ARGUMENT', `unknown topology ${JSON.stringify(name)} (known: ${topologyNames.join(', ')})`)
+  return e
+}
+
 export function createTopology(name: string, ctx: TopologyContext, options: TopologyOptions = {}): Topology {
-  const make = (topologies as Record<string, (ctx: TopologyContext, o: TopologyOptions) => Topology>)[name]
-  if (!make) throw new WeftError('ERR_BAD_ARGUMENT', `unknown topology ${JSON.stringify(name)} (known: ${topologyNames.join(', ')})`)
-  return make(ctx, options)
+  return entry(name).create(ctx, options)
+}
+
+/** The order of responsibility of a topology, without making one. */
+export function topologyMetric(name: string): Metric {
+  return entry(name).metric
 }

@@ -22,7 +22,8 @@ export async function plotReports(reports: SimReport[]): Promise<string> {
   if (!Array.isArray(reports) || reports.length === 0) {
     throw new WeftError('ERR_BAD_ARGUMENT', 'plotReports needs at least one simulation report')
   }
-  const runs = reports.map((r) => r.simulated).sort((a, b) => a.topology.localeCompare(b.topology) || a.nodes - b.nodes)
+  // Pastry runs with different digit sizes are different series.
+  const runs = reports.map((r) => (r.simulated.b === null || r.simulated.b === undefined ? r.simulated : { ...r.simulated, topology: `${r.simulated.topology} b=${r.simulated.b}` })).sort((a, b) => a.topology.localeCompare(b.topology) || a.nodes - b.nodes)
   const topologies = uniq(runs.map((r) => r.topology))
   const spec = topologies.length > 1 ? compareSpec(runs, topologies) : sizesSpec(runs)
   const view = new vega.View(vega.parse(compile(spec as unknown as TopLevelSpec).spec), { renderer: 'none' })

@@ -19,6 +19,8 @@ export interface SimResult {
   alpha: number
   /** Bucket refresh interval in ms, or null for the topology's default. */
   refreshMs: number | null
+  /** Pastry's bits per digit, or null (other topologies, or Pastry's default). */
+  b: number | null
   /** Virtual ms of protocol upkeep (and churn) between the build and the lookups. */
   warmupMs: number
   latencyModel: string

@@ -2,10 +2,10 @@
 // built by real joins or by an oracle fill, with churn, loss, NAT and adversaries, then measured
 // by lookups judged against an oracle that knows every live node.
 import { WeftError } from '../errors.js'
-import { compareDistance } from '../identity/node-id.js'
 import { heapArena, SlabArena } from '../overlay/arena.js'
 import { ContactPool } from '../overlay/contact-pool.js'
-import { createTopology } from '../overlay/registry.js'
+import { rank, type Metric } from '../overlay/metric.js'
+import { createTopology, topologyMetric, type TopologyOptions } from '../overlay/registry.js'
 import type { Contact, TableEntry, Topology } from '../overlay/topology.js'
 import { MemoryWorld } from '../runtime/memory.js'
 import { SeededRandom } from '../runtime/prng.js'
@@ -47,6 +47,8 @@ export interface SimOptions {
   alpha: number
   /** Bucket refresh interval (the topology's own default when absent). */
   refreshMs?: number
+  /** Pastry: bits per digit (the topology's own default when absent). */
+  b?: number
   onProgress?: (phase: string, done: number, total: number, events: number) => void
 }
 
@@ -83,7 +85,9 @@ export class Simulation {
   private adversaryContacts: Contact[] = []
   private churned = 0
   /** One options object for every node, so topologies can share what they derive from it. */
-  private readonly topologyOptions
+  private readonly topologyOptions: TopologyOptions
+  /** The topology's order of responsibility: what the oracle ranks by. */
+  private readonly metric: Metric
 
   constructor(options: Partial<SimOptions> = {}) {
     const o = this.options = { ...defaultSimOptions, ...options }
@@ -97,7 +101,8 @@ export class Simulation {
     this.world = new MemoryWorld(o.seed, this.links)
     setAddressCacheSize(2 * o.nodes) // every address decoded again and again: keep their texts (a few MB per 100k)
     this.random = new SeededRandom(`${o.seed}:sim`)
-    this.topologyOptions = { k: o.k, alpha: o.alpha, ...(o.refreshMs ? { refreshIntervalMs: o.refreshMs } : {}) }
+    this.metric = topologyMetric(o.topology)
+    this.topologyOptions = { k: o.k, alpha: o.alpha, ...(o.refreshMs ? { refreshIntervalMs: o.refreshMs } : {}), ...(o.b ? { b: o.b } : {}) }
   }
 
   private progress(phase: string, done: number, total: number): void {
@@ -149,7 +154,7 @@ export class Simulation {
         return { type: MessageType.NODES, contacts: all.slice(-k).reverse() }
       }
       // Colluders name only each other, nearest to the target first: an eclipse attempt.
-      const mates = this.adversaryContacts.slice().sort((a, b) => compareDistance(target, a.id, b.id)).slice(0, k)
+      const mates = rank(this.metric, target, this.adversaryContacts, k)
       return { type: MessageType.NODES, contacts: mates }
     })
   }
@@ -304,9 +309,9 @@ export class Simulation {
     await this.world.settle(Promise.all(Array.from({ length: Math.min(o.concurrency, o.lookups) }, worker)), Infinity)
     const tables: number[] = []
     for (const t of this.topologies) if (t) tables.push(t.size())
-    const th = theoreticalHops(o.topology, this.oracle.alive, o.k)
+    const th = theoreticalHops(o.topology, this.oracle.alive, { k: o.k, b: o.b })
     return {
-      topology: o.topology, nodes: o.nodes, seed: o.seed, build: o.build, k: o.k, alpha: o.alpha, refreshMs: o.refreshMs ?? null, warmupMs: o.warmupMs,
+      topology: o.topology, nodes: o.nodes, seed: o.seed, build: o.build, k: o.k, alpha: o.alpha, refreshMs: o.refreshMs ?? null, b: o.b ?? null, warmupMs: o.warmupMs,
       latencyModel: this.links.name, loss: o.loss, churnMedianMs: o.churnMedianMs, adversaries: o.adversaries,
       lookups: o.lookups, succeeded, successRate: round(succeeded / o.lookups, 6), recall: round(recallSum / o.lookups, 6),
       hops: { ...distribution(hops), histogram: histogram(hops) },
@@ -325,7 +330,7 @@ export class Simulation {
     const out: number[] = []
     for (let want = n; out.length < n; want *= 2) {
       out.length = 0
-      const all = this.oracle.closest(target, want)
+      const all = this.oracle.closestBy(this.metric, target, want)
       for (const h of all) if (this.honest[h] && out.length < n) out.push(h)
       if (all.length < want) break
     }

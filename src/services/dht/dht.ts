@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto'
 import { WeftError } from '../../errors.js'
 import type { Identity } from '../../identity/keys.js'
-import { compareDistance, idEquals, idFromHex, idToHex, type NodeId } from '../../identity/node-id.js'
+import { idEquals, idFromHex, idToHex, type NodeId } from '../../identity/node-id.js'
 import type { Contact, LookupOptions, Topology } from '../../overlay/topology.js'
 import { expectedPongBytes, type ReplyBody, type RequestBody, type Rpc } from '../../rpc/rpc.js'
 import type { Runtime } from '../../runtime/runtime.js'
@@ -104,6 +104,11 @@ export class Dht {
     this.every('republish', this.options.republishIntervalMs, () => this.republish())
   }
 
+  /** The topology's order of responsibility for `key`: negative when `a` is nearer than `b`. */
+  private closer(key: Uint8Array, a: Uint8Array, b: Uint8Array): number {
+    return this.ctx.topology.metric.compare(key, a, b)
+  }
+
   // ---- serving other nodes ----------------------------------------------------------------------
 
   private answerGet(req: Get): ReplyBody {
@@ -166,9 +171,9 @@ export class Dht {
     const { k, limits } = this.options
     const self = this.ctx.identity.id
     const near = this.ctx.topology.closest(key, k)
-    if (near.length < k || compareDistance(key, self, near[k - 1].id) <= 0) return limits.valueTtlMs // one of the k
+    if (near.length < k || this.closer(key, self, near[k - 1].id) <= 0) return limits.valueTtlMs // one of the k
     let nearer = 0
-    for (const c of this.ctx.topology.closest(key, 4 * k)) if (compareDistance(key, c.id, self) < 0) nearer++
+    for (const c of this.ctx.topology.closest(key, 4 * k)) if (this.closer(key, c.id, self) < 0) nearer++
     return nearer < k ? limits.valueTtlMs : Math.round((limits.valueTtlMs * k) / nearer / 2)
   }
 
@@ -270,7 +275,7 @@ export class Dht {
             found.push(r)
             if (enough(r)) stop = true
           }
-          if (reply.records.length === 0 && (!nearestWithout || compareDistance(key, from.id, nearestWithout.id) < 0)) nearestWithout = from
+          if (reply.records.length === 0 && (!nearestWithout || this.closer(key, from.id, nearestWithout.id) < 0)) nearestWithout = from
           return stop
         },
       },
@@ -422,11 +427,11 @@ export class Dht {
       const edge = near.length < this.options.k ? null : near[near.length - 1]
       // Some nodes nearer than this one may be newcomers that do not hold it yet: not counted.
       let nearerHolders = 0
-      for (const c of near) if (!isNew(c.id) && compareDistance(e.key, c.id, self) < 0) nearerHolders++
+      for (const c of near) if (!isNew(c.id) && this.closer(e.key, c.id, self) < 0) nearerHolders++
       if (nearerHolders >= HANDOFF_SENDERS) continue
       batch.forEach((p, i) => {
         if (e.storedAt >= waiting[i].since) return
-        if (budget > 0 && (!edge || compareDistance(e.key, p.id, edge.id) <= 0)) { due[i].push({ record: e.record, ttlMs: Math.min(0xffffffff, Math.round(e.expiresAt - now)) }); budget-- }
+        if (budget > 0 && (!edge || this.closer(e.key, p.id, edge.id) <= 0)) { due[i].push({ record: e.record, ttlMs: Math.min(0xffffffff, Math.round(e.expiresAt - now)) }); budget-- }
       })
     }
     let sent = 0

@@ -68,6 +68,7 @@ export function addSimCommand(program: Command): void {
     .addOption(new Option('--adversary-mode <mode>', 'what they do: drop requests, misroute (farthest contacts), collude (name only each other)').choices(['drop', 'misroute', 'collude']).default('drop'))
     .option('--nat <fraction>', 'share of nodes behind a NAT that takes only replies', fraction('--nat'), 0)
     .addOption(new Option('--build <how>', 'joins: every node joins by the protocol; oracle: tables filled from the true node set; auto: joins up to 20,000 nodes').choices(['auto', 'joins', 'oracle']).default('auto'))
+    .option('--fail <fraction>', 'a massive failure: this share of nodes crash at once after the build (before --warmup)', fraction('--fail'), 0)
     .option('--warmup <duration>', 'virtual time of protocol upkeep between the build and the lookups (e.g. 10m)', duration, 0)
     .option('--refresh <duration>', 'refresh a bucket after this long without a lookup in it (default 15m, as BEP 5; the Kademlia paper says 1h)', duration)
     .option('--compare <topologies>', 'run each of these topologies (e.g. kademlia,chord,pastry) at every size: one table, one plot', topologyList)
@@ -93,7 +94,7 @@ export function addSimCommand(program: Command): void {
           reports.push(...await runSimulations({
             topology: run.topology, b: run.b, sizes: o.nodes, lookups: o.lookups, seed: String(o.seed), latency: o.latency, loss: o.loss,
             churnMedianMs: o.churn ?? null, churnDistribution: o.churnDistribution, adversaries: o.adversaries, adversaryMode: o.adversaryMode,
-            nat: o.nat, build: o.build, warmupMs: o.warmup, concurrency: o.concurrency, joinConcurrency: 16, k: o.k, alpha: o.alpha, refreshMs: o.refresh,
+            nat: o.nat, build: o.build, warmupMs: o.warmup, failAtOnce: o.fail, concurrency: o.concurrency, joinConcurrency: 16, k: o.k, alpha: o.alpha, refreshMs: o.refresh,
             onProgress: (size, phase, done, total, eps) => {
               const key = `${label}${size}:${phase}`
               if (key !== barKey) { bar?.stop(); bar = progress(`${label}${size.toLocaleString('en')} nodes: ${phase}`, total); barKey = key }

@@ -23,6 +23,8 @@ export interface SimResult {
   b: number | null
   /** Virtual ms of protocol upkeep (and churn) between the build and the lookups. */
   warmupMs: number
+  /** Share of nodes that crashed at once after the build, before the warm-up. */
+  failAtOnce: number
   latencyModel: string
   loss: number
   /** Median session length in virtual ms, or null without churn. */

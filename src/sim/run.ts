@@ -2,10 +2,10 @@
 import { Simulation, type SimOptions } from './simulation.js'
 import type { SimReport } from './report.js'
 
-export interface RunOptions extends Omit<SimOptions, 'nodes' | 'build' | 'onProgress'> {
+export interface RunOptions extends Partial<Omit<SimOptions, 'nodes' | 'build' | 'onProgress'>> {
   sizes: number[]
   /** 'auto': real joins up to JOIN_LIMIT nodes, an oracle fill above. */
-  build: SimOptions['build'] | 'auto'
+  build?: SimOptions['build'] | 'auto'
   onProgress?: (size: number, phase: string, done: number, total: number, eventsPerSecond: number) => void
 }
 
@@ -20,7 +20,7 @@ export async function runSimulations(o: RunOptions): Promise<SimReport[]> {
     let lastEvents = 0, lastAt = started, eps = 0
     const sim = new Simulation({
       ...o, nodes,
-      build: o.build === 'auto' ? (nodes <= JOIN_LIMIT ? 'joins' : 'oracle') : o.build,
+      build: (o.build ?? 'auto') === 'auto' ? (nodes <= JOIN_LIMIT ? 'joins' : 'oracle') : o.build as SimOptions['build'],
       onProgress: (phase, done, total, events) => {
         const now = Date.now()
         if (now - lastAt >= 500) { eps = ((events - lastEvents) * 1000) / (now - lastAt); lastEvents = events; lastAt = now }

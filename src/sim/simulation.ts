@@ -39,6 +39,8 @@ export interface SimOptions {
   build: Build
   /** Virtual ms of protocol upkeep (timers, refreshes, churn) between the build and the lookups. */
   warmupMs: number
+  /** Share of nodes that crash at once right after the build, before the warm-up (a massive failure). */
+  failAtOnce: number
   /** Lookups in flight at once. */
   concurrency: number
   /** Nodes joining at once in a build by joins. */
@@ -55,7 +57,7 @@ export interface SimOptions {
 export const defaultSimOptions: SimOptions = {
   topology: 'kademlia', nodes: 1000, lookups: 1000, seed: '1', latency: 'geo', loss: 0,
   churnMedianMs: null, churnDistribution: 'exponential', adversaries: 0, adversaryMode: 'drop', nat: 0,
-  build: 'joins', warmupMs: 0, concurrency: 32, joinConcurrency: 16, k: 20, alpha: 3,
+  build: 'joins', warmupMs: 0, failAtOnce: 0, concurrency: 32, joinConcurrency: 16, k: 20, alpha: 3,
 }
 
 /** The most nodes one simulation may hold: 16 M addresses fit in 10.0.0.0/8. */
@@ -93,7 +95,7 @@ export class Simulation {
     const o = this.options = { ...defaultSimOptions, ...options }
     if (!Number.isInteger(o.nodes) || o.nodes < 2 || o.nodes > MAX_SIM_NODES) throw new WeftError('ERR_BAD_ARGUMENT', `--nodes must be a whole number from 2 to ${MAX_SIM_NODES}, got ${o.nodes}`)
     if (!Number.isInteger(o.lookups) || o.lookups < 1) throw new WeftError('ERR_BAD_ARGUMENT', `--lookups must be a whole number of at least 1, got ${o.lookups}`)
-    for (const [name, v] of [['adversaries', o.adversaries], ['nat', o.nat]] as const) {
+    for (const [name, v] of [['adversaries', o.adversaries], ['nat', o.nat], ['fail', o.failAtOnce]] as const) {
       if (!(v >= 0 && v < 1)) throw new WeftError('ERR_BAD_ARGUMENT', `--${name} must be a fraction at least 0 and below 1, got ${v}`)
     }
     if (o.churnMedianMs !== null && !(o.churnMedianMs >= 1000)) throw new WeftError('ERR_BAD_ARGUMENT', `--churn must be a median session of at least 1 s, got ${o.churnMedianMs} ms`)
@@ -248,6 +250,17 @@ export class Simulation {
     })
   }
 
+  /** A massive failure: this share of the live nodes, drawn by the seed, crash at the same instant. */
+  private failMany(share: number): void {
+    const live: number[] = []
+    for (let i = 0; i < this.topologies.length; i++) if (this.topologies[i]) live.push(i)
+    for (let left = Math.round(share * live.length), n = live.length; left > 0; left--, n--) {
+      const at = this.random.u32() % n
+      this.fail(live[at])
+      live[at] = live[n - 1]
+    }
+  }
+
   /** Node i crashes: no goodbye; its socket closes and its state is dropped. */
   private fail(i: number): void {
     this.churned++
@@ -262,6 +275,7 @@ export class Simulation {
     if (this.options.build === 'oracle') this.buildByOracle()
     else await this.buildByJoins()
     for (let i = 0; i < this.topologies.length; i++) this.scheduleDeparture(i)
+    if (this.options.failAtOnce > 0) this.failMany(this.options.failAtOnce)
     if (this.options.warmupMs > 0) await this.advance(this.options.warmupMs, 'maintaining')
   }
 
@@ -311,7 +325,7 @@ export class Simulation {
     for (const t of this.topologies) if (t) tables.push(t.size())
     const th = theoreticalHops(o.topology, this.oracle.alive, { k: o.k, b: o.b })
     return {
-      topology: o.topology, nodes: o.nodes, seed: o.seed, build: o.build, k: o.k, alpha: o.alpha, refreshMs: o.refreshMs ?? null, b: o.b ?? null, warmupMs: o.warmupMs,
+      topology: o.topology, nodes: o.nodes, seed: o.seed, build: o.build, k: o.k, alpha: o.alpha, refreshMs: o.refreshMs ?? null, b: o.b ?? null, warmupMs: o.warmupMs, failAtOnce: o.failAtOnce,
       latencyModel: this.links.name, loss: o.loss, churnMedianMs: o.churnMedianMs, adversaries: o.adversaries,
       lookups: o.lookups, succeeded, successRate: round(succeeded / o.lookups, 6), recall: round(recallSum / o.lookups, 6),
       hops: { ...distribution(hops), histogram: histogram(hops) },

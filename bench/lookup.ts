@@ -21,7 +21,7 @@ import {
   type BenchResults, type DhtEntry, type DhtParams, type DhtResults, type LookupEntry, type MachineInfo, type RoundTripSummary, type RunParams
 } from './lib/report.js'
 import { canPin, runDhtIsolated, runIsolated, runRoundTripsIsolated, type RoundTripRun } from './lib/spawn.js'
-import { currentSimSection, spliceSimSection } from './lib/sim-section.js'
+import { currentSection, spliceSection } from './lib/doc-sections.js'
 import { round } from './lib/stats.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)) // dist/bench/ -> repository root
@@ -239,8 +239,11 @@ async function main(): Promise<void> {
     const wrote = [lookupResults && RESULTS, dhtResults && DHT_RESULTS].filter(Boolean)
     if (forDocLookup) {
       mkdirSync(`${ROOT}docs`, { recursive: true })
-      const sim = existsSync(DOC) ? currentSimSection(readFileSync(DOC, 'utf8')) : '' // npm run bench:sim writes that part
-      writeFileSync(DOC, sim ? spliceSimSection(renderMarkdown(forDocLookup, forDocDht), sim) : renderMarkdown(forDocLookup, forDocDht))
+      // npm run bench:sim and bench:topologies write those parts: carry them over.
+      const old = existsSync(DOC) ? readFileSync(DOC, 'utf8') : ''
+      let doc = renderMarkdown(forDocLookup, forDocDht)
+      for (const name of ['sim', 'topologies']) { const kept = currentSection(old, name); if (kept) doc = spliceSection(doc, name, kept) }
+      writeFileSync(DOC, doc)
       wrote.push(DOC)
     } else {
       log(`no lookup results in ${RESULTS}: not writing ${DOC} (run the lookup section once)`)

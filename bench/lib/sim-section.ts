@@ -1,5 +1,6 @@
 // The simulator's section of docs/benchmarks.md: written by bench/sim.ts, kept by bench/lookup.ts.
 import type { SimMachine, SimResult } from '../../src/sim/report.js'
+import { currentSection, spliceSection } from './doc-sections.js'
 
 export interface SimRun { simulated: SimResult; machine: SimMachine; command: string }
 export interface SimBench {
@@ -54,14 +55,7 @@ ${END}
 }
 
 /** Puts the section in place of the old one, or at the end. */
-export function spliceSimSection(doc: string, section: string): string {
-  const a = doc.indexOf(START), b = doc.indexOf(END)
-  if (a >= 0 && b > a) return doc.slice(0, a) + section.trimEnd() + doc.slice(b + END.length)
-  return doc.trimEnd() + '\n\n' + section
-}
+export const spliceSimSection = (doc: string, section: string): string => spliceSection(doc, 'sim', section)
 
 /** The section as it stands in a document (to carry over a regeneration), or ''. */
-export function currentSimSection(doc: string): string {
-  const a = doc.indexOf(START), b = doc.indexOf(END)
-  return a >= 0 && b > a ? doc.slice(a, b + END.length) + '\n' : ''
-}
+export const currentSimSection = (doc: string): string => currentSection(doc, 'sim')

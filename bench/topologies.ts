@@ -1,0 +1,123 @@
+// `npm run bench:topologies`: Kademlia, Chord and Pastry side by side in the simulator. Runs
+// `weft sim` in child processes and writes bench/results/topologies.json, the topologies
+// section of docs/benchmarks.md and docs/topologies.svg:
+//   compare   every topology at each size (oracle-built): success, hops against theory, latency,
+//             table size, messages per lookup
+//   digits    Pastry with b = 1, 2, 4, 8 at one size: table size against hops
+//   failure   half the nodes crash at once: lookups right after, and after the topology's repair
+//
+//   npm run bench:topologies [-- --quick] [--sizes=1000,10000,100000] [--digits-nodes=1000000]
+//                            [--failure-nodes=10000] [--lookups=2000] [--seed=1]
+//                            [--only=compare|digits|failure]
+// With --only, the parts not run keep their figures from bench/results/topologies.json.
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { SimMachine, SimResult } from '../src/sim/report.js'
+import { plotReports } from '../src/sim/plot.js'
+import { section, spliceSection } from './lib/doc-sections.js'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const CLI = `${ROOT}dist/src/cli/main.js`
+const RESULTS = `${ROOT}bench/results/topologies.json`
+const DOC = `${ROOT}docs/benchmarks.md`
+const SVG = `${ROOT}docs/topologies.svg`
+const TOPOLOGIES = ['kademlia', 'chord', 'pastry']
+
+const arg = (name: string): string | undefined => process.argv.slice(2).find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
+const quick = process.argv.includes('--quick')
+const sizes = arg('sizes') ?? (quick ? '1000,5000' : '1000,10000,100000')
+const digitsNodes = arg('digits-nodes') ?? (quick ? '5000' : '1000000')
+const failureNodes = arg('failure-nodes') ?? (quick ? '2000' : '10000')
+const lookups = arg('lookups') ?? (quick ? '500' : '2000')
+const seed = arg('seed') ?? '1'
+const only = arg('only')
+if (only !== undefined && !['compare', 'digits', 'failure'].includes(only)) throw new Error(`--only must be compare, digits or failure, got ${only}`)
+
+interface Run { simulated: SimResult; machine: SimMachine }
+interface Batch { command: string; runs: Run[] }
+interface TopologiesBench {
+  date: string
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string }
+  compare: Batch | null
+  digits: Batch | null
+  failure: { during: Batch; after: Batch } | null
+}
+
+/** Runs one `weft sim` in a child process; its reports, one per topology and size. */
+function sim(args: string[]): Batch {
+  const dir = mkdtempSync(join(os.tmpdir(), 'weft-bench-topologies-'))
+  const out = join(dir, 'r.json')
+  const command = `weft sim ${args.join(' ')}`
+  console.log(command)
+  try {
+    const r = spawnSync(process.execPath, [CLI, 'sim', ...args, '--out', out], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 3 * 3600_000 })
+    if (r.status !== 0) throw new Error(`${command} failed (exit ${r.status ?? r.signal})`)
+    const simulated = [JSON.parse(readFileSync(out, 'utf8')) as SimResult | SimResult[]].flat()
+    const machine = JSON.parse(readFileSync(`${out}.machine.json`, 'utf8')) as SimMachine[]
+    return { command, runs: simulated.map((s, i) => ({ simulated: s, machine: machine[i] })) }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const common = ['--lookups', lookups, '--seed', seed, '--build', 'oracle']
+const run = (part: string): boolean => only === undefined || only === part
+const previous = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as TopologiesBench) : null
+
+const compare = run('compare') ? sim(['--compare', TOPOLOGIES.join(','), '--nodes', sizes, ...common]) : previous?.compare ?? null
+const digits = run('digits') ? sim(['--topology', 'pastry', '--b', '1,2,4,8', '--nodes', digitsNodes, ...common]) : previous?.digits ?? null
+const failure = run('failure')
+  ? {
+      during: sim(['--compare', TOPOLOGIES.join(','), '--nodes', failureNodes, '--fail', '0.5', ...common]),
+      after: sim(['--compare', TOPOLOGIES.join(','), '--nodes', failureNodes, '--fail', '0.5', '--warmup', '10m', ...common]),
+    }
+  : previous?.failure ?? null
+
+const bench: TopologiesBench = {
+  date: new Date().toISOString(),
+  machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+  compare, digits, failure,
+}
+writeFileSync(RESULTS, JSON.stringify(bench, null, 2) + '\n')
+if (compare && run('compare')) writeFileSync(SVG, await plotReports(compare.runs))
+const doc = existsSync(DOC) ? readFileSync(DOC, 'utf8') : '# Benchmarks\n'
+writeFileSync(DOC, spliceSection(doc, 'topologies', render(bench)))
+console.log(`wrote ${RESULTS}, ${DOC}${compare && run('compare') ? ` and ${SVG}` : ''}`)
+
+function render(b: TopologiesBench): string {
+  const pct = (x: number): string => `${(x * 100).toFixed(2)} %`
+  const name = (s: SimResult): string => (s.b ? `${s.topology} b=${s.b}` : s.topology)
+  const off = (s: SimResult): string => { const d = ((s.hops.mean - s.theoreticalHops) / s.theoreticalHops) * 100; return `${d >= 0 ? '+' : ''}${d.toFixed(1)} %` }
+  const rows = (batch: Batch): string => batch.runs.map(({ simulated: s, machine: m }) =>
+    `| ${name(s)} | ${s.nodes.toLocaleString('en')} | ${pct(s.successRate)} | ${s.recall.toFixed(3)} | ${s.hops.mean.toFixed(2)} | ${s.theoreticalHops.toFixed(2)} | ${off(s)} | ${s.hops.p95} / ${s.hops.max} | ${s.latencyMs.p50.toFixed(0)} ms | ${s.messagesPerLookup.toFixed(1)} | ${s.tableSize.mean.toFixed(1)} | ${(m.wallMs / 1000).toFixed(0)} s |`).join('\n')
+  const head = '| topology | nodes | success | recall | hops mean | theory | off | p95 / max | latency p50 | msgs/lookup | table | wall |\n|---|---|---|---|---|---|---|---|---|---|---|---|'
+  const theories = (batch: Batch): string => [...new Set(batch.runs.map((r) => `${name(r.simulated)}: ${r.simulated.theory}`))].join('; ')
+  const parts = [
+    '## Topologies',
+    '',
+    '<!-- Generated by `npm run bench:topologies` (bench/topologies.ts). -->',
+    '',
+    `Kademlia, Chord and Pastry, the same rpc and lookup code under each, in the simulator (geographic latency, k = 20,`,
+    `α = 3, tables filled from the true node set). A lookup succeeds when it returns the node responsible for the key by`,
+    `the topology's own rule (XOR-closest, successor, numerically closest). Recorded ${b.date.slice(0, 10)} on ${b.machine.cpus} × ${b.machine.cpuModel}, Node ${b.machine.node}.`,
+    `Raw figures: \`bench/results/topologies.json\`; chart: [topologies.svg](topologies.svg).`,
+    '',
+    '### Against network size',
+    '',
+    b.compare ? `\`${b.compare.command}\`. Theory: ${theories(b.compare)}.\n\n${head}\n${rows(b.compare)}` : 'Not recorded yet: `npm run bench:topologies -- --only=compare`.',
+    '',
+    '### Pastry: digit size against table size and hops',
+    '',
+    b.digits ? `\`${b.digits.command}\`. A larger digit makes rows wider (up to 2^b entries) and routes shorter.\n\n${head}\n${rows(b.digits)}` : 'Not recorded yet: `npm run bench:topologies -- --only=digits`.',
+    '',
+    '### Massive failure: half the nodes crash at once',
+    '',
+    b.failure
+      ? `Right after the crash (\`${b.failure.during.command}\`), lookups must route around the dead; after ten minutes of the topology's own repair (\`${b.failure.after.command}\`), they should find every key's live owner again, which holds a replica when keys are replicated on the nodes next in line.\n\nRight after:\n\n${head}\n${rows(b.failure.during)}\n\nAfter 10 min of repair:\n\n${head}\n${rows(b.failure.after)}`
+      : 'Not recorded yet: `npm run bench:topologies -- --only=failure`.',
+  ]
+  return section('topologies', parts.join('\n'))
+}

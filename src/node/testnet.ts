@@ -38,7 +38,8 @@ export class Testnet {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.nodes.map((n) => n.stop()))
+    // A graceful leave talks to neighbours: in a world, the world must run for it to finish.
+    await this.wait(Promise.all(this.nodes.map((n) => n.stop())))
   }
 }
 

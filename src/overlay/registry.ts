@@ -1,11 +1,12 @@
 // Topologies by name: adding one is a folder and a line here.
 import { WeftError } from '../errors.js'
+import { Chord, type ChordOptions } from './chord/chord.js'
 import { Kademlia, type KademliaOptions } from './kademlia/kademlia.js'
-import { xorMetric, type Metric } from './metric.js'
+import { successorMetric, xorMetric, type Metric } from './metric.js'
 import type { Topology, TopologyContext } from './topology.js'
 
 /** Options of every topology; each takes the ones it knows. */
-export type TopologyOptions = Partial<KademliaOptions>
+export type TopologyOptions = Partial<KademliaOptions & ChordOptions>
 
 interface Entry {
   metric: Metric
@@ -14,6 +15,7 @@ interface Entry {
 
 const topologies = {
   kademlia: { metric: xorMetric, create: (ctx, o) => new Kademlia(ctx, o) },
+  chord: { metric: successorMetric, create: (ctx, o) => new Chord(ctx, o) },
 } satisfies Record<string, Entry>
 
 export type TopologyName = keyof typeof topologies

@@ -50,6 +50,7 @@ export type RequestBody =
   | { type: MessageType.PING }
   | { type: MessageType.FIND_NODE; target: NodeId }
   | { type: MessageType.GET; target: NodeId }
+  | { type: MessageType.NEIGHBORS; what: number; arg: number }
   | { type: MessageType.PUT; record: Uint8Array; cas?: number; ttlMs?: number; cache?: boolean }
 
 /** A reply as the handler writes it: the rpc layer adds token and observed address. */
@@ -216,7 +217,8 @@ export class Rpc {
     // One object shape per type (no spread): keeps encode/encodedSize monomorphic.
     const req: Request = body.type === MessageType.PING ? { type: MessageType.PING, txid, sender: this.id, flags, token, pad: 0 }
       : body.type === MessageType.PUT ? { type: MessageType.PUT, txid, sender: this.id, flags, record: body.record, cas: body.cas, ttlMs: body.ttlMs, cache: body.cache, token, pad: 0 }
-        : { type: body.type, txid, sender: this.id, flags, target: body.target, token, pad: 0 }
+        : body.type === MessageType.NEIGHBORS ? { type: MessageType.NEIGHBORS, txid, sender: this.id, flags, what: body.what, arg: body.arg, token, pad: 0 }
+          : { type: body.type, txid, sender: this.id, flags, target: body.target, token, pad: 0 }
     if (token === undefined && expectReplyBytes > 0) {
       req.pad = Math.max(0, Math.min(MAX_PACKET, expectReplyBytes) - encodedSize(req))
     }

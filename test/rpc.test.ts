@@ -213,7 +213,12 @@ test(`the first FIND_NODE is padded to the reply it expects; later ones carry th
   const c2 = await peer(world, '10.0.0.3', 'client2')
   await world.settle(c2.rpc.requestAsync(s.address, { type: MessageType.PING }, expectedPongBytes(s.address)))
   await world.settle(c2.rpc.requestAsync(s.address, { type: MessageType.PING }, expectedPongBytes(s.address)))
-  assert.deepEqual(c2.sent.map((x) => x.bytes.length), [expectedPongBytes(s.address), HEADER_BYTES + TOKEN_BYTES + 2])
+  // With a token, still room for the smallest reply: a stale token must not turn the answer into silence.
+  assert.deepEqual(c2.sent.map((x) => x.bytes.length), [expectedPongBytes(s.address), expectedPongBytes(s.address)])
+  await world.run(world.now() + 60 * 60_000) // the server's token secrets rotate past the token c2 holds
+  const late = await world.settle(c2.rpc.requestAsync(s.address, { type: MessageType.PING }, expectedPongBytes(s.address)))
+  assert.equal(late.reply.type, MessageType.PONG, ctx('a PING with a stale token is still answered'))
+  assert.equal(s.rpc.stats.refusedAmplification, 0, ctx('nothing refused for amplification'))
 })
 
 test(`a forged or borrowed token counts as no token: the reply is trimmed to the request's size (seed ${SEED})`, async () => {

@@ -2,11 +2,12 @@
 import { WeftError } from '../errors.js'
 import { Chord, type ChordOptions } from './chord/chord.js'
 import { Kademlia, type KademliaOptions } from './kademlia/kademlia.js'
-import { successorMetric, xorMetric, type Metric } from './metric.js'
+import { numericMetric, successorMetric, xorMetric, type Metric } from './metric.js'
+import { Pastry, type PastryOptions } from './pastry/pastry.js'
 import type { Topology, TopologyContext } from './topology.js'
 
 /** Options of every topology; each takes the ones it knows. */
-export type TopologyOptions = Partial<KademliaOptions & ChordOptions>
+export type TopologyOptions = Partial<KademliaOptions & ChordOptions & PastryOptions>
 
 interface Entry {
   metric: Metric
@@ -16,6 +17,7 @@ interface Entry {
 const topologies = {
   kademlia: { metric: xorMetric, create: (ctx, o) => new Kademlia(ctx, o) },
   chord: { metric: successorMetric, create: (ctx, o) => new Chord(ctx, o) },
+  pastry: { metric: numericMetric, create: (ctx, o) => new Pastry(ctx, o) },
 } satisfies Record<string, Entry>
 
 export type TopologyName = keyof typeof topologies

@@ -221,6 +221,11 @@ export class Rpc {
           : { type: body.type, txid, sender: this.id, flags, target: body.target, token, pad: 0 }
     if (token === undefined && expectReplyBytes > 0) {
       req.pad = Math.max(0, Math.min(MAX_PACKET, expectReplyBytes) - encodedSize(req))
+    } else if (expectReplyBytes > 0) {
+      // The token may be stale by now (the peer's secrets rotate): then the peer may send no more
+      // than it got. Room for the smallest reply lets a PONG, or an empty NODES that carries a
+      // fresh token, still come back instead of a silence that looks like a dead peer.
+      req.pad = Math.max(0, Math.min(expectReplyBytes, expectedNodesReplyBytes(to, 0)) - encodedSize(req))
     }
     let bytes: Uint8Array
     try {

@@ -1,0 +1,603 @@
+// The Pastry topology (Rowstron and Druschel, 2001): ids as digits of b bits, a routing table
+// whose row r holds nodes sharing our first r digits (one per value of digit r), and a leaf set
+// of the nodes numerically nearest on each side. A key belongs to the node numerically nearest
+// it (numericMetric). A route goes to the leaf set's nearest node when the key is within the
+// leaf set, else to the table entry that shares one more digit with the key, else to any known
+// node as near in prefix and numerically nearer: about log_{2^b} N hops. Table entries are
+// picked by measured round-trip time (proximity), so early hops are short.
+//
+// Lookups here are iterative (lookup.ts, ranked by numericMetric) like Kademlia's: each node
+// answers with the contacts it knows nearest the key, which converges as prefix routing does.
+// nextHop() is the paper's routing rule, for routed (recursive) use and for measuring routes.
+//
+// Join: a lookup of our own id through the bootstrap (the paper routes a join message there),
+// then routing-table row r from nodes that share r digits with us (NEIGHBORS ROW), and the leaf
+// set from the nearest node (NEIGHBORS RING); then NOTIFY to each leaf, which adds us and
+// answers with its leaf set. Repair: a contact that times out is dropped; a hole in the leaf set
+// is refilled from the farthest leaf on that side, a table hole from another entry of its row
+// (or of a deeper row). Maintenance: on a jittered interval, one leaf on each side (the one
+// heard from least lately) is asked for its leaf set (the one heard from least lately), and now and then one row is refreshed from a random entry of it,
+// probing a few of the offered nodes' RTTs. leave() tells the leaf set (NEIGHBORS LEAVING).
+//
+// Where Tapestry (Zhao et al., 2001/2004) would differ, on the same digits:
+// - No leaf set. A route that finds its slot empty takes the next non-empty column of that row
+//   (surrogate routing, deterministic), so every node maps a key to the same root without
+//   knowing its numeric neighbours; the root is the surrogate, not the numerically nearest node.
+// - Objects are published by routing a pointer toward the root and leaving (key -> server)
+//   pointers at every hop; a query routes toward the root and turns off at the first pointer,
+//   so it finds nearby copies (Pastry's DHT stores at the k nearest nodes instead).
+// - Each slot keeps a primary and backup links (c = 2 or 3 nodes, nearest by RTT first), so a
+//   failed hop falls back at once instead of waiting for a repair, and joins run an
+//   acknowledged multicast to the nodes sharing the newcomer's prefix to fill table holes.
+import { WeftError } from '../../errors.js'
+import { withDefaults } from '../../options.js'
+import { ID_BYTES, idEquals, type NodeId } from '../../identity/node-id.js'
+import { expectedPongBytes } from '../../rpc/rpc.js'
+import type { Random, TimerHandle } from '../../runtime/runtime.js'
+import type { Address } from '../../wire/address.js'
+import { Flag, MAX_CONTACTS, MessageType, type FindNode, type NeighborsRequest, type Reply } from '../../wire/messages.js'
+import { ContactPool } from '../contact-pool.js'
+import { iterativeFindNode } from '../kademlia/lookup.js'
+import { numericMetric } from '../metric.js'
+import type { Contact, LookupOptions, LookupResult, NodeSet, TableEntry, Topology, TopologyContext } from '../topology.js'
+import { pastryFill } from './fill.js'
+import { digitAt, MAX_DIGIT_BITS, MIN_DIGIT_BITS, sharedDigits } from './ids.js'
+import { LeafSet, Side } from './leaf-set.js'
+import { Nearest } from './nearest.js'
+import { expectedNeighborsReply, Neighbors, neighborsRequest } from './neighbors.js'
+import { PrefixTable } from './prefix-table.js'
+
+export interface PastryOptions {
+  /** Bits per digit, 1 to 8: rows of 2^b columns, about log_{2^b} N rows and hops. */
+  b: number
+  /** Leaf set size, even: half on each side. At most 24, so a leaf set fits one reply. */
+  leafSet: number
+  /** Results per lookup and contacts per FIND_NODE answer. */
+  k: number
+  /** Requests in flight per lookup. */
+  alpha: number
+  /** Nearest nodes that must answer before a lookup ends; k for the strict rule. */
+  verify: number
+  /** Leaf-set check: every this long (jittered), the leaf heard from least lately on each side is asked for its leaf set. 0: never. */
+  maintenanceIntervalMs: number
+  /** Table refresh: every this long (jittered), one row is asked of a random entry of it. 0: never. */
+  tableMaintenanceMs: number
+  /** Timers vary by up to this fraction either way, so nodes do not act in step. */
+  jitter: number
+  /** Unanswered requests (each after the rpc's retries) before a contact is dropped. */
+  maxFailures: number
+  /** New nodes whose RTT a table refresh measures, to keep the nearer of two for a slot. */
+  maxProbes: number
+  /** Requests sent to fill the table and leaf set on join. */
+  maxJoinRequests: number
+  /** A dropped contact is not taken back from other nodes' answers for this long (only if heard from itself). */
+  deadMemoryMs: number
+  /** Dropped contacts remembered, oldest forgotten first. */
+  maxDead: number
+}
+
+export const defaultPastryOptions: PastryOptions = {
+  b: 4, leafSet: 16, k: 20, alpha: 3, verify: 10,
+  maintenanceIntervalMs: 60_000, tableMaintenanceMs: 10 * 60_000, jitter: 0.25,
+  maxFailures: 1, maxProbes: 2, maxJoinRequests: 48, deadMemoryMs: 10 * 60_000, maxDead: 64,
+}
+const mergedOptions = withDefaults(defaultPastryOptions)
+
+// Shared by every instance: per-node closures and objects add up over a million nodes.
+const ignore = (): void => {}
+const pong = () => ({ type: MessageType.PONG }) as const
+const MAX_LEAF_SET = 24
+const ANNOUNCE_ROUNDS = 3
+
+function check(ok: boolean, message: string): void {
+  if (!ok) throw new WeftError('ERR_BAD_ARGUMENT', message)
+}
+
+function validate(o: PastryOptions): void {
+  const int = Number.isInteger
+  check(int(o.b) && o.b >= MIN_DIGIT_BITS && o.b <= MAX_DIGIT_BITS, `b (bits per digit) must be a whole number from ${MIN_DIGIT_BITS} to ${MAX_DIGIT_BITS}, got ${o.b}`)
+  check(int(o.leafSet) && o.leafSet >= 2 && o.leafSet <= MAX_LEAF_SET && o.leafSet % 2 === 0, `leafSet must be an even number from 2 to ${MAX_LEAF_SET}, got ${o.leafSet}`)
+  check(int(o.k) && o.k >= 1 && o.k <= MAX_CONTACTS, `k must be between 1 and ${MAX_CONTACTS} (a reply must fit one datagram), got ${o.k}`)
+  check(int(o.alpha) && o.alpha >= 1 && o.alpha <= 16, `alpha must be between 1 and 16, got ${o.alpha}`)
+  check(int(o.verify) && o.verify >= 1, `verify must be a whole number of at least 1, got ${o.verify}`)
+  check(o.maintenanceIntervalMs === 0 || o.maintenanceIntervalMs >= 1000, `maintenanceIntervalMs must be 0 (off) or at least 1000, got ${o.maintenanceIntervalMs}`)
+  check(o.tableMaintenanceMs === 0 || o.tableMaintenanceMs >= 1000, `tableMaintenanceMs must be 0 (off) or at least 1000, got ${o.tableMaintenanceMs}`)
+  check(o.jitter >= 0 && o.jitter < 1, `jitter must be a fraction at least 0 and below 1, got ${o.jitter}`)
+  check(int(o.maxFailures) && o.maxFailures >= 1 && o.maxFailures <= 63, `maxFailures must be between 1 and 63, got ${o.maxFailures}`)
+  check(int(o.maxProbes) && o.maxProbes >= 0 && o.maxProbes <= 16, `maxProbes must be between 0 and 16, got ${o.maxProbes}`)
+  check(int(o.maxJoinRequests) && o.maxJoinRequests >= 1 && o.maxJoinRequests <= 1024, `maxJoinRequests must be between 1 and 1024, got ${o.maxJoinRequests}`)
+  check(o.deadMemoryMs >= 0, `deadMemoryMs must be at least 0, got ${o.deadMemoryMs}`)
+  check(int(o.maxDead) && o.maxDead >= 0 && o.maxDead <= 4096, `maxDead must be between 0 and 4096, got ${o.maxDead}`)
+}
+
+/** Repairs in flight are keyed by row (0 and up) or leaf-set side (these). */
+const REPAIR_CW = -1, REPAIR_CCW = -2
+
+export class Pastry implements Topology {
+  readonly name = 'pastry'
+  readonly metric = numericMetric
+  readonly options: PastryOptions
+  readonly pool: ContactPool
+  readonly leaves: LeafSet
+  readonly table: PrefixTable
+  onPeer: (event: 'added' | 'removed', contact: Contact) => void = ignore
+  onJoin: (contact: Contact) => void = ignore
+  private timer: TimerHandle | null = null
+  private closed = false
+  private nextTableAt = 0
+  /** Rows and leaf-set sides with a repair request in flight (one each at a time). */
+  private repairing: Set<number> | null = null
+  /** Addresses of dropped contacts, and when: hearsay does not bring them back for a while. */
+  private dead: Map<Address, number> | null = null
+  /** Leaf candidates being asked whether they are alive (NOTIFY), by address. */
+  private verifying: Map<Address, Promise<void>> | null = null
+
+  constructor(private readonly ctx: TopologyContext, options: Partial<PastryOptions> = defaultPastryOptions) {
+    this.options = mergedOptions(options)
+    // An option given as undefined (the simulator passes what it was given) means the default.
+    for (const key of Object.keys(defaultPastryOptions) as (keyof PastryOptions)[]) {
+      if (this.options[key] === undefined) this.options[key] = defaultPastryOptions[key]
+    }
+    validate(this.options)
+    this.pool = ctx.contacts ?? new ContactPool()
+    this.leaves = new LeafSet(ctx.id, this.options.leafSet / 2, this.pool, ctx.arena)
+    this.table = new PrefixTable(ctx.id, this.options.b, this.pool, ctx.arena)
+    const { rpc } = ctx
+    rpc.onSeen = (id, address, readOnly) => { if (!readOnly) this.observe(id, address) }
+    rpc.handle(MessageType.PING, pong)
+    rpc.handle(MessageType.FIND_NODE, (from, req) => {
+      const { target, sender, flags } = req as FindNode
+      // A node looking up its own id is joining (the first step of join here).
+      if (idEquals(target, sender) && !(flags & Flag.READ_ONLY)) this.onJoin({ id: new Uint8Array(sender), address: from })
+      return { type: MessageType.NODES, contacts: this.nearest(target, this.options.k, sender) }
+    })
+    rpc.handle(MessageType.NEIGHBORS, (from, req) => this.answer(from, req as NeighborsRequest))
+    this.schedule(true)
+  }
+
+  private get self(): Contact {
+    return { id: this.ctx.id, address: this.ctx.address() }
+  }
+
+  private contact(h: number): Contact {
+    return { id: this.pool.id(h), address: this.pool.address(h) }
+  }
+
+  // ---- What others ask -------------------------------------------------------------------
+
+  private answer(from: Address, req: NeighborsRequest): { type: MessageType.NODES; contacts: Contact[] } {
+    const asker = req.sender
+    switch (req.what) {
+      case Neighbors.LEAVING: {
+        // Drop it now (only if it is the node we know at that address) and repair as after a failure.
+        const known = this.findHandle(asker)
+        if (known >= 0 && this.pool.address(known) === from) this.drop(asker)
+        return { type: MessageType.NODES, contacts: this.leafContacts(asker) }
+      }
+      case Neighbors.RING:
+      case Neighbors.NOTIFY: // the asker may be our leaf: onSeen has already offered it
+        return { type: MessageType.NODES, contacts: this.leafContacts(asker) }
+      case Neighbors.ROW: {
+        if (req.arg >= this.table.maxRows) throw new WeftError('ERR_BAD_ARGUMENT', `no row ${req.arg} with b = ${this.options.b}`)
+        const row = this.table.row(req.arg).filter((h) => !this.pool.hasId(h, asker))
+        // A row longer than a reply (b > 4): a window from a random column, so that asking a few
+        // nodes gathers most of it.
+        let picked = row
+        if (row.length > MAX_CONTACTS) {
+          const start = this.ctx.runtime.random.u32() % row.length
+          picked = []
+          for (let j = 0; j < MAX_CONTACTS; j++) picked.push(row[(start + j) % row.length])
+        }
+        return { type: MessageType.NODES, contacts: picked.map((h) => this.contact(h)) }
+      }
+      default:
+        throw new WeftError('ERR_BAD_ARGUMENT', `Pastry does not answer NEIGHBORS ${req.what}`)
+    }
+  }
+
+  /** The leaf set as contacts, each once, without `exclude`. */
+  private leafContacts(exclude?: Uint8Array): Contact[] {
+    const seen = new Set<number>()
+    const out: Contact[] = []
+    this.leaves.forEach((h) => {
+      if (seen.has(h) || (exclude && this.pool.hasId(h, exclude))) return
+      seen.add(h)
+      out.push(this.contact(h))
+    })
+    return out
+  }
+
+  // ---- Learning and forgetting contacts ----------------------------------------------------
+
+  /** The handle of a known contact with this id (leaf set first), or -1. */
+  private findHandle(id: Uint8Array): number {
+    for (const side of [Side.CW, Side.CCW]) {
+      const i = this.leaves.indexOf(side, id)
+      if (i >= 0) return this.leaves.handle(side, i)
+    }
+    const slot = this.table.indexOf(id)
+    return slot >= 0 ? this.table.handleAt(slot) : -1
+  }
+
+  private knows(id: Uint8Array): boolean {
+    return this.leaves.has(id) || this.table.indexOf(id) >= 0
+  }
+
+  /** A message came from (id, address) itself: it is alive; add it where there is room for it. */
+  private observe(id: NodeId, address: Address): void {
+    if (this.closed || idEquals(id, this.ctx.id)) return
+    const now = this.ctx.runtime.now()
+    this.dead?.delete(address) // heard from itself: alive after all
+    const inLeaves = this.leaves.touch(id, now)
+    const inTable = this.table.touch(id, now)
+    if ((!inLeaves && this.leaves.wants(id)) || (!inTable && this.table.wants(id))) this.learn(id, address, now, undefined)
+  }
+
+  /** Another node named (id, address): take it where there is room, unless we dropped it lately. */
+  private hear(id: NodeId, address: Address, now: number): void {
+    if (idEquals(id, this.ctx.id) || address.endsWith(':0')) return
+    const died = this.dead?.get(address)
+    if (died !== undefined) {
+      if (now - died < this.options.deadMemoryMs) return
+      this.dead!.delete(address)
+    }
+    if (this.table.wants(id)) this.learn(id, address, now, undefined, false)
+    if (this.leaves.wants(id)) this.verify(id, address)
+  }
+
+  /**
+   * A leaf candidate named by another node: it joins the leaf set only once it answers a NOTIFY
+   * itself, which also tells it of us. (Hearsay leaves would bring crashed nodes back: some node
+   * always still lists one in its table.) A candidate that does not answer is not asked again
+   * for a while.
+   */
+  private verify(id: NodeId, address: Address): void {
+    const verifying = (this.verifying ??= new Map())
+    if (verifying.has(address) || verifying.size >= this.options.leafSet * 2 || this.closed) return
+    const copy = new Uint8Array(id) // the id may be a view into a datagram
+    verifying.set(address, this.ask({ id: copy, address }, Neighbors.NOTIFY, 0).then((contacts) => {
+      verifying.delete(address)
+      if (!contacts && !this.knows(copy)) this.remember(address)
+    }))
+  }
+
+  /** Offers a contact to the table (with its RTT, when measured) and, if it is live, the leaf set. */
+  private learn(id: NodeId, address: Address, now: number, rttMs: number | undefined, live = true): void {
+    const known = this.knows(id)
+    const h = this.pool.acquire(id, address)
+    const out: number[] = []
+    const inLeaves = live && this.leaves.offer(h, now, out)
+    const inTable = this.table.offer(h, now, rttMs, out)
+    if ((inLeaves || inTable) && !known) this.onPeer('added', this.contact(h))
+    this.pool.release(h)
+    this.releaseAll(out)
+  }
+
+  /** Releases handles taken out of the table or leaf set, telling onPeer of contacts now unknown. */
+  private releaseAll(handles: number[]): void {
+    if (handles.length === 0) return
+    const gone: Contact[] = []
+    for (const h of handles) if (!gone.some((c) => this.pool.hasId(h, c.id))) gone.push(this.contact(h))
+    for (const h of handles) this.pool.release(h)
+    for (const c of gone) if (!this.knows(c.id)) this.onPeer('removed', c)
+  }
+
+  /**
+   * A request to this contact went unanswered (after the rpc's retries). Public for routed use:
+   * a layer that forwards along nextHop() reports the hops that do not answer, and asks again.
+   */
+  failed(id: NodeId): void {
+    if (this.closed) return
+    const fails = Math.max(this.leaves.fail(id), this.table.fail(id))
+    if (fails >= this.options.maxFailures) this.drop(id)
+  }
+
+  /** Forgets a contact at once and repairs the holes it leaves. */
+  private drop(id: NodeId): void {
+    const out: number[] = []
+    const sides = this.leaves.remove(id, out)
+    const slot = this.table.remove(id, out)
+    if (out.length === 0) return
+    this.remember(this.pool.address(out[0]))
+    this.releaseAll(out)
+    if (sides & (1 << Side.CW)) this.repairLeaves(Side.CW)
+    if (sides & (1 << Side.CCW)) this.repairLeaves(Side.CCW)
+    if (slot >= 0) this.repairRow(Math.floor(slot / this.table.cols))
+  }
+
+  private remember(address: Address): void {
+    if (this.options.maxDead === 0) return
+    const dead = (this.dead ??= new Map())
+    dead.delete(address)
+    dead.set(address, this.ctx.runtime.now())
+    if (dead.size > this.options.maxDead) dead.delete(dead.keys().next().value!)
+  }
+
+  /** A leaf-set side lost a leaf: ask the farthest one left on it (else the nearest on the other) for its leaf set. */
+  private repairLeaves(side: Side): void {
+    const key = side === Side.CW ? REPAIR_CW : REPAIR_CCW
+    if (this.closed || this.repairing?.has(key)) return
+    const other = side === Side.CW ? Side.CCW : Side.CW
+    const n = this.leaves.size(side)
+    const h = n > 0 ? this.leaves.handle(side, n - 1) : this.leaves.size(other) > 0 ? this.leaves.handle(other, 0) : -1
+    if (h < 0) return
+    ;(this.repairing ??= new Set()).add(key)
+    void this.ask(this.contact(h), Neighbors.RING, 0).then(() => this.repairing!.delete(key))
+  }
+
+  /** Row r lost an entry: ask another entry of it (else of a deeper row) for its row r. */
+  private repairRow(r: number): void {
+    if (this.closed || this.repairing?.has(r)) return
+    let candidates: number[] = []
+    for (let row = r; row < this.table.rows && candidates.length === 0; row++) candidates = this.table.row(row)
+    if (candidates.length === 0) return
+    const h = candidates[this.ctx.runtime.random.u32() % candidates.length]
+    ;(this.repairing ??= new Set()).add(r)
+    void this.ask(this.contact(h), Neighbors.ROW, r).then(() => this.repairing!.delete(r))
+  }
+
+  /**
+   * Sends a NEIGHBORS question to a contact and merges the answer: the contact
+   * with its RTT, the nodes it names as hearsay. Resolves with the named contacts, or null.
+   */
+  private ask(to: Contact, what: number, arg: number): Promise<Contact[] | null> {
+    const { id, address } = to
+    const expect = expectedNeighborsReply(address, what === Neighbors.ROW ? this.table.cols - 1 : this.options.leafSet)
+    return new Promise((resolve) => {
+      this.ctx.rpc.request(address, neighborsRequest(what, arg), expect, (err, reply, rttMs) => {
+        if (this.closed) { resolve(null); return }
+        if (err || !reply || reply.type !== MessageType.NODES || !idEquals(reply.sender, id)) {
+          if (err?.code === 'ERR_TIMEOUT') this.failed(id)
+          else if (reply && reply.type !== MessageType.ERROR) this.drop(id) // another node now has that address
+          resolve(null)
+          return
+        }
+        resolve(this.merge(id, address, reply, rttMs))
+      })
+    })
+  }
+
+  private merge(id: NodeId, address: Address, reply: Reply, rttMs: number | undefined): Contact[] {
+    const now = this.ctx.runtime.now()
+    if (rttMs !== undefined) this.learn(id, address, now, rttMs)
+    const contacts = reply.type === MessageType.NODES || reply.type === MessageType.VALUES ? reply.contacts : []
+    for (const c of contacts) this.hear(c.id, c.address, now)
+    return contacts
+  }
+
+  /** Measures a contact's RTT with a PING; the table keeps it where it is nearer than the holder. */
+  private probe(c: Contact): void {
+    this.ctx.rpc.request(c.address, { type: MessageType.PING }, expectedPongBytes(c.address), (err, reply, rttMs) => {
+      if (this.closed || err || !reply || rttMs === undefined || !idEquals(reply.sender, c.id)) return
+      this.learn(c.id, c.address, this.ctx.runtime.now(), rttMs)
+    })
+  }
+
+  // ---- Maintenance --------------------------------------------------------------------------
+
+  private jittered(ms: number, random: Random): number {
+    return ms * (1 + this.options.jitter * (2 * random.float() - 1))
+  }
+
+  private schedule(first = false): void {
+    const every = this.options.maintenanceIntervalMs
+    if (this.closed || every <= 0) return
+    const random = this.ctx.runtime.random
+    if (first) this.nextTableAt = this.ctx.runtime.now() + random.float() * this.options.tableMaintenanceMs
+    // The first tick falls anywhere in the interval, so nodes made together do not tick together.
+    this.timer = this.ctx.runtime.setTimeout(() => this.tick(), first ? random.float() * every : this.jittered(every, random))
+  }
+
+  private tick(): void {
+    this.timer = null
+    if (this.closed) return
+    // Keep-alive and repair of the leaf set: on each side, the leaf heard from least lately is
+    // asked for its leaves, unless it was heard from within the interval (then all were). A
+    // crashed leaf is never heard from, so it is found within a tick or two.
+    const now = this.ctx.runtime.now()
+    for (const side of [Side.CW, Side.CCW]) {
+      const i = this.leaves.stalest(side)
+      if (i >= 0 && now - this.leaves.seenAt(side, i) >= this.options.maintenanceIntervalMs) {
+        void this.ask(this.contact(this.leaves.handle(side, i)), Neighbors.RING, 0)
+      }
+    }
+    if (this.options.tableMaintenanceMs > 0 && now >= this.nextTableAt) {
+      this.nextTableAt = now + this.jittered(this.options.tableMaintenanceMs, this.ctx.runtime.random)
+      this.refreshRow()
+    }
+    this.schedule()
+  }
+
+  /**
+   * The paper's table maintenance: a random entry of a random row is asked for its row; the
+   * answer fills holes, and a few of the nodes offered for held slots get their RTT measured.
+   */
+  private refreshRow(): void {
+    const rows: number[] = []
+    for (let r = 0; r < this.table.rows; r++) if (this.table.row(r).length > 0) rows.push(r)
+    if (rows.length === 0) return
+    const random = this.ctx.runtime.random
+    const r = rows[random.u32() % rows.length]
+    const row = this.table.row(r)
+    void this.ask(this.contact(row[random.u32() % row.length]), Neighbors.ROW, r).then((contacts) => {
+      if (!contacts) return
+      let probes = this.options.maxProbes
+      for (const c of contacts) {
+        if (probes <= 0) break
+        const slot = this.table.slotOf(c.id, 0)
+        if (slot < 0 || this.table.handleAt(slot) < 0 || this.table.indexOf(c.id) >= 0) continue
+        probes--
+        this.probe(c)
+      }
+    })
+  }
+
+  // ---- Topology -----------------------------------------------------------------------------
+
+  lookup(target: NodeId, options: LookupOptions = {}, bootstrap?: Address[]): Promise<LookupResult> {
+    const { runtime, rpc } = this.ctx
+    return iterativeFindNode({
+      runtime, rpc, target, self: this.self,
+      k: this.options.k, alpha: this.options.alpha,
+      verify: Math.min(this.options.k, Math.max(1, options.verify ?? this.options.verify)),
+      seeds: this.closest(target, this.options.k),
+      bootstrap, signal: options.signal, query: options.query,
+      compare: numericMetric.compare,
+      onFailed: (c) => this.failed(c.id),
+    })
+  }
+
+  async join(bootstrap: Address[], options: LookupOptions = {}): Promise<void> {
+    if (bootstrap.length === 0) return // the first node of a new network
+    const result = await this.lookup(this.ctx.id, options, bootstrap)
+    const now = this.ctx.runtime.now()
+    for (const c of result.closest) this.hear(c.id, c.address, now)
+    if (this.size() === 0) throw new WeftError('ERR_BOOTSTRAP_FAILED', `no bootstrap peer answered (${bootstrap.join(', ')})`)
+    await this.fetchRows(options.signal)
+    await this.announce(options.signal)
+  }
+
+  /**
+   * Row r from nodes sharing at least r digits with us (the paper takes it from the r-th node
+   * on the join route), for every row down to the nearest node's; a row wider than one reply
+   * from several nodes. The nearest node's leaf set as well.
+   */
+  private async fetchRows(signal?: AbortSignal): Promise<void> {
+    const ids = this.pool.idArray()
+    const known: number[] = [], depth: number[] = []
+    const add = (h: number): void => {
+      if (known.includes(h)) return
+      known.push(h)
+      depth.push(sharedDigits(this.ctx.id, this.options.b, ids, h * ID_BYTES))
+    }
+    this.leaves.forEach(add)
+    this.table.forEach(add)
+    if (known.length === 0) return
+    const deepest = Math.min(this.table.maxRows - 1, Math.max(...depth))
+    const random = this.ctx.runtime.random
+    const perRow = Math.ceil((this.table.cols - 1) / MAX_CONTACTS)
+    const asks: [Contact, number, number][] = []
+    const [nearest] = this.nearestHandles(this.ctx.id, 1)
+    if (nearest !== undefined) asks.push([this.contact(nearest), Neighbors.RING, 0])
+    for (let r = 0; r <= deepest && asks.length < this.options.maxJoinRequests; r++) {
+      const able = known.filter((_, j) => depth[j] >= r)
+      for (let n = 0; n < perRow && able.length > 0 && asks.length < this.options.maxJoinRequests; n++) {
+        const j = random.u32() % able.length
+        asks.push([this.contact(able[j]), Neighbors.ROW, r])
+        able.splice(j, 1)
+      }
+    }
+    await this.inParallel(asks.map(([c, what, arg]) => () => this.ask(c, what, arg)), signal)
+  }
+
+  /**
+   * Waits for the NOTIFY requests to the new leaves learned so far (verify()), and to those their
+   * answers bring, for a few rounds: then our leaf set is right and our leaves know us.
+   */
+  private async announce(signal?: AbortSignal): Promise<void> {
+    for (let round = 0; round < ANNOUNCE_ROUNDS && !this.closed && !signal?.aborted; round++) {
+      const pending = [...(this.verifying?.values() ?? [])]
+      if (pending.length === 0) break
+      await Promise.all(pending)
+    }
+  }
+
+  /** Runs tasks, alpha at a time. */
+  private async inParallel(tasks: (() => Promise<unknown>)[], signal?: AbortSignal): Promise<void> {
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < tasks.length && !this.closed && !signal?.aborted) await tasks[next++]().catch(() => {})
+    }
+    await Promise.all(Array.from({ length: Math.min(this.options.alpha, tasks.length) }, worker))
+  }
+
+  async leave(): Promise<void> {
+    const leaves = this.leafContacts()
+    await Promise.all(leaves.map((c) => new Promise<void>((resolve) => {
+      this.ctx.rpc.request(c.address, neighborsRequest(Neighbors.LEAVING), expectedNeighborsReply(c.address, this.options.leafSet), () => resolve())
+    })))
+  }
+
+  nextHop(target: NodeId): Contact | null {
+    if (idEquals(target, this.ctx.id)) return null
+    const ids = this.pool.idArray()
+    const near = new Nearest(target, 1)
+    near.offer(-1, this.ctx.id, 0) // ourselves: -1
+    if (this.leaves.covers(target)) {
+      // Within the leaf set's range: its numerically nearest member (or us) is the key's node.
+      this.leaves.forEach((h) => near.offer(h, ids, h * ID_BYTES))
+    } else {
+      const b = this.options.b
+      const r = sharedDigits(this.ctx.id, b, target)
+      const h = this.table.handleAt(r * this.table.cols + digitAt(target, r, b))
+      if (h >= 0) return this.contact(h)
+      // The rare case: a known node sharing as long a prefix with the key and numerically nearer.
+      const consider = (x: number): void => { if (sharedDigits(target, b, ids, x * ID_BYTES) >= r) near.offer(x, ids, x * ID_BYTES) }
+      this.leaves.forEach(consider)
+      this.table.forEach(consider)
+      if (near.handles[0] < 0) {
+        // None: any nearer node at all keeps the route going (tables still repairing).
+        this.leaves.forEach((x) => near.offer(x, ids, x * ID_BYTES))
+        this.table.forEach((x) => near.offer(x, ids, x * ID_BYTES))
+      }
+    }
+    const best = near.handles[0]
+    return best < 0 ? null : this.contact(best)
+  }
+
+  /** Handles of the n known contacts numerically nearest target (not `exclude`), nearest first. */
+  private nearestHandles(target: Uint8Array, n: number, exclude?: Uint8Array): number[] {
+    const ids = this.pool.idArray()
+    const near = new Nearest(target, n)
+    const offer = (h: number): void => { if (!exclude || !this.pool.hasId(h, exclude)) near.offer(h, ids, h * ID_BYTES) }
+    this.leaves.forEach(offer)
+    this.table.forEach(offer)
+    return near.handles
+  }
+
+  private nearest(target: Uint8Array, n: number, exclude?: Uint8Array): Contact[] {
+    return this.nearestHandles(target, n, exclude).map((h) => this.contact(h))
+  }
+
+  closest(target: NodeId, n: number): Contact[] {
+    return this.nearest(target, n)
+  }
+
+  entries(): TableEntry[] {
+    const now = this.ctx.runtime.now()
+    const out: TableEntry[] = []
+    this.leaves.forEach((h, side, i) => {
+      out.push({ ...this.contact(h), slot: `leaf ${side === Side.CW ? '+' : '-'}${i + 1}`, lastSeenMs: Math.max(0, now - this.leaves.seenAt(side, i)), failures: this.leaves.failsAt(side, i) })
+    })
+    const cols = this.table.cols
+    this.table.forEach((h, slot) => {
+      const r = Math.floor(slot / cols), c = slot % cols
+      out.push({ ...this.contact(h), slot: `row ${r} col ${c.toString(16)}`, lastSeenMs: Math.max(0, now - this.table.seenAt(slot)), failures: this.table.failsAt(slot) })
+    })
+    return out
+  }
+
+  size(): number {
+    // The table's contacts, and the leaves it does not hold (a leaf on both sides counts once).
+    let n = this.table.size
+    const ids = this.pool.idArray()
+    this.leaves.forEach((h, side, i) => {
+      const id = ids.subarray(h * ID_BYTES, (h + 1) * ID_BYTES)
+      if (this.table.indexOf(id) >= 0) return
+      if (side === Side.CCW && this.leaves.indexOf(Side.CW, id) >= 0) return
+      n++
+    })
+    return n
+  }
+
+  fill(nodes: NodeSet, random: Random, now: number): void {
+    const f = pastryFill(this.ctx.id, this.options.b, this.options.leafSet / 2, nodes, random)
+    this.leaves.fill(f.cw, f.ccw, now)
+    this.table.fill(f.slots, f.handles, now)
+  }
+
+  close(): void {
+    this.closed = true
+    if (this.timer) { this.ctx.runtime.clearTimeout(this.timer); this.timer = null }
+  }
+}

@@ -30,6 +30,7 @@ function report(topology: keyof typeof THEORY, nodes: number, seed = 'plot-1'): 
       churnMedianMs: null, adversaries: 0, lookups, succeeded: 996, successRate: 0.996, recall: 0.98,
       hops: { mean, p50: hopAt(0.5), p95: hopAt(0.95), max: histogram.length - 1, histogram },
       latencyMs: { mean: cdf[50] * 1.1, p50: cdf[50], p95: cdf[95], max: cdf[100], cdf },
+      routing: { successRate: 1, hops: { mean, p50: hopAt(0.5), p95: hopAt(0.95), max: histogram.length - 1 } },
       messagesPerLookup: mean * 3.2, bytesPerLookup: mean * 3.2 * 120,
       tableSize: { mean: table, p50: table, p95: table * 1.1, max: table * 1.3 },
       theoreticalHops, theory: THEORY[topology], virtualTimeMs: 600_000, events: 1e6, datagrams: 5e5,

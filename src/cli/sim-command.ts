@@ -105,10 +105,10 @@ export function addSimCommand(program: Command): void {
       } finally {
         (bar as Progress | null)?.stop()
       }
-      console.log(table(['topology', 'nodes', 'build', 'success', 'recall', 'hops mean', 'p50', 'p95', 'max', 'theory', 'latency p50', 'p95', 'msgs/lookup', 'table', 'bytes/node', 'wall'],
+      console.log(table(['topology', 'nodes', 'build', 'success', 'recall', 'hops mean', 'p50', 'p95', 'max', 'theory', 'routed', 'route hops', 'latency p50', 'p95', 'msgs/lookup', 'table', 'bytes/node', 'wall'],
         reports.map(({ simulated: s, machine: m }) => [
           s.b ? `${s.topology} b=${s.b}` : s.topology, s.nodes.toLocaleString('en'), s.build, `${(s.successRate * 100).toFixed(2)} %`, s.recall.toFixed(3), s.hops.mean.toFixed(2), s.hops.p50, s.hops.p95, s.hops.max,
-          s.theoreticalHops.toFixed(2), `${s.latencyMs.p50.toFixed(0)} ms`, `${s.latencyMs.p95.toFixed(0)} ms`, s.messagesPerLookup.toFixed(1), s.tableSize.mean.toFixed(0),
+          s.theoreticalHops.toFixed(2), `${(s.routing.successRate * 100).toFixed(1)} %`, s.routing.hops.mean.toFixed(2), `${s.latencyMs.p50.toFixed(0)} ms`, `${s.latencyMs.p95.toFixed(0)} ms`, s.messagesPerLookup.toFixed(1), s.tableSize.mean.toFixed(0),
           m.bytesPerNode.toLocaleString('en'), `${(m.wallMs / 1000).toFixed(1)} s`,
         ])))
       console.log(`theory: ${[...new Set(reports.map((r) => r.simulated.theory))].join('; ')}; peak RSS ${(Math.max(...reports.map((r) => r.machine.peakRssBytes)) / 1073741824).toFixed(2)} GiB; seed ${o.seed}`)

@@ -40,6 +40,8 @@ export interface SimResult {
   hops: Distribution & { histogram: number[] }
   /** Virtual ms from start to end of a lookup. cdf[i] = the i-th percentile, i = 0..100. */
   latencyMs: Distribution & { cdf: number[] }
+  /** Recursive routing (routability): nextHop followed from the asking node; success = it ends at the true closest live node. */
+  routing: { successRate: number; hops: Distribution }
   messagesPerLookup: number
   bytesPerLookup: number
   /** Contacts in a node's routing table, over all live nodes. */

@@ -296,6 +296,8 @@ export class Simulation {
     const lookRandom = new SeededRandom(`${o.seed}:lookups`)
     const hops: number[] = [], latency: number[] = []
     let succeeded = 0, recallSum = 0, messages = 0, done = 0
+    const routeHops: number[] = []
+    let routed = 0
     const bytesBefore = this.world.stats.bytes
     const startedAt = this.world.now()
     let issued = 0
@@ -308,6 +310,9 @@ export class Simulation {
         let r
         try { r = await this.topologies[from]!.lookup(target) } catch { r = null }
         const truth = this.honestClosest(target, o.k)
+        // Routability too: follow nextHop from table to table (no messages), as recursive routing would.
+        const route = this.route(from, target)
+        if (route && truth.length > 0 && route.end === this.nodeOfHandle[truth[0]] - 1) { routed++; routeHops.push(route.hops) }
         if (r) {
           const got = new Set(r.closest.map((c) => c.address)) // one node per address here
           const hit = truth.filter((h) => got.has(this.pool.address(h))).length
@@ -329,6 +334,7 @@ export class Simulation {
       latencyModel: this.links.name, loss: o.loss, churnMedianMs: o.churnMedianMs, adversaries: o.adversaries,
       lookups: o.lookups, succeeded, successRate: round(succeeded / o.lookups, 6), recall: round(recallSum / o.lookups, 6),
       hops: { ...distribution(hops), histogram: histogram(hops) },
+      routing: { successRate: round(routed / o.lookups, 6), hops: distribution(routeHops) },
       latencyMs: { ...distribution(latency), cdf: percentiles(latency) },
       messagesPerLookup: round(messages / Math.max(1, hops.length), 3),
       bytesPerLookup: round((this.world.stats.bytes - bytesBefore) / o.lookups, 1),
@@ -337,6 +343,22 @@ export class Simulation {
       virtualTimeMs: round(this.world.now() - startedAt, 3),
       events: this.world.stats.events, datagrams: this.world.stats.datagrams,
     }
+  }
+
+  /**
+   * Follows nextHop from node `from` toward target through the live nodes' own tables: where the
+   * route ends and in how many steps, or null if it reaches a dead or unknown node or loops.
+   */
+  private route(from: number, target: Uint8Array): { end: number; hops: number } | null {
+    let at = from
+    for (let hops = 0; hops <= 64; hops++) {
+      const next = this.topologies[at]?.nextHop(target)
+      if (!next) return { end: at, hops }
+      const i = nodeIndexOf(next.address)
+      if (i < 0 || i >= this.topologies.length || !this.topologies[i] || i === at) return null
+      at = i
+    }
+    return null
   }
 
   /** The n live, honest, reachable nodes nearest target: what a lookup should find. */
@@ -368,6 +390,12 @@ export class Simulation {
   close(): void {
     for (let i = 0; i < this.topologies.length; i++) if (this.topologies[i]) this.fail(i)
   }
+}
+
+/** Node i lives at 10.x.y.z:PORT with x.y.z = i in base 256 (see spawn): its index back from its address. */
+function nodeIndexOf(address: string): number {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+):/.exec(address)
+  return m ? (Number(m[1]) - 10) * 16_777_216 + Number(m[2]) * 65536 + Number(m[3]) * 256 + Number(m[4]) : -1
 }
 
 function grown<T extends Int32Array | Uint8Array>(a: T, n: number): T {

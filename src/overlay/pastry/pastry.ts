@@ -16,8 +16,8 @@
 // answers with its leaf set. Repair: a contact that times out is dropped; a hole in the leaf set
 // is refilled from the farthest leaf on that side, a table hole from another entry of its row
 // (or of a deeper row). Maintenance: on a jittered interval, one leaf on each side (the one
-// heard from least lately) is asked for its leaf set (the one heard from least lately), and now and then one row is refreshed from a random entry of it,
-// probing a few of the offered nodes' RTTs. leave() tells the leaf set (NEIGHBORS LEAVING).
+// heard from least lately) is asked for its leaf set, and now and then one row is refreshed
+// from a random entry of it, probing a few of the offered nodes' RTTs. leave() tells the leaf set (NEIGHBORS LEAVING).
 //
 // Where Tapestry (Zhao et al., 2001/2004) would differ, on the same digits:
 // - No leaf set. A route that finds its slot empty takes the next non-empty column of that row

@@ -9,7 +9,7 @@ import type { Address } from '../../wire/address.js'
 import { Flag, MessageType, type FindNode } from '../../wire/messages.js'
 import type { Random } from '../../runtime/runtime.js'
 import type { Contact, LookupOptions, LookupResult, NodeSet, TableEntry, Topology, TopologyContext } from '../topology.js'
-import { iterativeFindNode } from './lookup.js'
+import { iterativeFindNode } from '../lookup.js'
 import { RoutingTable } from './routing-table.js'
 
 export interface KademliaOptions {

@@ -1,16 +1,17 @@
-// Kademlia's iterative lookup: keep alpha requests in flight to the nearest unasked candidates
-// and stop when the `verify` nearest candidates that did not fail have all answered. The result
-// is the k nearest candidates: the first `verify` proven live by their answers, the rest as
+// The iterative lookup, Kademlia's, ranked by any topology's metric (Chord and Pastry use it
+// too): keep alpha requests in flight to the nearest unasked candidates and stop when the
+// `verify` nearest candidates that did not fail have all answered. The result is the k nearest
+// candidates: the first `verify` proven live by their answers, the rest as
 // reported by those nearest nodes (which know their own neighbourhood best). verify = k is the
 // paper's rule; a smaller verify saves most of the datagrams when the table entries are fresh.
-import { WeftError } from '../../errors.js'
-import { compareDistance, idEquals, type NodeId } from '../../identity/node-id.js'
-import type { Rpc } from '../../rpc/rpc.js'
-import { expectedNodesReplyBytes } from '../../rpc/rpc.js'
-import type { Runtime } from '../../runtime/runtime.js'
-import type { Address } from '../../wire/address.js'
-import { MAX_PACKET, MessageType } from '../../wire/messages.js'
-import type { Contact, LookupQuery, LookupResult } from '../topology.js'
+import { WeftError } from '../errors.js'
+import { compareDistance, idEquals, type NodeId } from '../identity/node-id.js'
+import type { Rpc } from '../rpc/rpc.js'
+import { expectedNodesReplyBytes } from '../rpc/rpc.js'
+import type { Runtime } from '../runtime/runtime.js'
+import type { Address } from '../wire/address.js'
+import { MAX_PACKET, MessageType } from '../wire/messages.js'
+import type { Contact, LookupQuery, LookupResult } from './topology.js'
 
 const enum State { NEW, ASKED, ANSWERED, FAILED }
 

@@ -114,7 +114,7 @@ function render(b: TopologiesBench): string {
     '',
     '### Pastry: digit size against table size and hops',
     '',
-    b.digits ? `\`${b.digits.command}\`. A larger digit makes rows wider (up to 2^b entries) and routes shorter.\n\n${head}\n${rows(b.digits)}` : 'Not recorded yet: `npm run bench:topologies -- --only=digits`.',
+    b.digits ? `\`${b.digits.command}\`. A larger digit makes rows wider (up to 2^b entries) and routes shorter. The dashed theory, log2(N) / b, is the Pastry paper's ⌈log_{2^b} N⌉ without the ceiling: it fits b = 4; with b = 1 and 2 routes are shorter (a random entry in a slot often shares more than the one digit it must), and every setting stays within the paper's bound ⌈log_{2^b} N⌉.\n\n${head}\n${rows(b.digits)}` : 'Not recorded yet: `npm run bench:topologies -- --only=digits`.',
     '',
     '### Massive failure: half the nodes crash at once',
     '',

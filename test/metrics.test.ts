@@ -10,6 +10,11 @@ import { parseAddress } from '../src/wire/address.js'
 import { Node } from '../src/node/node.js'
 import { createTestnet } from '../src/node/testnet.js'
 import { SeededRandom } from '../src/runtime/prng.js'
+import { WeftError } from '../src/errors.js'
+import { identityFromSeed } from '../src/identity/keys.js'
+import { expectedPongBytes, type Rpc } from '../src/rpc/rpc.js'
+import { encodeRecord, signMutable } from '../src/services/dht/records.js'
+import { MessageType } from '../src/wire/messages.js'
 
 type Samples = Map<string, number>
 
@@ -155,5 +160,23 @@ test('/metrics scraped during `weft devnet`: the counters move as the devnet wor
   } finally {
     proc.kill('SIGINT')
     await new Promise((r) => proc.once('exit', r))
+  }
+})
+
+test('a request answered later (a signature checked off the event loop) is counted by how it ended', async () => {
+  const net = await createTestnet({ nodes: 2, seed: 'metrics-async', node: { metrics: true } })
+  try {
+    const [a, b] = net.nodes
+    const rpc = (a as unknown as { rpc: Rpc }).rpc
+    const good = signMutable(identityFromSeed(new Uint8Array(32).fill(9)), Buffer.from('signed'), 1)
+    const forged = { ...good, value: Buffer.from('forged') }
+    await rpc.requestAsync(b.address, { type: MessageType.PING }, expectedPongBytes(b.address)) // a token first
+    await rpc.requestAsync(b.address, { type: MessageType.PUT, record: encodeRecord(good) })
+    await assert.rejects(rpc.requestAsync(b.address, { type: MessageType.PUT, record: encodeRecord(forged) }), (e: unknown) => e instanceof WeftError && e.code === 'ERR_BAD_SIGNATURE')
+    const s = parseMetrics(await b.metrics.text())
+    assert.equal(get(s, 'weft_rpc_requests_received_total{type="put",outcome="ok"}'), 1)
+    assert.equal(get(s, 'weft_rpc_requests_received_total{type="put",outcome="ERR_BAD_SIGNATURE"}'), 1)
+  } finally {
+    await net.close()
   }
 })

@@ -135,12 +135,17 @@ export class Node extends EventEmitter<NodeEvents> {
     const onRequest = rpc.onRequest
     rpc.onRequest = function (this: Rpc, ...args: Parameters<Rpc['onRequest']>) {
       const req = args[1]
+      const refused = (err: unknown): string => (err instanceof WeftError ? err.code : 'ERR_HANDLER')
       try {
         const answer = onRequest.apply(this, args)
+        // An answer that comes later (a signature checked on the thread pool) counts when it settles.
+        if (answer instanceof Promise) {
+          return answer.then((a) => { m.rpcIn(req.type, a ? 'ok' : 'no_reply'); return a }, (err: unknown) => { m.rpcIn(req.type, refused(err)); throw err })
+        }
         m.rpcIn(req.type, answer ? 'ok' : 'no_reply')
         return answer
       } catch (err) {
-        m.rpcIn(req.type, err instanceof WeftError ? err.code : 'ERR_HANDLER')
+        m.rpcIn(req.type, refused(err))
         throw err
       }
     }

@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { check } from './helpers/property.js'
-import { numericMetric, successorMetric, xorMetric, rank, type Metric } from '../src/overlay/metric.js'
+import { numericMetric, successorMetric, surrogateMetric, xorMetric, rank, type Metric } from '../src/overlay/metric.js'
 import { ContactPool } from '../src/overlay/contact-pool.js'
 import { Oracle } from '../src/sim/oracle.js'
 import { SeededRandom } from '../src/runtime/prng.js'
@@ -19,7 +19,19 @@ const reference: Record<string, (t: bigint, a: bigint) => bigint> = {
   successor: (t, a) => (((a - t) % RING) + RING) % RING,
   numeric: (t, a) => { const cw = (((a - t) % RING) + RING) % RING; return cw < RING - cw ? cw : RING - cw },
 }
-const metrics: Metric[] = [xorMetric, successorMetric, numericMetric]
+/** Surrogate order: the ids padded with zero bits to whole digits, then (digit - key's digit) mod 2^b per digit. */
+function surrogateDistance(b: number, t: bigint, a: bigint): bigint {
+  const digits = Math.ceil(256 / b), pad = BigInt(digits * b - 256), mask = (1n << BigInt(b)) - 1n
+  const tp = t << pad, ap = a << pad
+  let out = 0n
+  for (let i = digits - 1; i >= 0; i--) {
+    const shift = BigInt(i * b)
+    out = (out << BigInt(b)) | ((((ap >> shift) & mask) - ((tp >> shift) & mask)) & mask)
+  }
+  return out
+}
+const distance = (m: Metric, t: bigint, a: bigint): bigint => m.name === 'surrogate' ? surrogateDistance(m.b!, t, a) : reference[m.name](t, a)
+const metrics: Metric[] = [xorMetric, successorMetric, numericMetric, surrogateMetric(4), surrogateMetric(3), surrogateMetric(1)]
 
 // Ids that are often near each other or at the ring's ends, where wrap-round bugs live.
 const id = fc.oneof(
@@ -30,8 +42,8 @@ const id = fc.oneof(
 
 test('each metric orders ids as its arithmetic definition does (ties: numeric prefers the clockwise side)', () => {
   for (const m of metrics) {
-    check(`${m.name} order`, fc.tuple(id, id, id), ([t, a, b]) => {
-      const da = reference[m.name](big(t), big(a)), db = reference[m.name](big(t), big(b))
+    check(`${m.name}${m.b ? ` b=${m.b}` : ''} order`, fc.tuple(id, id, id), ([t, a, b]) => {
+      const da = distance(m, big(t), big(a)), db = distance(m, big(t), big(b))
       const got = Math.sign(m.compare(t, a, b))
       if (da !== db) assert.equal(got, sign(da - db), `${m.name}: wrong order`)
       else if (big(a) === big(b)) assert.equal(got, 0)

@@ -84,7 +84,7 @@ export function addSimCommand(program: Command): void {
       let barKey = ''
       const runs: { topology: string; b?: number }[] = []
       for (const topology of (o.compare as string[] | undefined) ?? [o.topology as string]) {
-        if (topology === 'pastry' && o.b) for (const b of o.b as number[]) runs.push({ topology, b })
+        if ((topology === 'pastry' || topology === 'tapestry') && o.b) for (const b of o.b as number[]) runs.push({ topology, b })
         else runs.push({ topology })
       }
       const reports: SimReport[] = []

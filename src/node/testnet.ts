@@ -33,7 +33,8 @@ export class Testnet {
 
   /** The true k nearest ids to target among the given (default: running) nodes. */
   oracle(target: NodeId, k: number, among: Node[] = this.nodes.filter((n) => n.isRunning)): NodeId[] {
-    const metric = topologyMetric(this.nodes[0].options.topology ?? 'kademlia')
+    const { topology = 'kademlia', topologyOptions, kademlia } = this.nodes[0].options
+    const metric = topologyMetric(topology, { ...kademlia, ...topologyOptions })
     return among.map((n) => n.id).sort((a, b) => metric.compare(target, a, b)).slice(0, k)
   }
 

@@ -3,12 +3,17 @@
 //   xor        Kademlia: the smallest id XOR key
 //   successor  Chord: the first ids at or after the key, going clockwise round the ring
 //   numeric    Pastry: the ids numerically nearest the key on the ring, either side
+//   surrogate  Tapestry: digit by digit from the first, the id whose digit is the key's or the
+//              next higher one that exists, wrapping round (surrogate routing's root)
 import { compareDistance, ID_BYTES, type NodeId } from '../identity/node-id.js'
+import { digitAt, digitCount } from './pastry/ids.js'
 
-export type MetricName = 'xor' | 'successor' | 'numeric'
+export type MetricName = 'xor' | 'successor' | 'numeric' | 'surrogate'
 
 export interface Metric {
   readonly name: MetricName
+  /** Bits per digit, for metrics that read ids as digits (surrogate). */
+  readonly b?: number
   /** Negative when `a` comes before `b` (is more responsible for `target`), 0 when a = b. */
   compare(target: Uint8Array, a: Uint8Array, b: Uint8Array): number
 }
@@ -61,7 +66,32 @@ export const numericMetric: Metric = {
   },
 }
 
-export const metrics: Record<MetricName, Metric> = { xor: xorMetric, successor: successorMetric, numeric: numericMetric }
+const surrogates = new Map<number, Metric>()
+/**
+ * Tapestry's order for digits of b bits: ids compare by (digit - key's digit) mod 2^b, digit by
+ * digit from the first. The least id is the node that surrogate routing reaches from anywhere:
+ * each step takes the key's digit, or the next higher digit that some node has. With b = 1 this
+ * is XOR order.
+ */
+export function surrogateMetric(b: number): Metric {
+  let m = surrogates.get(b)
+  if (!m) {
+    const mask = (1 << b) - 1, digits = digitCount(b)
+    m = {
+      name: 'surrogate', b,
+      compare(t, x, y) {
+        for (let i = 0; i < digits; i++) {
+          const td = digitAt(t, i, b)
+          const d = ((digitAt(x, i, b) - td) & mask) - ((digitAt(y, i, b) - td) & mask)
+          if (d !== 0) return d
+        }
+        return 0
+      },
+    }
+    surrogates.set(b, m)
+  }
+  return m
+}
 
 /** `n` of `contacts` most responsible for `target` by `metric`, best first. */
 export function rank<T extends { id: NodeId }>(metric: Metric, target: Uint8Array, contacts: T[], n = contacts.length): T[] {

@@ -93,6 +93,8 @@ export interface NodeSet {
   idAt(i: number): Uint8Array
   /** The index of the first node whose id is at or after `id` in id order (size if none). */
   search(id: Uint8Array): number
+  /** The typical round-trip time in ms between two nodes (pool handles), where the network has a model of it. */
+  rtt?(a: number, b: number): number
 }
 
 export interface TopologyContext {

@@ -9,6 +9,8 @@ export interface PlacedLinks extends LinkModel {
   readonly name: string
   /** Gives endpoint `index` its place (call once per endpoint, in bind order). */
   place(index: number, random: SeededRandom): void
+  /** The typical round trip between two endpoints in ms (without queueing or the tail): what proximity routing and stretch are judged by. */
+  rtt(a: number, b: number): number
 }
 
 // Where peers are: population-weighted regions (centre latitude and longitude in degrees, spread).
@@ -46,11 +48,18 @@ class GeoLinks implements PlacedLinks {
     this.access[index] = Math.min(150, Math.exp(1.2 + 0.8 * gaussian(random)))
   }
 
-  latency(_f: string, _t: string, random: SeededRandom, a: number, b: number): number {
+  /** One way, without queueing or the tail. */
+  private base(a: number, b: number): number {
     const dLat = this.lat[b] - this.lat[a], dLon = this.lon[b] - this.lon[a]
     const h = Math.sin(dLat / 2) ** 2 + Math.cos(this.lat[a]) * Math.cos(this.lat[b]) * Math.sin(dLon / 2) ** 2
     const km = 2 * KM_PER_RAD * Math.asin(Math.min(1, Math.sqrt(h)))
-    let ms = km / KM_PER_MS + this.access[a] + this.access[b] + random.float() // plus up to 1 ms of queueing
+    return km / KM_PER_MS + this.access[a] + this.access[b]
+  }
+
+  rtt(a: number, b: number): number { return 2 * this.base(a, b) }
+
+  latency(_f: string, _t: string, random: SeededRandom, a: number, b: number): number {
+    let ms = this.base(a, b) + random.float() // plus up to 1 ms of queueing
     // The long tail: one datagram in fifty meets a congested queue (Pareto, capped at 2 s).
     if (random.float() < 0.02) ms += Math.min(2000, 10 / Math.pow(1 - random.float(), 1 / 1.5))
     return ms
@@ -70,6 +79,7 @@ class UniformLinks implements PlacedLinks {
   readonly name = 'uniform'
   constructor(public loss: number) {}
   place(): void {}
+  rtt(): number { return 60 } // every pair alike: 2 x the mean of 10-50 ms
   latency(_f: string, _t: string, random: SeededRandom): number { return 10 + random.float() * 40 }
 }
 

@@ -4,6 +4,7 @@
 import { compareDistance, ID_BITS, ID_BYTES } from '../identity/node-id.js'
 import type { ContactPool } from '../overlay/contact-pool.js'
 import type { Metric } from '../overlay/metric.js'
+import { digitAt, digitCount } from '../overlay/pastry/ids.js'
 import type { NodeSet } from '../overlay/topology.js'
 import type { Random } from '../runtime/runtime.js'
 
@@ -20,6 +21,9 @@ export class Oracle implements NodeSet {
   private live = new Uint32Array(1024)
   private liveCount = 0
   private livePos = new Int32Array(1024).fill(-1)
+
+  /** The typical RTT between two nodes (pool handles), set by a simulation whose links have a model of it. */
+  rtt?: (a: number, b: number) => number
 
   constructor(private readonly pool: ContactPool) {}
 
@@ -101,6 +105,11 @@ export class Oracle implements NodeSet {
   /** The n live nodes most responsible for target by `metric`, best first (handles). */
   closestBy(metric: Metric, target: Uint8Array, n: number): number[] {
     if (metric.name === 'xor') return this.closest(target, n)
+    if (metric.name === 'surrogate') {
+      const out: number[] = []
+      this.collectByDigits(metric, target, n, 0, this.count, 0, out)
+      return out
+    }
     // Ring metrics: the answer lies within n live nodes either side of the key's place in id order.
     const out: number[] = []
     const start = this.search(target)
@@ -151,6 +160,35 @@ export class Oracle implements NodeSet {
     } else {
       this.collect(target, n, lo, a, depth + 1, out)
       this.collect(target, n, a, hi, depth + 1, out)
+    }
+  }
+
+  // Surrogate order: all nodes in [lo, hi) share `digit` leading digits. The columns of the next
+  // digit come in the order (column - target's digit) mod 2^b, each a range split out bit by bit.
+  private collectByDigits(metric: Metric, target: Uint8Array, n: number, lo: number, hi: number, digit: number, out: number[]): void {
+    if (out.length >= n || lo >= hi) return
+    const b = metric.b!
+    if (hi - lo <= LEAF || digit >= digitCount(b)) {
+      const ids = this.ids
+      const leaf: number[] = []
+      for (let i = lo; i < hi; i++) if (this.isAlive(this.sorted[i])) leaf.push(this.sorted[i])
+      leaf.sort((x, y) => metric.compare(target, ids.subarray(x * ID_BYTES, (x + 1) * ID_BYTES), ids.subarray(y * ID_BYTES, (y + 1) * ID_BYTES)))
+      for (const h of leaf) { if (out.length >= n) return; out.push(h) }
+      return
+    }
+    const cols = 1 << b, bit0 = digit * b, bits = Math.min(b, ID_BITS - bit0) // the last digit may be short
+    const from = new Int32Array(cols), to = new Int32Array(cols)
+    const split = (l: number, h: number, depth: number, prefix: number): void => {
+      if (depth === bits) { const col = prefix << (b - bits); from[col] = l; to[col] = h; return }
+      const mid = l < h ? this.split(l, h, bit0 + depth) : l
+      split(l, mid, depth + 1, prefix * 2)
+      split(mid, h, depth + 1, prefix * 2 + 1)
+    }
+    split(lo, hi, 0, 0)
+    const td = digitAt(target, digit, b)
+    for (let j = 0; j < cols && out.length < n; j++) {
+      const c = (td + j) & (cols - 1)
+      this.collectByDigits(metric, target, n, from[c], to[c], digit + 1, out)
     }
   }
 

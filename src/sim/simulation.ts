@@ -103,8 +103,9 @@ export class Simulation {
     this.world = new MemoryWorld(o.seed, this.links)
     setAddressCacheSize(2 * o.nodes) // every address decoded again and again: keep their texts (a few MB per 100k)
     this.random = new SeededRandom(`${o.seed}:sim`)
-    this.metric = topologyMetric(o.topology)
     this.topologyOptions = { k: o.k, alpha: o.alpha, ...(o.refreshMs ? { refreshIntervalMs: o.refreshMs } : {}), ...(o.b ? { b: o.b } : {}) }
+    this.metric = topologyMetric(o.topology, this.topologyOptions)
+    this.oracle.rtt = (a, b) => this.rttBetween(this.nodeOfHandle[a] - 1, this.nodeOfHandle[b] - 1)
   }
 
   private progress(phase: string, done: number, total: number): void {
@@ -159,6 +160,11 @@ export class Simulation {
       const mates = rank(this.metric, target, this.adversaryContacts, k)
       return { type: MessageType.NODES, contacts: mates }
     })
+  }
+
+  /** The typical RTT between nodes i and j: node i is endpoint i (spawn binds one each, in order). */
+  rttBetween(i: number, j: number): number {
+    return this.links.rtt(i, j)
   }
 
   /** Reachable nodes (not behind NAT) are the ones the oracle knows: only they belong in tables. */

@@ -5,7 +5,7 @@ export interface HopModel {
   model: string
 }
 
-/** Pastry's default digit size when none is given. */
+/** Pastry's and Tapestry's default digit size when none is given. */
 const PASTRY_B = 4
 
 /**
@@ -14,7 +14,7 @@ const PASTRY_B = 4
  * gains about log2(k) + 1 bits, and a lookup must gain log2(N) of them.
  * Chord: each finger halves the distance left, and on average half the bits are already right:
  * ½ log2(N) (the Chord paper).
- * Pastry: each step fixes one digit of b bits: log base 2^b of N (the Pastry paper's bound).
+ * Pastry and Tapestry: each step fixes one digit of b bits: log base 2^b of N (the papers' bound).
  */
 export function theoreticalHops(topology: string, n: number, o: { k: number; b?: number }): HopModel {
   const bits = Math.log2(Math.max(2, n))
@@ -23,7 +23,8 @@ export function theoreticalHops(topology: string, n: number, o: { k: number; b?:
       const perStep = Math.log2(o.k) + 1
       return { hops: bits / perStep, model: `log2(N) / (log2(k) + 1), k = ${o.k}` }
     }
-    case 'pastry': {
+    case 'pastry':
+    case 'tapestry': {
       const b = o.b ?? PASTRY_B
       return { hops: bits / b, model: `log2(N) / b, b = ${b}` }
     }

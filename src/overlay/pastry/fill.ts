@@ -60,18 +60,15 @@ function columnStarts(nodes: NodeSet, b: number, r: number, lo: number, hi: numb
   return starts
 }
 
-export function pastryFill(self: Uint8Array, b: number, half: number, nodes: NodeSet, random: Random): PastryFill {
+/**
+ * Calls fn(row, column, lo, hi) for every non-empty slot of `self`'s prefix table: [lo, hi) is
+ * the range, in id order, of the nodes that fit the slot. Pastry and Tapestry pick from it.
+ */
+export function forEachSlotRange(self: Uint8Array, b: number, nodes: NodeSet, fn: (row: number, col: number, lo: number, hi: number) => void): void {
   const n = nodes.size
-  const out: PastryFill = { cw: [], ccw: [], slots: [], handles: [] }
-  if (n === 0) return out
+  if (n === 0) return
   const at = nodes.search(self)
   const selfIn = at < n && idEquals(nodes.idAt(at), self)
-  const others = n - (selfIn ? 1 : 0)
-  const perSide = Math.min(half, others)
-  const after = selfIn ? at + 1 : at
-  for (let j = 0; j < perSide; j++) out.cw.push(nodes.at((after + j) % n))
-  for (let j = 0; j < perSide; j++) out.ccw.push(nodes.at((((at - 1 - j) % n) + n) % n))
-
   const cols = 1 << b, rows = digitCount(b)
   let lo = 0, hi = n
   for (let r = 0; r < rows && hi - lo > (selfIn ? 1 : 0); r++) {
@@ -79,8 +76,7 @@ export function pastryFill(self: Uint8Array, b: number, half: number, nodes: Nod
     let nextLo = 0, nextHi = 0
     const take = (l: number, h: number, col: number): void => {
       if (col === mine) { nextLo = l; nextHi = h; return }
-      out.slots.push(r * cols + col)
-      out.handles.push(nodes.at(l + (random.u32() % (h - l))))
+      fn(r, col, l, h)
     }
     if (hi - lo <= SCAN) {
       // Small range: one pass, the columns come in runs (the range is in id order).
@@ -98,5 +94,23 @@ export function pastryFill(self: Uint8Array, b: number, half: number, nodes: Nod
     lo = nextLo
     hi = nextHi
   }
+}
+
+export function pastryFill(self: Uint8Array, b: number, half: number, nodes: NodeSet, random: Random): PastryFill {
+  const n = nodes.size
+  const out: PastryFill = { cw: [], ccw: [], slots: [], handles: [] }
+  if (n === 0) return out
+  const at = nodes.search(self)
+  const selfIn = at < n && idEquals(nodes.idAt(at), self)
+  const others = n - (selfIn ? 1 : 0)
+  const perSide = Math.min(half, others)
+  const after = selfIn ? at + 1 : at
+  for (let j = 0; j < perSide; j++) out.cw.push(nodes.at((after + j) % n))
+  for (let j = 0; j < perSide; j++) out.ccw.push(nodes.at((((at - 1 - j) % n) + n) % n))
+  const cols = 1 << b
+  forEachSlotRange(self, b, nodes, (r, col, l, h) => {
+    out.slots.push(r * cols + col)
+    out.handles.push(nodes.at(l + (random.u32() % (h - l))))
+  })
   return out
 }

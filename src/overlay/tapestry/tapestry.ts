@@ -1,0 +1,484 @@
+// The Tapestry topology (Zhao, Kubiatowicz and Joseph, 2001; Zhao et al., 2004) on Pastry's
+// digits: ids as digits of b bits, a routing table whose row r holds nodes sharing our first r
+// digits, one slot per value of digit r, each slot with c links (a primary and backups, nearest
+// by RTT first: links.ts). There is no leaf set.
+//
+// Surrogate routing: a route for key t at row r takes column t_r, or when that slot is empty
+// the next higher column that is not (wrapping round); reaching our own column means we are as
+// good as any at this digit, and the walk goes on at row r + 1. Every node with a complete table
+// walks to the same node, the key's root, without knowing its numeric neighbours. The root is
+// the least id in surrogateMetric's order, which lookups, the DHT and the oracle rank by.
+//
+// Join: a lookup of our own id through the bootstrap, then row r from nodes that share r
+// digits with us (NEIGHBORS ROW), then NOTIFY to every node sharing our longest prefix: they
+// are the ones with a hole where we fit (the papers' acknowledged multicast, done here as a
+// bounded walk of that subtree). Repair: a contact that does not answer is dropped and its
+// backups move up at once; the slot is refilled from another entry of its row. Maintenance:
+// every interval (jittered) one row is asked of a random entry of it, and a few of the offered
+// nodes get their RTT measured, so slots drift toward nearer nodes. leave() tells the primaries.
+//
+// Object location (publish, locate: pointers left on the route to an object's root) is in
+// location.ts, on top of nextHops().
+import { WeftError } from '../../errors.js'
+import { withDefaults } from '../../options.js'
+import { ID_BYTES, idEquals, type NodeId } from '../../identity/node-id.js'
+import { expectedPongBytes } from '../../rpc/rpc.js'
+import type { Random, TimerHandle } from '../../runtime/runtime.js'
+import type { Address } from '../../wire/address.js'
+import { Flag, MAX_CONTACTS, MessageType, type FindNode, type NeighborsRequest, type Reply } from '../../wire/messages.js'
+import { ContactPool } from '../contact-pool.js'
+import { iterativeFindNode } from '../lookup.js'
+import { surrogateMetric, type Metric } from '../metric.js'
+import { digitAt, MAX_DIGIT_BITS, MIN_DIGIT_BITS, sharedDigits } from '../pastry/ids.js'
+import { expectedNeighborsReply, Neighbors, neighborsRequest } from '../pastry/neighbors.js'
+import type { Contact, LookupOptions, LookupResult, NodeSet, TableEntry, Topology, TopologyContext } from '../topology.js'
+import { tapestryFill } from './fill.js'
+import { LinkTable } from './links.js'
+
+export interface TapestryOptions {
+  /** Bits per digit, 1 to 8: rows of 2^b columns, about log_{2^b} N rows and hops. */
+  b: number
+  /** Links per slot: a primary and links - 1 backups (the papers use 3). */
+  links: number
+  /** Results per lookup and contacts per FIND_NODE answer. */
+  k: number
+  /** Requests in flight per lookup. */
+  alpha: number
+  /** Nearest nodes that must answer before a lookup ends; k for the strict rule. */
+  verify: number
+  /** Table refresh: every this long (jittered), one row is asked of a random entry of it. 0: never. */
+  maintenanceIntervalMs: number
+  /** Timers vary by up to this fraction either way, so nodes do not act in step. */
+  jitter: number
+  /** Unanswered requests (each after the rpc's retries) before a contact is dropped. */
+  maxFailures: number
+  /** New nodes whose RTT a table refresh measures, to keep the nearer ones in a slot. */
+  maxProbes: number
+  /** Requests sent to fill the table and announce ourselves on join. */
+  maxJoinRequests: number
+  /** Oracle fill: nodes sampled per slot, the nearest by RTT kept (the simulator's stand-in for probing). */
+  fillSamples: number
+  /** A dropped contact is not taken back from other nodes' answers for this long (only if heard from itself). */
+  deadMemoryMs: number
+  /** Dropped contacts remembered, oldest forgotten first. */
+  maxDead: number
+}
+
+export const defaultTapestryOptions: TapestryOptions = {
+  b: 4, links: 3, k: 20, alpha: 3, verify: 10,
+  maintenanceIntervalMs: 5 * 60_000, jitter: 0.25, maxFailures: 1, maxProbes: 2, maxJoinRequests: 64,
+  fillSamples: 16, deadMemoryMs: 10 * 60_000, maxDead: 64,
+}
+const mergedOptions = withDefaults(defaultTapestryOptions)
+
+const ignore = (): void => {}
+const pong = () => ({ type: MessageType.PONG }) as const
+
+function check(ok: boolean, message: string): void {
+  if (!ok) throw new WeftError('ERR_BAD_ARGUMENT', message)
+}
+
+function validate(o: TapestryOptions): void {
+  const int = Number.isInteger
+  check(int(o.b) && o.b >= MIN_DIGIT_BITS && o.b <= MAX_DIGIT_BITS, `b (bits per digit) must be a whole number from ${MIN_DIGIT_BITS} to ${MAX_DIGIT_BITS}, got ${o.b}`)
+  check(int(o.links) && o.links >= 1 && o.links <= 4, `links (per slot) must be a whole number from 1 to 4, got ${o.links}`)
+  check(int(o.k) && o.k >= 1 && o.k <= MAX_CONTACTS, `k must be between 1 and ${MAX_CONTACTS} (a reply must fit one datagram), got ${o.k}`)
+  check(int(o.alpha) && o.alpha >= 1 && o.alpha <= 16, `alpha must be between 1 and 16, got ${o.alpha}`)
+  check(int(o.verify) && o.verify >= 1, `verify must be a whole number of at least 1, got ${o.verify}`)
+  check(o.maintenanceIntervalMs === 0 || o.maintenanceIntervalMs >= 1000, `maintenanceIntervalMs must be 0 (off) or at least 1000, got ${o.maintenanceIntervalMs}`)
+  check(o.jitter >= 0 && o.jitter < 1, `jitter must be a fraction at least 0 and below 1, got ${o.jitter}`)
+  check(int(o.maxFailures) && o.maxFailures >= 1 && o.maxFailures <= 63, `maxFailures must be between 1 and 63, got ${o.maxFailures}`)
+  check(int(o.maxProbes) && o.maxProbes >= 0 && o.maxProbes <= 16, `maxProbes must be between 0 and 16, got ${o.maxProbes}`)
+  check(int(o.maxJoinRequests) && o.maxJoinRequests >= 1 && o.maxJoinRequests <= 1024, `maxJoinRequests must be between 1 and 1024, got ${o.maxJoinRequests}`)
+  check(int(o.fillSamples) && o.fillSamples >= 1 && o.fillSamples <= 1024, `fillSamples must be between 1 and 1024, got ${o.fillSamples}`)
+  check(o.deadMemoryMs >= 0, `deadMemoryMs must be at least 0, got ${o.deadMemoryMs}`)
+  check(int(o.maxDead) && o.maxDead >= 0 && o.maxDead <= 4096, `maxDead must be between 0 and 4096, got ${o.maxDead}`)
+}
+
+export class Tapestry implements Topology {
+  readonly name = 'tapestry'
+  readonly metric: Metric
+  readonly options: TapestryOptions
+  readonly pool: ContactPool
+  readonly table: LinkTable
+  onPeer: (event: 'added' | 'removed', contact: Contact) => void = ignore
+  onJoin: (contact: Contact) => void = ignore
+  private timer: TimerHandle | null = null
+  private closed = false
+  /** Rows with a repair request in flight (one each at a time). */
+  private repairing: Set<number> | null = null
+  /** Addresses of dropped contacts, and when: hearsay does not bring them back for a while. */
+  private dead: Map<Address, number> | null = null
+
+  constructor(private readonly ctx: TopologyContext, options: Partial<TapestryOptions> = defaultTapestryOptions) {
+    this.options = mergedOptions(options)
+    for (const key of Object.keys(defaultTapestryOptions) as (keyof TapestryOptions)[]) {
+      if (this.options[key] === undefined) this.options[key] = defaultTapestryOptions[key]
+    }
+    validate(this.options)
+    this.metric = surrogateMetric(this.options.b)
+    this.pool = ctx.contacts ?? new ContactPool()
+    this.table = new LinkTable(ctx.id, this.options.b, this.options.links, this.pool, ctx.arena)
+    const { rpc } = ctx
+    rpc.onSeen = (id, address, readOnly) => { if (!readOnly) this.observe(id, address) }
+    rpc.handle(MessageType.PING, pong)
+    rpc.handle(MessageType.FIND_NODE, (from, req) => {
+      const { target, sender, flags } = req as FindNode
+      if (idEquals(target, sender) && !(flags & Flag.READ_ONLY)) this.onJoin({ id: new Uint8Array(sender), address: from })
+      return { type: MessageType.NODES, contacts: this.nearest(target, this.options.k, sender) }
+    })
+    rpc.handle(MessageType.NEIGHBORS, (from, req) => this.answer(from, req as NeighborsRequest))
+    this.schedule(true)
+  }
+
+  private get self(): Contact {
+    return { id: this.ctx.id, address: this.ctx.address() }
+  }
+
+  private contact(h: number): Contact {
+    return { id: this.pool.id(h), address: this.pool.address(h) }
+  }
+
+  // ---- What others ask -------------------------------------------------------------------
+
+  private answer(from: Address, req: NeighborsRequest): { type: MessageType.NODES; contacts: Contact[] } {
+    const asker = req.sender
+    switch (req.what) {
+      case Neighbors.LEAVING: {
+        const level = this.table.levelOf(asker)
+        if (level >= 0) {
+          const slot = this.table.slotOf(asker)
+          if (this.pool.address(this.table.levels[level].handleAt(slot)) === from) this.drop(asker)
+        }
+        return { type: MessageType.NODES, contacts: [] }
+      }
+      case Neighbors.ROW:
+      case Neighbors.NOTIFY: { // NOTIFY: a newcomer sharing `arg` digits with us (onSeen has offered it); it wants rows arg and deeper
+        if (req.arg >= this.table.maxRows) throw new WeftError('ERR_BAD_ARGUMENT', `no row ${req.arg} with b = ${this.options.b}`)
+        let handles = req.what === Neighbors.ROW ? this.table.levels[0].row(req.arg) : []
+        if (req.what === Neighbors.NOTIFY) for (let r = req.arg; r < this.table.rows; r++) handles.push(...this.table.levels[0].row(r))
+        handles = handles.filter((h) => !this.pool.hasId(h, asker))
+        // Longer than a reply (b > 4, or deep rows): a window from a random place, so that asking a few nodes gathers most of it.
+        if (handles.length > MAX_CONTACTS) {
+          const start = this.ctx.runtime.random.u32() % handles.length
+          handles = Array.from({ length: MAX_CONTACTS }, (_, j) => handles[(start + j) % handles.length])
+        }
+        return { type: MessageType.NODES, contacts: handles.map((h) => this.contact(h)) }
+      }
+      default:
+        throw new WeftError('ERR_BAD_ARGUMENT', `Tapestry does not answer NEIGHBORS ${req.what}`)
+    }
+  }
+
+  // ---- Learning and forgetting contacts ----------------------------------------------------
+
+  private knows(id: Uint8Array): boolean {
+    return this.table.levelOf(id) >= 0
+  }
+
+  /** A message came from (id, address) itself: it is alive; add it where there is room for it. */
+  private observe(id: NodeId, address: Address): void {
+    if (this.closed || idEquals(id, this.ctx.id)) return
+    this.dead?.delete(address)
+    const now = this.ctx.runtime.now()
+    if (!this.table.touch(id, now) && this.table.wants(id)) this.learn(id, address, now, undefined)
+  }
+
+  /** Another node named (id, address): take it where there is room, unless we dropped it lately. */
+  private hear(id: NodeId, address: Address, now: number): void {
+    if (idEquals(id, this.ctx.id) || address.endsWith(':0')) return
+    const died = this.dead?.get(address)
+    if (died !== undefined) {
+      if (now - died < this.options.deadMemoryMs) return
+      this.dead!.delete(address)
+    }
+    if (this.table.wants(id)) this.learn(id, address, now, undefined)
+  }
+
+  private learn(id: NodeId, address: Address, now: number, rttMs: number | undefined): void {
+    const known = this.knows(id)
+    const h = this.pool.acquire(id, address)
+    const out: number[] = []
+    const took = this.table.offer(h, now, rttMs, out)
+    if (took && !known) this.onPeer('added', this.contact(h))
+    this.pool.release(h)
+    this.releaseAll(out)
+  }
+
+  private releaseAll(handles: number[]): void {
+    if (handles.length === 0) return
+    const gone = handles.map((h) => this.contact(h))
+    for (const h of handles) this.pool.release(h)
+    for (const c of gone) if (!this.knows(c.id)) this.onPeer('removed', c)
+  }
+
+  /** A request to this contact went unanswered (after the rpc's retries); public for routed use (location.ts). */
+  failed(id: NodeId): void {
+    if (this.closed) return
+    if (this.table.fail(id) >= this.options.maxFailures) this.drop(id)
+  }
+
+  /** Forgets a contact at once (its backups move up) and refills its slot. */
+  private drop(id: NodeId): void {
+    const out: number[] = []
+    const slot = this.table.remove(id, out)
+    if (out.length === 0) return
+    this.remember(this.pool.address(out[0]))
+    this.releaseAll(out)
+    if (slot >= 0) this.repairRow(Math.floor(slot / this.table.cols))
+  }
+
+  private remember(address: Address): void {
+    if (this.options.maxDead === 0) return
+    const dead = (this.dead ??= new Map())
+    dead.delete(address)
+    dead.set(address, this.ctx.runtime.now())
+    if (dead.size > this.options.maxDead) dead.delete(dead.keys().next().value!)
+  }
+
+  /** Row r lost a link: ask another entry of it (else of a deeper row) for its row r. */
+  private repairRow(r: number): void {
+    if (this.closed || this.repairing?.has(r)) return
+    let candidates: number[] = []
+    for (let row = r; row < this.table.rows && candidates.length === 0; row++) candidates = this.table.row(row)
+    if (candidates.length === 0) return
+    const h = candidates[this.ctx.runtime.random.u32() % candidates.length]
+    ;(this.repairing ??= new Set()).add(r)
+    void this.ask(this.contact(h), Neighbors.ROW, r).then(() => this.repairing!.delete(r))
+  }
+
+  /** Sends a NEIGHBORS question and merges the answer: the contact with its RTT, the nodes it names as hearsay. */
+  private ask(to: Contact, what: number, arg: number): Promise<Contact[] | null> {
+    const { id, address } = to
+    return new Promise((resolve) => {
+      this.ctx.rpc.request(address, neighborsRequest(what, arg), expectedNeighborsReply(address, MAX_CONTACTS), (err, reply, rttMs) => {
+        if (this.closed) { resolve(null); return }
+        if (err || !reply || reply.type !== MessageType.NODES || !idEquals(reply.sender, id)) {
+          if (err?.code === 'ERR_TIMEOUT') this.failed(id)
+          else if (reply && reply.type !== MessageType.ERROR) this.drop(id) // another node now has that address
+          resolve(null)
+          return
+        }
+        resolve(this.merge(id, address, reply, rttMs))
+      })
+    })
+  }
+
+  private merge(id: NodeId, address: Address, reply: Reply, rttMs: number | undefined): Contact[] {
+    const now = this.ctx.runtime.now()
+    if (rttMs !== undefined) this.learn(id, address, now, rttMs)
+    const contacts = reply.type === MessageType.NODES ? reply.contacts : []
+    for (const c of contacts) this.hear(c.id, c.address, now)
+    return contacts
+  }
+
+  /** Measures a contact's RTT with a PING: the table keeps the nearest links of a slot. */
+  private probe(c: Contact): void {
+    this.ctx.rpc.request(c.address, { type: MessageType.PING }, expectedPongBytes(c.address), (err, reply, rttMs) => {
+      if (this.closed || err || !reply || rttMs === undefined || !idEquals(reply.sender, c.id)) return
+      this.learn(c.id, c.address, this.ctx.runtime.now(), rttMs)
+    })
+  }
+
+  // ---- Maintenance --------------------------------------------------------------------------
+
+  private schedule(first = false): void {
+    const every = this.options.maintenanceIntervalMs
+    if (this.closed || every <= 0) return
+    const random = this.ctx.runtime.random
+    const ms = first ? random.float() * every : every * (1 + this.options.jitter * (2 * random.float() - 1))
+    this.timer = this.ctx.runtime.setTimeout(() => this.tick(), ms)
+  }
+
+  /**
+   * A random entry of a random non-empty row is asked for its row: the answer fills holes (and
+   * finds the entry dead if it is), and a few of the nodes offered for held slots get their RTT
+   * measured, so that nearer nodes take the primary place.
+   */
+  private tick(): void {
+    this.timer = null
+    if (this.closed) return
+    const rows: number[] = []
+    for (let r = 0; r < this.table.rows; r++) if (this.table.levels[0].row(r).length > 0) rows.push(r)
+    if (rows.length > 0) {
+      const random = this.ctx.runtime.random
+      const r = rows[random.u32() % rows.length]
+      const row = this.table.levels[0].row(r)
+      void this.ask(this.contact(row[random.u32() % row.length]), Neighbors.ROW, r).then((contacts) => {
+        if (!contacts) return
+        let probes = this.options.maxProbes
+        for (const c of contacts) {
+          if (probes <= 0) break
+          const slot = this.table.slotOf(c.id)
+          if (slot < 0 || this.table.primaryAt(slot) < 0 || this.knows(c.id)) continue
+          probes--
+          this.probe(c)
+        }
+      })
+    }
+    this.schedule()
+  }
+
+  // ---- Topology -----------------------------------------------------------------------------
+
+  lookup(target: NodeId, options: LookupOptions = {}, bootstrap?: Address[]): Promise<LookupResult> {
+    const { runtime, rpc } = this.ctx
+    return iterativeFindNode({
+      runtime, rpc, target, self: this.self,
+      k: this.options.k, alpha: this.options.alpha,
+      verify: Math.min(this.options.k, Math.max(1, options.verify ?? this.options.verify)),
+      seeds: this.closest(target, this.options.k),
+      bootstrap, signal: options.signal, query: options.query,
+      compare: this.metric.compare,
+      onFailed: (c) => this.failed(c.id),
+    })
+  }
+
+  async join(bootstrap: Address[], options: LookupOptions = {}): Promise<void> {
+    if (bootstrap.length === 0) return // the first node of a new network
+    const result = await this.lookup(this.ctx.id, options, bootstrap)
+    const now = this.ctx.runtime.now()
+    for (const c of result.closest) this.hear(c.id, c.address, now)
+    if (this.size() === 0) throw new WeftError('ERR_BOOTSTRAP_FAILED', `no bootstrap peer answered (${bootstrap.join(', ')})`)
+    let budget = this.options.maxJoinRequests
+    budget -= await this.fetchRows(budget, options.signal)
+    await this.announce(budget, options.signal)
+  }
+
+  /** Digits each known contact shares with us, by handle. */
+  private depths(): Map<number, number> {
+    const ids = this.pool.idArray()
+    const out = new Map<number, number>()
+    this.table.forEach((h) => out.set(h, sharedDigits(this.ctx.id, this.options.b, ids, h * ID_BYTES)))
+    return out
+  }
+
+  /** Row r from nodes sharing at least r digits with us, for every row down to the deepest we know. Returns requests sent. */
+  private async fetchRows(budget: number, signal?: AbortSignal): Promise<number> {
+    const depth = this.depths()
+    if (depth.size === 0) return 0
+    const deepest = Math.min(this.table.maxRows - 1, Math.max(...depth.values()))
+    const random = this.ctx.runtime.random
+    const asks: [Contact, number][] = []
+    for (let r = 0; r <= deepest && asks.length < budget; r++) {
+      const able = [...depth].filter(([, d]) => d >= r).map(([h]) => h)
+      for (let n = 0; n < 2 && able.length > 0 && asks.length < budget; n++) {
+        const j = random.u32() % able.length
+        asks.push([this.contact(able[j]), r])
+        able.splice(j, 1)
+      }
+    }
+    await this.inParallel(asks.map(([c, r]) => () => this.ask(c, Neighbors.ROW, r)), signal)
+    return asks.length
+  }
+
+  /**
+   * Tells every node that shares our longest prefix (p digits) about us: each has an empty or
+   * farther slot where we fit, and answers with the nodes it knows under that prefix, which are
+   * told in turn. A bounded walk of the subtree: the acknowledged multicast of the papers.
+   */
+  private async announce(budget: number, signal?: AbortSignal): Promise<void> {
+    const depth = this.depths()
+    if (depth.size === 0) return
+    const p = Math.max(...depth.values())
+    const told = new Set<Address>()
+    let wave = [...depth].filter(([, d]) => d >= p).map(([h]) => this.contact(h))
+    while (wave.length > 0 && budget > 0 && !this.closed && !signal?.aborted) {
+      const batch = wave.filter((c) => !told.has(c.address)).slice(0, budget)
+      budget -= batch.length
+      for (const c of batch) told.add(c.address)
+      const next: Contact[] = []
+      await this.inParallel(batch.map((c) => async () => {
+        const named = await this.ask(c, Neighbors.NOTIFY, p)
+        for (const n of named ?? []) if (sharedDigits(this.ctx.id, this.options.b, n.id) >= p && !told.has(n.address)) next.push(n)
+      }), signal)
+      wave = next
+    }
+  }
+
+  private async inParallel(tasks: (() => Promise<unknown>)[], signal?: AbortSignal): Promise<void> {
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < tasks.length && !this.closed && !signal?.aborted) await tasks[next++]().catch(() => {})
+    }
+    await Promise.all(Array.from({ length: Math.min(this.options.alpha, tasks.length) }, worker))
+  }
+
+  async leave(): Promise<void> {
+    const primaries = this.table.levels[0]
+    const to: Contact[] = []
+    primaries.forEach((h) => to.push(this.contact(h)))
+    await Promise.all(to.map((c) => new Promise<void>((resolve) => {
+      this.ctx.rpc.request(c.address, neighborsRequest(Neighbors.LEAVING), expectedNeighborsReply(c.address, 0), () => resolve())
+    })))
+  }
+
+  /**
+   * Surrogate routing: the slot of the next hop toward target, or -1 when this node is the root.
+   * Row by row, the key's digit or the next higher one with a link; our own digit: on to the next row.
+   */
+  private nextSlot(target: Uint8Array): number {
+    const { b } = this.options
+    const cols = this.table.cols, rows = this.table.rows
+    for (let r = 0; r < rows; r++) {
+      const want = digitAt(target, r, b), mine = digitAt(this.ctx.id, r, b)
+      for (let j = 0; j < cols; j++) {
+        const c = (want + j) & (cols - 1)
+        if (c === mine) break
+        if (this.table.primaryAt(r * cols + c) >= 0) return r * cols + c
+      }
+    }
+    return -1
+  }
+
+  nextHop(target: NodeId): Contact | null {
+    const slot = this.nextSlot(target)
+    return slot < 0 ? null : this.contact(this.table.primaryAt(slot))
+  }
+
+  /** The next hop toward target with its backups, primary first; empty when this node is the root. */
+  nextHops(target: Uint8Array): Contact[] {
+    const slot = this.nextSlot(target)
+    return slot < 0 ? [] : this.table.linksAt(slot).map((h) => this.contact(h))
+  }
+
+  private nearest(target: Uint8Array, n: number, exclude?: Uint8Array): Contact[] {
+    const ids = this.pool.idArray()
+    const handles: number[] = []
+    this.table.forEach((h) => { if (!exclude || !this.pool.hasId(h, exclude)) handles.push(h) })
+    const view = (h: number): Uint8Array => ids.subarray(h * ID_BYTES, (h + 1) * ID_BYTES)
+    handles.sort((x, y) => this.metric.compare(target, view(x), view(y)))
+    return handles.slice(0, n).map((h) => this.contact(h))
+  }
+
+  closest(target: NodeId, n: number): Contact[] {
+    return this.nearest(target, n)
+  }
+
+  entries(): TableEntry[] {
+    const now = this.ctx.runtime.now()
+    const cols = this.table.cols
+    const out: TableEntry[] = []
+    this.table.forEach((h, slot, level) => {
+      const r = Math.floor(slot / cols), c = slot % cols
+      out.push({
+        ...this.contact(h), slot: `row ${r} col ${c.toString(16)}${level > 0 ? ` backup ${level}` : ''}`,
+        lastSeenMs: Math.max(0, now - this.table.seenAt(slot, level)), failures: this.table.failsAt(slot, level),
+      })
+    })
+    return out
+  }
+
+  size(): number {
+    return this.table.size
+  }
+
+  fill(nodes: NodeSet, random: Random, now: number): void {
+    this.table.fill(tapestryFill(this.ctx.id, this.options.b, this.options.links, this.options.fillSamples, nodes, random), now)
+  }
+
+  close(): void {
+    this.closed = true
+    if (this.timer) { this.ctx.runtime.clearTimeout(this.timer); this.timer = null }
+  }
+}

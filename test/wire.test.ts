@@ -10,8 +10,8 @@ import {
   canonicalAddress, formatAddress, packAddress, packedAddressSize, parseAddress, unpackAddress,
 } from '../src/wire/address.js'
 import {
-  decode, encode, encodedSize, Flag, isRequest, HEADER_BYTES, MAGIC, MAX_CONTACTS, MAX_PACKET, MAX_REASON_BYTES, MessageType,
-  VERSION, type Message, type WireContact,
+  decode, encode, encodedSize, Flag, isRequest, HEADER_BYTES, LocateOp, MAGIC, MAX_CONTACTS, MAX_NEXT_HOPS, MAX_PACKET, MAX_REASON_BYTES,
+  MAX_SERVERS, MessageType, VERSION, type Message, type WireContact,
 } from '../src/wire/messages.js'
 
 const KNOWN_CODES = new Set<ErrorCode>(['ERR_BAD_MESSAGE', 'ERR_TRUNCATED', 'ERR_TOO_LARGE', 'ERR_VERSION', 'ERR_UNKNOWN_TYPE'])
@@ -52,6 +52,9 @@ const contact: fc.Arbitrary<WireContact> = fc.record({ id, address }, { noNullPr
 const reason = fc.string({ unit: 'binary', maxLength: 200 }).filter((s) => Buffer.byteLength(s) <= MAX_REASON_BYTES)
 // The largest request is FIND_NODE with a token: 40 + 6 + 32 + 2 = 80 bytes before its padding.
 const pad = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: MAX_PACKET - 80 }))
+// LOCATE is larger: 40 + 6 + 1 + 32 + 1 + 4 + 2 = 86 bytes before its padding.
+const locatePad = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: MAX_PACKET - 86 }))
+const locateOp = fc.constantFrom(LocateOp.PUBLISH, LocateOp.LOCATE, LocateOp.UNPUBLISH)
 
 const message: fc.Arbitrary<Message> = fc.oneof(
   fc.record({ type: fc.constant(MessageType.PING), txid, sender: id, flags, token: fc.option(token, { nil: undefined }), pad })
@@ -82,6 +85,14 @@ const message: fc.Arbitrary<Message> = fc.oneof(
     type: fc.constant(MessageType.VALUES), txid, sender: id, flags, token, observed: address,
     contacts: fc.array(contact, { minLength: 0, maxLength: 8 }),
     records: fc.array(fc.uint8Array({ maxLength: 120 }), { maxLength: 6 }),
+  }).map((m) => m as Message),
+  fc.record({
+    type: fc.constant(MessageType.LOCATE), txid, sender: id, flags, token: fc.option(token, { nil: undefined }),
+    op: locateOp, object: id, hop: fc.integer({ min: 0, max: 255 }), ttlSec: fc.integer({ min: 0, max: 0xffffffff }), pad: locatePad,
+  }).map((m) => m as Message),
+  fc.record({
+    type: fc.constant(MessageType.POINTERS), txid, sender: id, flags, token, observed: address,
+    next: fc.array(contact, { maxLength: MAX_NEXT_HOPS }), servers: fc.array(contact, { maxLength: MAX_SERVERS }),
   }).map((m) => m as Message),
 )
 
@@ -129,7 +140,7 @@ test('a NODES reply with 25 IPv6 contacts fits in MAX_PACKET; a 26th contact is 
 // ---- what a decoder must refuse --------------------------------------------------------------
 
 test(`random bytes never make decode throw: a valid message or a typed error (seed ${SEED})`, () => {
-  const header = fc.tuple(fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 255 }), fc.uint8Array({ maxLength: 1400 }))
+  const header = fc.tuple(fc.integer({ min: 0, max: 13 }), fc.integer({ min: 0, max: 255 }), fc.uint8Array({ maxLength: 1400 }))
     .map(([type, fl, rest]) => Uint8Array.from([MAGIC, VERSION, type, fl & 0x0f, ...rest]))
   const bytes = fc.oneof(fc.uint8Array({ maxLength: 1500 }), header)
   check('random bytes', bytes, (b) => {
@@ -182,7 +193,7 @@ test(`a bad magic byte is ERR_BAD_MESSAGE; an unknown type is ERR_UNKNOWN_TYPE (
   check('magic and type', fc.tuple(message, fc.integer({ min: 0, max: 255 })), ([m, v]) => {
     const b = encode(m)
     if (v !== MAGIC) { const c = b.slice(); c[0] = v; assert.equal(decodeError(c), 'ERR_BAD_MESSAGE') }
-    if (v === 0 || v > 9) { const c = b.slice(); c[2] = v; assert.equal(decodeError(c), 'ERR_UNKNOWN_TYPE') }
+    if (v === 0 || v > MessageType.POINTERS) { const c = b.slice(); c[2] = v; assert.equal(decodeError(c), 'ERR_UNKNOWN_TYPE') }
   }, 300)
 })
 
@@ -239,6 +250,112 @@ test('a contact count over 25, an unknown address family and an overlong reason 
   assert.ok(decode(err).ok)
   const long = new Uint8Array(err.length + 1); long.set(err); long[HEADER_BYTES + 1] = MAX_REASON_BYTES + 1
   assert.equal(decodeError(long), 'ERR_BAD_MESSAGE')
+})
+
+// ---- LOCATE and POINTERS (Tapestry object location) ------------------------------------------
+
+const isCode = (code: ErrorCode) => (e: unknown) => e instanceof WeftError && e.code === code
+const contactsAt = (n: number, address: string, fill = 1): WireContact[] =>
+  Array.from({ length: n }, (_, i) => ({ id: new Uint8Array(32).fill(fill + i), address }))
+
+test('LOCATE and POINTERS round-trip at their exact size: IPv4, IPv6, mixed and empty lists', () => {
+  const sender = Uint8Array.from({ length: 32 }, (_, i) => i)
+  const object = new Uint8Array(32).fill(0xab)
+  const v4 = '198.51.100.1:51413'
+  const v6 = '[2001:db8::7]:4001'
+  const locate = { type: MessageType.LOCATE, txid: 9, sender, flags: 0, object } as const
+  const pointers = { type: MessageType.POINTERS, txid: 9, sender, flags: 0, token: 0x123456789abc } as const
+  const messages: Message[] = [
+    { ...locate, op: LocateOp.PUBLISH, hop: 0, ttlSec: 3600, pad: 0 },
+    { ...locate, op: LocateOp.LOCATE, hop: 255, ttlSec: 0, token: 0x123456789abc, pad: 13 },
+    { ...locate, op: LocateOp.UNPUBLISH, hop: 3, ttlSec: 0xffffffff, flags: Flag.READ_ONLY, token: 0, pad: MAX_PACKET - 86 },
+    { ...pointers, observed: v4, next: [], servers: [] },
+    { ...pointers, observed: v6, next: [], servers: [] },
+    { ...pointers, observed: v4, next: contactsAt(1, v4), servers: [] },
+    { ...pointers, observed: v4, next: [], servers: contactsAt(1, v6) },
+    { ...pointers, observed: v6, next: contactsAt(MAX_NEXT_HOPS, v6), servers: contactsAt(MAX_SERVERS, v6, 100), flags: Flag.TRUNCATED },
+    { ...pointers, observed: v6, next: [...contactsAt(2, v4), ...contactsAt(2, v6, 50)], servers: [...contactsAt(3, v6, 60), ...contactsAt(5, v4, 70)] },
+  ]
+  for (const m of messages) {
+    const bytes = encode(m)
+    assert.equal(bytes.length, encodedSize(m))
+    assert.equal(isRequest(m), m.type === MessageType.LOCATE)
+    const r = decode(bytes)
+    assert.ok(r.ok, r.ok ? '' : `${r.error.code}: ${r.error.message}`)
+    assert.deepStrictEqual(r.message, expected(m))
+    if (r.message.type === MessageType.LOCATE) assert.equal(r.message.object.buffer, bytes.buffer, 'a view, not a copy')
+    if (r.message.type === MessageType.POINTERS) for (const c of [...r.message.next, ...r.message.servers]) assert.equal(c.id.buffer, bytes.buffer)
+  }
+  // The largest POINTERS (all IPv6, full lists) is far below MAX_PACKET.
+  assert.equal(encode(messages[7]).length, 40 + 6 + 19 + 1 + MAX_NEXT_HOPS * 51 + 1 + MAX_SERVERS * 51)
+  assert.equal(encode(messages[2]).length, MAX_PACKET)
+})
+
+test('LOCATE and POINTERS bytes are laid out as spec/wire.md 3.11 and 3.12 say', () => {
+  const sender = Uint8Array.from({ length: 32 }, (_, i) => i)
+  const object = new Uint8Array(32).fill(0xab)
+  const publish: Message = {
+    type: MessageType.LOCATE, txid: 0x0badf00d, sender, flags: 0, op: LocateOp.PUBLISH, object, hop: 3, ttlSec: 3600, token: 0x123456789abc, pad: 0,
+  }
+  assert.equal(hex(encode(publish)), '57010b01' + '0badf00d' + hex(sender) + '123456789abc' + '00' + 'ab'.repeat(32) + '03' + '00000e10' + '0000')
+  assert.equal(encode(publish).length, 86)
+  const reply: Message = {
+    type: MessageType.POINTERS, txid: 0x0badf00d, sender: object, flags: 0, token: 0x123456789abc, observed: '192.0.2.7:4000',
+    next: [{ id: sender, address: '198.51.100.1:51413' }], servers: [],
+  }
+  assert.equal(hex(encode(reply)), '57010c00' + '0badf00d' + 'ab'.repeat(32) + '123456789abc' + '04c00002070fa0' + '01' + hex(sender) + '04c6336401c8d5' + '00')
+})
+
+test('LOCATE and POINTERS: a bad op, a short object id and over-long lists are refused by the decoder', () => {
+  const sender = new Uint8Array(32)
+  const locate = encode({ type: MessageType.LOCATE, txid: 1, sender, flags: 0, op: LocateOp.LOCATE, object: sender, hop: 1, ttlSec: 0, pad: 0 })
+  assert.ok(decode(locate).ok)
+  for (const op of [3, 4, 0x80, 255]) {
+    const bad = locate.slice(); bad[HEADER_BYTES] = op
+    assert.equal(decodeError(bad), 'ERR_BAD_MESSAGE', `op ${op}`)
+    assert.equal(decodeError(bad.subarray(0, HEADER_BYTES + 1)), 'ERR_BAD_MESSAGE', 'the op is checked before the object is looked for')
+  }
+  for (const n of [HEADER_BYTES + 1, HEADER_BYTES + 2, HEADER_BYTES + 32, HEADER_BYTES + 33, HEADER_BYTES + 37]) {
+    assert.equal(decodeError(locate.subarray(0, n)), 'ERR_TRUNCATED', `cut at ${n}`)
+  }
+
+  const observed = '1.2.3.4:5'
+  const empty = encode({ type: MessageType.POINTERS, txid: 1, sender, flags: 0, token: 0, observed, next: [], servers: [] })
+  const nextAt = HEADER_BYTES + 6 + 7
+  const tooManyNext = empty.slice(); tooManyNext[nextAt] = MAX_NEXT_HOPS + 1
+  assert.equal(decodeError(tooManyNext), 'ERR_BAD_MESSAGE')
+  const tooManyServers = empty.slice(); tooManyServers[nextAt + 1] = MAX_SERVERS + 1
+  assert.equal(decodeError(tooManyServers), 'ERR_BAD_MESSAGE')
+  // Over the limit with the bytes there for one more: still refused (the count is checked first).
+  const full = encode({
+    type: MessageType.POINTERS, txid: 1, sender, flags: 0, token: 0, observed, next: [], servers: contactsAt(MAX_SERVERS, observed),
+  })
+  const extra = Uint8Array.from([...full, ...full.subarray(nextAt + 2, nextAt + 2 + 39)])
+  extra[nextAt + 1] = MAX_SERVERS + 1
+  assert.equal(decodeError(extra), 'ERR_BAD_MESSAGE')
+  assert.equal(decodeError(empty.subarray(0, nextAt + 1)), 'ERR_TRUNCATED', 'no servers count')
+  const oneServer = empty.slice(); oneServer[nextAt + 1] = 1
+  assert.equal(decodeError(oneServer), 'ERR_TRUNCATED', 'a server announced but absent')
+  const fam = encode({ type: MessageType.POINTERS, txid: 1, sender, flags: 0, token: 0, observed, next: [], servers: contactsAt(1, observed) })
+  fam[nextAt + 2 + 32] = 5
+  assert.equal(decodeError(fam), 'ERR_BAD_MESSAGE', 'an unknown address family in a server')
+})
+
+test('LOCATE and POINTERS: the encoder refuses what it cannot send', () => {
+  const sender = new Uint8Array(32)
+  const ok = { type: MessageType.LOCATE, txid: 1, sender, flags: 0, op: LocateOp.PUBLISH, object: sender, hop: 0, ttlSec: 60, pad: 0 } as const
+  assert.ok(encode(ok).length > 0)
+  const badArgs: Message[] = [
+    { ...ok, op: 3 }, { ...ok, op: -1 }, { ...ok, op: 1.5 }, { ...ok, op: NaN },
+    { ...ok, hop: 256 }, { ...ok, hop: -1 }, { ...ok, hop: 0.5 },
+    { ...ok, ttlSec: 2 ** 32 }, { ...ok, ttlSec: -1 }, { ...ok, ttlSec: 1.5 },
+    { ...ok, object: new Uint8Array(31) }, { ...ok, object: new Uint8Array(33) },
+  ]
+  for (const m of badArgs) assert.throws(() => encode(m), isCode('ERR_BAD_ARGUMENT'), JSON.stringify({ ...m, sender: undefined, object: undefined }))
+  const reply = { type: MessageType.POINTERS, txid: 1, sender, flags: 0, token: 0, observed: '1.2.3.4:5' } as const
+  assert.throws(() => encode({ ...reply, next: contactsAt(MAX_NEXT_HOPS + 1, '1.2.3.4:5'), servers: [] }), isCode('ERR_TOO_LARGE'))
+  assert.throws(() => encode({ ...reply, next: [], servers: contactsAt(MAX_SERVERS + 1, '1.2.3.4:5') }), isCode('ERR_TOO_LARGE'))
+  assert.throws(() => encode({ ...ok, pad: MAX_PACKET - 86 + 1, token: 1 }), isCode('ERR_TOO_LARGE'))
 })
 
 test('HAS_TOKEN follows the token on requests; the encoder clears it on replies', () => {

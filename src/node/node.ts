@@ -10,6 +10,7 @@ import type { Network, Runtime } from '../runtime/runtime.js'
 import { realRuntime, udpNetwork } from '../runtime/udp.js'
 import { PacketTransport, type Transport, type TransportStats } from '../transport/transport.js'
 import { Dht, type DhtOptions } from '../services/dht/dht.js'
+import { Tapestry } from '../overlay/tapestry/tapestry.js'
 import { RecordStore, type RecordStoreOptions } from '../services/dht/store.js'
 import { canonicalAddress, type Address } from '../wire/address.js'
 import { join } from 'node:path'
@@ -158,6 +159,12 @@ export class Node extends EventEmitter<NodeEvents> {
   get isRunning(): boolean { return this.rpc !== null }
   /** The DHT: put/get, putMutable/getMutable, announce/providers. */
   get dht(): Dht { return this.running().dhtService! }
+  /** Tapestry's object location (publish, locate, unpublish): only on a node started with topology 'tapestry'. */
+  get tapestry(): Tapestry {
+    const t = this.running().overlay
+    if (!(t instanceof Tapestry)) throw new WeftError('ERR_BAD_ARGUMENT', `node.tapestry needs topology 'tapestry'; this node runs ${t?.name}`)
+    return t
+  }
 
   private running(): this {
     if (!this.rpc) throw new WeftError('ERR_NOT_RUNNING', 'the node is not started')

@@ -52,6 +52,7 @@ export type RequestBody =
   | { type: MessageType.GET; target: NodeId }
   | { type: MessageType.NEIGHBORS; what: number; arg: number }
   | { type: MessageType.PUT; record: Uint8Array; cas?: number; ttlMs?: number; cache?: boolean }
+  | { type: MessageType.LOCATE; op: number; object: NodeId; hop: number; ttlSec: number }
 
 /** A reply as the handler writes it: the rpc layer adds token and observed address. */
 export type ReplyBody =
@@ -59,6 +60,7 @@ export type ReplyBody =
   | { type: MessageType.STORED }
   | { type: MessageType.NODES; contacts: { id: NodeId; address: Address }[] }
   | { type: MessageType.VALUES; contacts: { id: NodeId; address: Address }[]; records: Uint8Array[] }
+  | { type: MessageType.POINTERS; next: { id: NodeId; address: Address }[]; servers: { id: NodeId; address: Address }[] }
 
 /**
  * Answers one request type. `verified`: the asker echoed a valid round-trip token, so it has
@@ -201,6 +203,20 @@ export class Rpc {
     this.send(to, body, expectReplyBytes, cb, false, onSlow)
   }
 
+  /**
+   * A request that writes state at the responder (PUT, a pointer's PUBLISH): it needs the token
+   * the responder gave us. Refused for want of one, a PING fetches it and the request goes once more.
+   */
+  requestProven(to: Address, body: RequestBody, expectReplyBytes: number, cb: RequestCallback): void {
+    this.request(to, body, expectReplyBytes, (err, reply, rttMs) => {
+      if (!err || err.code !== 'ERR_BAD_TOKEN') { cb(err, reply, rttMs); return }
+      this.request(to, { type: MessageType.PING }, expectedPongBytes(to), (pingErr) => {
+        if (pingErr) cb(pingErr)
+        else this.request(to, body, expectReplyBytes, cb)
+      })
+    })
+  }
+
   requestAsync(to: Address, body: RequestBody, expectReplyBytes = 0): Promise<{ reply: Reply; rttMs: number }> {
     return new Promise((resolve, reject) => {
       this.request(to, body, expectReplyBytes, (err, reply, rttMs) => (err ? reject(err) : resolve({ reply: reply!, rttMs: rttMs! })))
@@ -218,7 +234,8 @@ export class Rpc {
     const req: Request = body.type === MessageType.PING ? { type: MessageType.PING, txid, sender: this.id, flags, token, pad: 0 }
       : body.type === MessageType.PUT ? { type: MessageType.PUT, txid, sender: this.id, flags, record: body.record, cas: body.cas, ttlMs: body.ttlMs, cache: body.cache, token, pad: 0 }
         : body.type === MessageType.NEIGHBORS ? { type: MessageType.NEIGHBORS, txid, sender: this.id, flags, what: body.what, arg: body.arg, token, pad: 0 }
-          : { type: body.type, txid, sender: this.id, flags, target: body.target, token, pad: 0 }
+          : body.type === MessageType.LOCATE ? { type: MessageType.LOCATE, txid, sender: this.id, flags, op: body.op, object: body.object, hop: body.hop, ttlSec: body.ttlSec, token, pad: 0 }
+            : { type: body.type, txid, sender: this.id, flags, target: body.target, token, pad: 0 }
     if (token === undefined && expectReplyBytes > 0) {
       req.pad = Math.max(0, Math.min(MAX_PACKET, expectReplyBytes) - encodedSize(req))
     } else if (expectReplyBytes > 0) {
@@ -385,14 +402,23 @@ export class Rpc {
       ? { type: MessageType.NODES, txid, sender: this.id, flags, token, observed: from, contacts: body.contacts }
       : body.type === MessageType.VALUES
         ? { type: MessageType.VALUES, txid, sender: this.id, flags, token, observed: from, contacts: body.contacts, records: body.records }
-        : { type: body.type, txid, sender: this.id, flags, token, observed: from }
+        : body.type === MessageType.POINTERS
+          ? { type: MessageType.POINTERS, txid, sender: this.id, flags, token, observed: from, next: body.next, servers: body.servers }
+          : { type: body.type, txid, sender: this.id, flags, token, observed: from }
     if (!verified && encodedSize(reply) > requestBytes) {
       // The asker has not proven its address: never send more bytes than it sent.
-      if (reply.type !== MessageType.NODES && reply.type !== MessageType.VALUES) { this.stats.refusedAmplification++; return }
-      reply.contacts = reply.contacts.slice()
-      if (reply.type === MessageType.VALUES) reply.records = reply.records.slice()
-      while (reply.contacts.length > 0 && encodedSize(reply) > requestBytes) reply.contacts.pop()
-      if (reply.type === MessageType.VALUES) while (reply.records.length > 0 && encodedSize(reply) > requestBytes) reply.records.pop()
+      if (reply.type === MessageType.NODES || reply.type === MessageType.VALUES) {
+        reply.contacts = reply.contacts.slice()
+        if (reply.type === MessageType.VALUES) reply.records = reply.records.slice()
+        while (reply.contacts.length > 0 && encodedSize(reply) > requestBytes) reply.contacts.pop()
+        if (reply.type === MessageType.VALUES) while (reply.records.length > 0 && encodedSize(reply) > requestBytes) reply.records.pop()
+      } else if (reply.type === MessageType.POINTERS) {
+        // As VALUES: the route on (next hops) goes first, then the answer (servers), each from the end.
+        reply.next = reply.next.slice()
+        reply.servers = reply.servers.slice()
+        while (reply.next.length > 0 && encodedSize(reply) > requestBytes) reply.next.pop()
+        while (reply.servers.length > 0 && encodedSize(reply) > requestBytes) reply.servers.pop()
+      } else { this.stats.refusedAmplification++; return }
       if (encodedSize(reply) > requestBytes) { this.stats.refusedAmplification++; return }
       reply.flags |= Flag.TRUNCATED
     }
@@ -429,6 +455,12 @@ function sameAddress(to: Address, from: Address): boolean {
 export function expectedNodesReplyBytes(to: Address, contacts: number): number {
   const a = packedAddressSize(to)
   return HEADER_BYTES + TOKEN_BYTES + a + 1 + contacts * (32 + a)
+}
+
+/** Bytes of a POINTERS reply with `next` next hops and `servers` servers of the same address family as `to`. */
+export function expectedPointersReplyBytes(to: Address, next: number, servers: number): number {
+  const a = packedAddressSize(to)
+  return HEADER_BYTES + TOKEN_BYTES + a + 1 + next * (32 + a) + 1 + servers * (32 + a)
 }
 
 /** A VALUES reply can be as large as a datagram may be. */

@@ -14,6 +14,9 @@ export const TOKEN_BYTES = 6
 export const MAX_RECORDS = 32 // records in one VALUES reply
 export const CAS_BYTES = 8
 
+export const MAX_NEXT_HOPS = 4 // next hops in one POINTERS reply: the primary and its backups
+export const MAX_SERVERS = 8 // servers in one POINTERS reply
+
 export const enum MessageType {
   PING = 1,
   PONG = 2,
@@ -25,6 +28,8 @@ export const enum MessageType {
   VALUES = 8, // reply to GET: nearest contacts and any records
   STORED = 9, // reply to PUT
   NEIGHBORS = 10, // a topology's own question about the responder's neighbours; the reply is NODES
+  LOCATE = 11, // Tapestry object location: publish, locate or unpublish an object's pointers
+  POINTERS = 12, // reply to LOCATE: the next hop toward the object's root and any servers held
 }
 
 export const Flag = {
@@ -67,6 +72,28 @@ export const Neighbors = {
   LEAVING: 3,
 } as const
 /**
+ * Tapestry object location, hop by hop toward the object's root, answered with POINTERS. `op`
+ * says which (LocateOp); `hop`: how many hops this node is from the publisher or asker; `ttlSec`:
+ * the pointer lifetime a PUBLISH asks for (0 otherwise). The server of a PUBLISH is the sender
+ * (header id and the datagram's source address), so no contact is carried.
+ */
+export interface LocateRequest extends Header, RequestFields {
+  type: MessageType.LOCATE; op: number; object: NodeId; hop: number; ttlSec: number
+}
+
+/** What a LOCATE request does. */
+export const LocateOp = {
+  /** Leave a pointer "object -> the asker" here, then pass it on toward the root. */
+  PUBLISH: 0,
+  /** Answer with the servers held for the object, if any, and the next hop toward the root. */
+  LOCATE: 1,
+  /** Drop the asker's pointer for the object. */
+  UNPUBLISH: 2,
+} as const
+const MAX_LOCATE_OP = 2
+export const TTL_SEC_BYTES = 4 // u32 seconds: a pointer's lifetime, up to 136 years
+
+/**
  * `record` is opaque here: the DHT service encodes and verifies it. `cas`: the seq the writer
  * expects the holder to have. `ttlMs`: keep it no longer than this (a replica keeps its original
  * expiry). `cache`: a copy left on a get's path, not a put to the nodes nearest the key.
@@ -81,10 +108,12 @@ export interface Pong extends Header, ReplyFields { type: MessageType.PONG }
 export interface Stored extends Header, ReplyFields { type: MessageType.STORED }
 export interface Nodes extends Header, ReplyFields { type: MessageType.NODES; contacts: WireContact[] }
 export interface Values extends Header, ReplyFields { type: MessageType.VALUES; contacts: WireContact[]; records: Uint8Array[] }
+/** `next`: the next hop toward the object's root, then its backups (empty at the root); `servers`: pointers held (LOCATE). */
+export interface Pointers extends Header, ReplyFields { type: MessageType.POINTERS; next: WireContact[]; servers: WireContact[] }
 export interface ErrorReply extends Header { type: MessageType.ERROR; code: number; reason: string }
 
-export type Request = Ping | FindNode | Get | Put | NeighborsRequest
-export type Reply = Pong | Stored | Nodes | Values | ErrorReply
+export type Request = Ping | FindNode | Get | Put | NeighborsRequest | LocateRequest
+export type Reply = Pong | Stored | Nodes | Values | Pointers | ErrorReply
 export type Message = Request | Reply
 
 /** ERROR reply codes on the wire, and the error code each one becomes at the asker. */
@@ -94,7 +123,8 @@ export const ErrorReplyCode = {
 } as const
 
 export function isRequest(m: Message): m is Request {
-  return m.type === MessageType.PING || m.type === MessageType.FIND_NODE || m.type === MessageType.GET || m.type === MessageType.PUT || m.type === MessageType.NEIGHBORS
+  return m.type === MessageType.PING || m.type === MessageType.FIND_NODE || m.type === MessageType.GET || m.type === MessageType.PUT || m.type === MessageType.NEIGHBORS ||
+    m.type === MessageType.LOCATE
 }
 
 export function contactSize(c: WireContact): number {
@@ -114,10 +144,12 @@ export function encodedSize(m: Message): number {
     case MessageType.FIND_NODE:
     case MessageType.GET:
     case MessageType.PUT:
-    case MessageType.NEIGHBORS: {
+    case MessageType.NEIGHBORS:
+    case MessageType.LOCATE: {
       let n = HEADER_BYTES + (m.token !== undefined ? TOKEN_BYTES : 0) + 2 + (m.pad ?? 0)
       if (m.type === MessageType.FIND_NODE || m.type === MessageType.GET) n += ID_BYTES
       if (m.type === MessageType.NEIGHBORS) n += 2
+      if (m.type === MessageType.LOCATE) n += 1 + ID_BYTES + 1 + TTL_SEC_BYTES
       if (m.type === MessageType.PUT) n += 1 + (m.cas !== undefined ? CAS_BYTES : 0) + (m.ttlMs !== undefined ? TTL_BYTES : 0) + 2 + m.record.length
       return n
     }
@@ -126,6 +158,8 @@ export function encodedSize(m: Message): number {
       return HEADER_BYTES + TOKEN_BYTES + packedAddressSize(m.observed)
     case MessageType.NODES:
       return HEADER_BYTES + TOKEN_BYTES + packedAddressSize(m.observed) + contactsSize(m.contacts)
+    case MessageType.POINTERS:
+      return HEADER_BYTES + TOKEN_BYTES + packedAddressSize(m.observed) + contactsSize(m.next) + contactsSize(m.servers)
     case MessageType.VALUES: {
       let n = HEADER_BYTES + TOKEN_BYTES + packedAddressSize(m.observed) + contactsSize(m.contacts) + 1
       for (const r of m.records) n += 2 + r.length
@@ -152,8 +186,8 @@ function writeU16(b: Uint8Array, o: number, v: number): number {
   return o + 2
 }
 
-function writeContacts(b: Uint8Array, o: number, contacts: WireContact[]): number {
-  if (contacts.length > MAX_CONTACTS) throw new WeftError('ERR_TOO_LARGE', `${contacts.length} contacts exceed ${MAX_CONTACTS}`)
+function writeContacts(b: Uint8Array, o: number, contacts: WireContact[], max = MAX_CONTACTS, what = 'contacts'): number {
+  if (contacts.length > max) throw new WeftError('ERR_TOO_LARGE', `${contacts.length} ${what} exceed ${max}`)
   b[o++] = contacts.length
   for (const c of contacts) {
     b.set(c.id, o); o += ID_BYTES
@@ -179,12 +213,24 @@ export function encode(m: Message): Uint8Array {
     case MessageType.FIND_NODE:
     case MessageType.GET:
     case MessageType.PUT:
-    case MessageType.NEIGHBORS: {
+    case MessageType.NEIGHBORS:
+    case MessageType.LOCATE: {
       if (m.token !== undefined) o = writeU48(b, o, m.token)
       if (m.type === MessageType.FIND_NODE || m.type === MessageType.GET) { b.set(m.target, o); o += ID_BYTES }
       if (m.type === MessageType.NEIGHBORS) {
         if (!(m.what >= 0 && m.what <= 255 && m.arg >= 0 && m.arg <= 255)) throw new WeftError('ERR_BAD_ARGUMENT', 'NEIGHBORS what and arg must be bytes')
         b[o++] = m.what; b[o++] = m.arg
+      }
+      if (m.type === MessageType.LOCATE) {
+        if (!(Number.isInteger(m.op) && m.op >= 0 && m.op <= MAX_LOCATE_OP)) throw new WeftError('ERR_BAD_ARGUMENT', `unknown LOCATE op ${m.op}`)
+        if (m.object.length !== ID_BYTES) throw new WeftError('ERR_BAD_ARGUMENT', `a LOCATE object id is ${ID_BYTES} bytes`)
+        if (!(Number.isInteger(m.hop) && m.hop >= 0 && m.hop <= 255)) throw new WeftError('ERR_BAD_ARGUMENT', 'LOCATE hop must be a byte')
+        if (!(Number.isInteger(m.ttlSec) && m.ttlSec >= 0 && m.ttlSec <= 0xffffffff)) throw new WeftError('ERR_BAD_ARGUMENT', 'ttlSec must fit 32 bits')
+        b[o++] = m.op
+        b.set(m.object, o); o += ID_BYTES
+        b[o++] = m.hop
+        new DataView(b.buffer).setUint32(o, m.ttlSec)
+        o += TTL_SEC_BYTES
       }
       if (m.type === MessageType.PUT) {
         b[o++] = (m.cas !== undefined ? PutOption.HAS_CAS : 0) | (m.ttlMs !== undefined ? PutOption.HAS_TTL : 0) | (m.cache ? PutOption.CACHE : 0)
@@ -220,6 +266,12 @@ export function encode(m: Message): Uint8Array {
         for (const r of m.records) { o = writeU16(b, o, r.length); b.set(r, o); o += r.length }
       }
       break
+    case MessageType.POINTERS:
+      o = writeU48(b, o, m.token)
+      o = packAddress(m.observed, b, o)
+      o = writeContacts(b, o, m.next, MAX_NEXT_HOPS, 'next hops')
+      writeContacts(b, o, m.servers, MAX_SERVERS, 'servers')
+      break
     case MessageType.ERROR: {
       b[o++] = m.code
       const reason = Buffer.from(m.reason)
@@ -252,6 +304,22 @@ function need(b: Uint8Array, o: number, n: number, what: string): void {
   if (o + n > b.length) throw new WeftError('ERR_TRUNCATED', `truncated ${what}`)
 }
 
+/** Reads a contact list (a u8 count, then the contacts) into `out`; returns the offset after it. */
+function readContacts(b: Uint8Array, o: number, max: number, what: string, out: WireContact[]): number {
+  if (o >= b.length) throw new WeftError('ERR_TRUNCATED', `truncated ${what} count`) // need() would build the label on every reply
+  const count = b[o++]
+  if (count > max) throw new WeftError('ERR_BAD_MESSAGE', `${count} ${what}s exceed the limit of ${max}`)
+  for (let i = 0; i < count; i++) {
+    need(b, o, ID_BYTES + 1, what)
+    const id = b.subarray(o, o + ID_BYTES)
+    o += ID_BYTES
+    const address = readAddress(b, o)
+    o += b[o] === 4 ? 7 : 19
+    out.push({ id, address })
+  }
+  return o
+}
+
 function decodeOrThrow(packet: Uint8Array): Message {
   // A plain Uint8Array view: a Buffer's subarray is far slower and would make every field a Buffer.
   const b = new Uint8Array(packet.buffer, packet.byteOffset, packet.byteLength)
@@ -273,13 +341,28 @@ function decodeOrThrow(packet: Uint8Array): Message {
     case MessageType.FIND_NODE:
     case MessageType.GET:
     case MessageType.PUT:
-    case MessageType.NEIGHBORS: {
+    case MessageType.NEIGHBORS:
+    case MessageType.LOCATE: {
       let token: number | undefined
       if (flags & Flag.HAS_TOKEN) { need(b, o, TOKEN_BYTES, 'token'); token = readU48(b, o); o += TOKEN_BYTES }
       let target: NodeId | undefined
       if (type === MessageType.FIND_NODE || type === MessageType.GET) { need(b, o, ID_BYTES, 'target'); target = b.subarray(o, o + ID_BYTES); o += ID_BYTES }
       let what = 0, arg = 0
       if (type === MessageType.NEIGHBORS) { need(b, o, 2, 'neighbours question'); what = b[o]; arg = b[o + 1]; o += 2 }
+      let op = 0, hop = 0, ttlSec = 0
+      let object: NodeId | undefined
+      if (type === MessageType.LOCATE) {
+        need(b, o, 1, 'locate op')
+        op = b[o++]
+        if (op > MAX_LOCATE_OP) throw new WeftError('ERR_BAD_MESSAGE', `unknown LOCATE op ${op}`)
+        need(b, o, ID_BYTES, 'object id')
+        object = b.subarray(o, o + ID_BYTES)
+        o += ID_BYTES
+        need(b, o, 1 + TTL_SEC_BYTES, 'locate hop and ttl')
+        hop = b[o++]
+        ttlSec = new DataView(b.buffer, b.byteOffset + o, TTL_SEC_BYTES).getUint32(0)
+        o += TTL_SEC_BYTES
+      }
       let record: Uint8Array | undefined
       let cas: number | undefined
       let ttlMs: number | undefined
@@ -317,13 +400,15 @@ function decodeOrThrow(packet: Uint8Array): Message {
       if (type === MessageType.FIND_NODE || type === MessageType.GET) m = { type, txid, sender, flags, target: target!, token, pad }
       else if (type === MessageType.PUT) m = { type, txid, sender, flags, record: record!, cas, ttlMs, cache, token, pad }
       else if (type === MessageType.NEIGHBORS) m = { type, txid, sender, flags, what, arg, token, pad }
+      else if (type === MessageType.LOCATE) m = { type, txid, sender, flags, op, object: object!, hop, ttlSec, token, pad }
       else m = { type: MessageType.PING, txid, sender, flags, token, pad }
       break
     }
     case MessageType.PONG:
     case MessageType.STORED:
     case MessageType.NODES:
-    case MessageType.VALUES: {
+    case MessageType.VALUES:
+    case MessageType.POINTERS: {
       need(b, o, TOKEN_BYTES, 'token')
       const token = readU48(b, o)
       o += TOKEN_BYTES
@@ -331,18 +416,16 @@ function decodeOrThrow(packet: Uint8Array): Message {
       const [observed, next] = unpackAddress(b, o)
       o = next
       if (type === MessageType.PONG || type === MessageType.STORED) { m = { type, txid, sender, flags, token, observed }; break }
-      need(b, o, 1, 'contact count')
-      const count = b[o++]
-      if (count > MAX_CONTACTS) throw new WeftError('ERR_BAD_MESSAGE', `${count} contacts exceed the limit of ${MAX_CONTACTS}`)
-      const contacts: WireContact[] = []
-      for (let i = 0; i < count; i++) {
-        need(b, o, ID_BYTES + 1, 'contact')
-        const id = b.subarray(o, o + ID_BYTES)
-        o += ID_BYTES
-        const address = readAddress(b, o)
-        o += b[o] === 4 ? 7 : 19
-        contacts.push({ id, address })
+      if (type === MessageType.POINTERS) {
+        const hops: WireContact[] = []
+        const servers: WireContact[] = []
+        o = readContacts(b, o, MAX_NEXT_HOPS, 'next hop', hops)
+        o = readContacts(b, o, MAX_SERVERS, 'server', servers)
+        m = { type, txid, sender, flags, token, observed, next: hops, servers }
+        break
       }
+      const contacts: WireContact[] = []
+      o = readContacts(b, o, MAX_CONTACTS, 'contact', contacts)
       if (type === MessageType.NODES) { m = { type, txid, sender, flags, token, observed, contacts }; break }
       need(b, o, 1, 'record count')
       const n = b[o++]

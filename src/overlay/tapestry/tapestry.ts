@@ -18,7 +18,7 @@
 // nodes get their RTT measured, so slots drift toward nearer nodes. leave() tells the primaries.
 //
 // Object location (publish, locate: pointers left on the route to an object's root) is in
-// location.ts, on top of nextHops().
+// location.ts, on top of nextHops(); publish() and locate() here are its face.
 import { WeftError } from '../../errors.js'
 import { withDefaults } from '../../options.js'
 import { ID_BYTES, idEquals, type NodeId } from '../../identity/node-id.js'
@@ -34,6 +34,7 @@ import { expectedNeighborsReply, Neighbors, neighborsRequest } from '../pastry/n
 import type { Contact, LookupOptions, LookupResult, NodeSet, TableEntry, Topology, TopologyContext } from '../topology.js'
 import { tapestryFill } from './fill.js'
 import { LinkTable } from './links.js'
+import { ObjectLocation, type LocateResult, type PublishResult } from './location.js'
 
 export interface TapestryOptions {
   /** Bits per digit, 1 to 8: rows of 2^b columns, about log_{2^b} N rows and hops. */
@@ -46,7 +47,7 @@ export interface TapestryOptions {
   alpha: number
   /** Nearest nodes that must answer before a lookup ends; k for the strict rule. */
   verify: number
-  /** Table refresh: every this long (jittered), one row is asked of a random entry of it. 0: never. */
+  /** Upkeep: every this long (jittered), the next row in turn is asked of a random entry of it, and the link heard from least lately is pinged. 0: never. */
   maintenanceIntervalMs: number
   /** Timers vary by up to this fraction either way, so nodes do not act in step. */
   jitter: number
@@ -62,12 +63,19 @@ export interface TapestryOptions {
   deadMemoryMs: number
   /** Dropped contacts remembered, oldest forgotten first. */
   maxDead: number
+  /** Object location: how long a pointer lives on a publish route. */
+  pointerTtlMs: number
+  /** Object location: published objects are published again this often (below pointerTtlMs). */
+  republishMs: number
+  /** Object location: objects this node holds pointers for, at most. */
+  maxPointerObjects: number
 }
 
 export const defaultTapestryOptions: TapestryOptions = {
   b: 4, links: 3, k: 20, alpha: 3, verify: 10,
-  maintenanceIntervalMs: 5 * 60_000, jitter: 0.25, maxFailures: 1, maxProbes: 2, maxJoinRequests: 64,
+  maintenanceIntervalMs: 60_000, jitter: 0.25, maxFailures: 1, maxProbes: 2, maxJoinRequests: 64,
   fillSamples: 16, deadMemoryMs: 10 * 60_000, maxDead: 64,
+  pointerTtlMs: 40 * 60_000, republishMs: 15 * 60_000, maxPointerObjects: 10_000,
 }
 const mergedOptions = withDefaults(defaultTapestryOptions)
 
@@ -93,6 +101,9 @@ function validate(o: TapestryOptions): void {
   check(int(o.fillSamples) && o.fillSamples >= 1 && o.fillSamples <= 1024, `fillSamples must be between 1 and 1024, got ${o.fillSamples}`)
   check(o.deadMemoryMs >= 0, `deadMemoryMs must be at least 0, got ${o.deadMemoryMs}`)
   check(int(o.maxDead) && o.maxDead >= 0 && o.maxDead <= 4096, `maxDead must be between 0 and 4096, got ${o.maxDead}`)
+  check(o.pointerTtlMs >= 1000, `pointerTtlMs must be at least 1000, got ${o.pointerTtlMs}`)
+  check(o.republishMs > 0 && o.republishMs < o.pointerTtlMs, `republishMs must be above 0 and below pointerTtlMs (${o.pointerTtlMs}), got ${o.republishMs}`)
+  check(int(o.maxPointerObjects) && o.maxPointerObjects >= 1, `maxPointerObjects must be a whole number of at least 1, got ${o.maxPointerObjects}`)
 }
 
 export class Tapestry implements Topology {
@@ -101,10 +112,14 @@ export class Tapestry implements Topology {
   readonly options: TapestryOptions
   readonly pool: ContactPool
   readonly table: LinkTable
+  readonly location: ObjectLocation
   onPeer: (event: 'added' | 'removed', contact: Contact) => void = ignore
   onJoin: (contact: Contact) => void = ignore
   private timer: TimerHandle | null = null
   private closed = false
+  /** The row the next upkeep tick refreshes. */
+  private nextRow = 0
+  private ticks = 0
   /** Rows with a repair request in flight (one each at a time). */
   private repairing: Set<number> | null = null
   /** Addresses of dropped contacts, and when: hearsay does not bring them back for a while. */
@@ -128,8 +143,16 @@ export class Tapestry implements Topology {
       return { type: MessageType.NODES, contacts: this.nearest(target, this.options.k, sender) }
     })
     rpc.handle(MessageType.NEIGHBORS, (from, req) => this.answer(from, req as NeighborsRequest))
+    const o = this.options
+    this.location = new ObjectLocation(ctx, this, { pointerTtlMs: o.pointerTtlMs, republishMs: o.republishMs, store: { maxObjects: o.maxPointerObjects } })
     this.schedule(true)
   }
+
+  /** Leaves pointers to this node on the route to the object's root (object: 32 bytes or 64 hex digits); republished until unpublish(). */
+  publish(object: string | Uint8Array): Promise<PublishResult> { return this.location.publish(object) }
+  /** The nearest server known at the first pointer on the route to the object's root. */
+  locate(object: string | Uint8Array): Promise<LocateResult> { return this.location.locate(object) }
+  unpublish(object: string | Uint8Array): Promise<void> { return this.location.unpublish(object) }
 
   private get self(): Contact {
     return { id: this.ctx.id, address: this.ctx.address() }
@@ -155,7 +178,8 @@ export class Tapestry implements Topology {
       case Neighbors.ROW:
       case Neighbors.NOTIFY: { // NOTIFY: a newcomer sharing `arg` digits with us (onSeen has offered it); it wants rows arg and deeper
         if (req.arg >= this.table.maxRows) throw new WeftError('ERR_BAD_ARGUMENT', `no row ${req.arg} with b = ${this.options.b}`)
-        let handles = req.what === Neighbors.ROW ? this.table.levels[0].row(req.arg) : []
+        // Primaries first, then backups: a repair finds live nodes in a column whose primary died.
+        let handles = req.what === Neighbors.ROW ? this.table.row(req.arg) : []
         if (req.what === Neighbors.NOTIFY) for (let r = req.arg; r < this.table.rows; r++) handles.push(...this.table.levels[0].row(r))
         handles = handles.filter((h) => !this.pool.hasId(h, asker))
         // Longer than a reply (b > 4, or deep rows): a window from a random place, so that asking a few nodes gathers most of it.
@@ -291,20 +315,20 @@ export class Tapestry implements Topology {
   }
 
   /**
-   * A random entry of a random non-empty row is asked for its row: the answer fills holes (and
-   * finds the entry dead if it is), and a few of the nodes offered for held slots get their RTT
-   * measured, so that nearer nodes take the primary place.
+   * Upkeep, one step per tick: the next non-empty row in turn is asked of a random entry of it
+   * (the answer fills holes, and a few of the nodes offered for held slots get their RTT
+   * measured, so nearer nodes take the primary place); and the link heard from least lately is
+   * pinged, so dead links are found even where no route goes.
    */
   private tick(): void {
     this.timer = null
     if (this.closed) return
-    const rows: number[] = []
-    for (let r = 0; r < this.table.rows; r++) if (this.table.levels[0].row(r).length > 0) rows.push(r)
-    if (rows.length > 0) {
-      const random = this.ctx.runtime.random
-      const r = rows[random.u32() % rows.length]
-      const row = this.table.levels[0].row(r)
-      void this.ask(this.contact(row[random.u32() % row.length]), Neighbors.ROW, r).then((contacts) => {
+    const rows = this.table.rows
+    for (let n = 0; n < rows; n++) {
+      const r = this.nextRow++ % rows
+      const row = this.table.row(r)
+      if (row.length === 0) continue
+      void this.ask(this.contact(row[this.ctx.runtime.random.u32() % row.length]), Neighbors.ROW, r).then((contacts) => {
         if (!contacts) return
         let probes = this.options.maxProbes
         for (const c of contacts) {
@@ -315,8 +339,35 @@ export class Tapestry implements Topology {
           this.probe(c)
         }
       })
+      break
     }
+    this.ticks++
+    const stalest = this.stalest()
+    if (stalest >= 0) this.ping(this.contact(stalest))
     this.schedule()
+  }
+
+  /** The link heard from least lately (-1: none); among equals (a filled table's), a different one each time. */
+  private stalest(): number {
+    const handles: number[] = [], seen: number[] = []
+    this.table.forEach((h, slot, level) => { handles.push(h); seen.push(this.table.seenAt(slot, level)) })
+    if (handles.length === 0) return -1
+    const start = this.ticks % handles.length
+    let best = start
+    for (let j = 1; j < handles.length; j++) {
+      const i = (start + j) % handles.length
+      if (seen[i] < seen[best]) best = i
+    }
+    return handles[best]
+  }
+
+  /** A liveness check: an answer refreshes the link (onSeen), silence drops it. */
+  private ping(c: Contact): void {
+    this.ctx.rpc.request(c.address, { type: MessageType.PING }, expectedPongBytes(c.address), (err, reply) => {
+      if (this.closed) return
+      if (err?.code === 'ERR_TIMEOUT') this.failed(c.id)
+      else if (reply && !idEquals(reply.sender, c.id)) this.drop(c.id)
+    })
   }
 
   // ---- Topology -----------------------------------------------------------------------------
@@ -479,6 +530,7 @@ export class Tapestry implements Topology {
 
   close(): void {
     this.closed = true
+    this.location.close()
     if (this.timer) { this.ctx.runtime.clearTimeout(this.timer); this.timer = null }
   }
 }

@@ -337,16 +337,9 @@ export class Dht {
     return new Promise((resolve, reject) => this.storeAt(c, putBody(record, options), (err) => (err ? reject(err) : resolve())))
   }
 
-  /** PUTs at `c`; a token gone stale since the lookup is renewed by a ping, and the PUT sent once more. */
+  /** PUTs at `c`; a token gone stale since the lookup is renewed by a ping (rpc.requestProven). */
   private storeAt(c: Contact, body: RequestBody, cb: (err: WeftError | null) => void): void {
-    const { rpc } = this.ctx
-    rpc.request(c.address, body, 0, (err) => {
-      if (!err || err.code !== 'ERR_BAD_TOKEN') { cb(err); return }
-      rpc.request(c.address, { type: MessageType.PING }, expectedPongBytes(c.address), (pingErr) => {
-        if (pingErr) cb(pingErr)
-        else rpc.request(c.address, body, 0, (again) => cb(again))
-      })
-    })
+    this.ctx.rpc.requestProven(c.address, body, 0, (err) => cb(err))
   }
 
   // ---- keeping records alive ---------------------------------------------------------------------

@@ -27,7 +27,7 @@ function report(topology: keyof typeof THEORY, nodes: number, seed = 'plot-1'): 
   return {
     simulated: {
       topology, nodes, seed, build: 'oracle', k: 20, alpha: 3, refreshMs: null, b: null, warmupMs: 0, failAtOnce: 0, latencyModel: 'king', loss: 0.01,
-      churnMedianMs: null, adversaries: 0, lookups, succeeded: 996, successRate: 0.996, recall: 0.98,
+      churnMedianMs: null, adversaries: 0, lookups, succeeded: 996, successRate: 0.996, recall: 0.98, location: null,
       hops: { mean, p50: hopAt(0.5), p95: hopAt(0.95), max: histogram.length - 1, histogram },
       latencyMs: { mean: cdf[50] * 1.1, p50: cdf[50], p95: cdf[95], max: cdf[100], cdf },
       routing: { successRate: 1, hops: { mean, p50: hopAt(0.5), p95: hopAt(0.95), max: histogram.length - 1 } },

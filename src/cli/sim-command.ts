@@ -6,7 +6,7 @@ import { getHeapStatistics } from 'node:v8'
 import { Option, InvalidArgumentError, type Command } from 'commander'
 import { topologyNames } from '../overlay/registry.js'
 import { latencyModels } from '../sim/latency.js'
-import { plotReports } from '../sim/plot.js'
+import { plotLocation, plotReports } from '../sim/plot.js'
 import type { SimReport } from '../sim/report.js'
 import { runSimulations } from '../sim/run.js'
 import { MAX_SIM_NODES } from '../sim/simulation.js'
@@ -72,12 +72,15 @@ export function addSimCommand(program: Command): void {
     .option('--warmup <duration>', 'virtual time of protocol upkeep between the build and the lookups (e.g. 10m)', duration, 0)
     .option('--refresh <duration>', 'refresh a bucket after this long without a lookup in it (default 15m, as BEP 5; the Kademlia paper says 1h)', duration)
     .option('--compare <topologies>', 'run each of these topologies (e.g. kademlia,chord,pastry) at every size: one table, one plot', topologyList)
-    .option('--b <bits[,bits...]>', 'Pastry: bits per digit, 1 to 8 (default 4); several: one run each', digitBits)
+    .option('--b <bits[,bits...]>', 'Pastry and Tapestry: bits per digit, 1 to 8 (default 4); several: one run each', digitBits)
+    .option('--objects <n>', 'object location: publish this many objects, then ask --lookups times where one is (Tapestry: its pointers; others: DHT provider records)', count('objects', 0, 1_000_000), 0)
+    .option('--servers <n>', 'servers publishing each object', count('servers', 1, 64), 3)
+    .option('--hold <duration>', 'virtual time between publishing the objects and asking for them (with --churn: servers and routes change meanwhile)', duration, 0)
     .option('--k <n>', 'bucket size', count('k', 1, 25), 20)
     .option('--alpha <n>', 'requests in flight per lookup', count('alpha', 1, 16), 3)
     .option('--concurrency <n>', 'lookups in flight at once', count('concurrency', 1, 10_000), 32)
     .option('--out <file>', 'write the simulated results as JSON (byte-identical for the same seed); wall time and memory go to <file>.machine.json')
-    .option('--plot <file>', 'write an SVG chart of hops and latency (and hops against size for several sizes)')
+    .option('--plot <file>', 'write an SVG chart of hops and latency (and hops against size for several sizes); with --objects also <file>.location.svg (stretch)')
     .action(async (o) => {
       if (ensureHeap()) return
       let bar: Progress | null = null
@@ -95,6 +98,7 @@ export function addSimCommand(program: Command): void {
             topology: run.topology, b: run.b, sizes: o.nodes, lookups: o.lookups, seed: String(o.seed), latency: o.latency, loss: o.loss,
             churnMedianMs: o.churn ?? null, churnDistribution: o.churnDistribution, adversaries: o.adversaries, adversaryMode: o.adversaryMode,
             nat: o.nat, build: o.build, warmupMs: o.warmup, failAtOnce: o.fail, concurrency: o.concurrency, joinConcurrency: 16, k: o.k, alpha: o.alpha, refreshMs: o.refresh,
+            objects: o.objects, servers: o.servers, holdMs: o.hold,
             onProgress: (size, phase, done, total, eps) => {
               const key = `${label}${size}:${phase}`
               if (key !== barKey) { bar?.stop(); bar = progress(`${label}${size.toLocaleString('en')} nodes: ${phase}`, total); barKey = key }
@@ -111,6 +115,15 @@ export function addSimCommand(program: Command): void {
           s.theoreticalHops.toFixed(2), `${(s.routing.successRate * 100).toFixed(1)} %`, s.routing.hops.mean.toFixed(2), `${s.latencyMs.p50.toFixed(0)} ms`, `${s.latencyMs.p95.toFixed(0)} ms`, s.messagesPerLookup.toFixed(1), s.tableSize.mean.toFixed(0),
           m.bytesPerNode.toLocaleString('en'), `${(m.wallMs / 1000).toFixed(1)} s`,
         ])))
+      const located = reports.filter((r) => r.simulated.location)
+      if (located.length > 0) {
+        console.log(table(['topology', 'nodes', 'located via', 'objects × servers', 'published', 'found', 'stretch mean', 'p50', 'p95', 'hops mean', 'latency p50', 'p95'],
+          located.map(({ simulated: s }) => {
+            const l = s.location!
+            return [s.b ? `${s.topology} b=${s.b}` : s.topology, s.nodes.toLocaleString('en'), l.via, `${l.objects} × ${l.serversPerObject}`, `${(l.publishSuccessRate * 100).toFixed(2)} %`, `${(l.successRate * 100).toFixed(2)} %`,
+              l.stretch.mean.toFixed(2), l.stretch.p50.toFixed(2), l.stretch.p95.toFixed(2), l.hops ? l.hops.mean.toFixed(2) : '-', `${l.latencyMs.p50.toFixed(0)} ms`, `${l.latencyMs.p95.toFixed(0)} ms`]
+          })))
+      }
       console.log(`theory: ${[...new Set(reports.map((r) => r.simulated.theory))].join('; ')}; peak RSS ${(Math.max(...reports.map((r) => r.machine.peakRssBytes)) / 1073741824).toFixed(2)} GiB; seed ${o.seed}`)
       if (o.out) {
         writeFileSync(o.out, JSON.stringify(reports.length === 1 ? reports[0].simulated : reports.map((r) => r.simulated), null, 2) + '\n')
@@ -120,6 +133,11 @@ export function addSimCommand(program: Command): void {
       if (o.plot) {
         writeFileSync(o.plot, await plotReports(reports))
         console.log(`wrote ${o.plot}`)
+        if (located.length > 0) {
+          const file = String(o.plot).replace(/(\.svg)?$/, '.location.svg')
+          writeFileSync(file, await plotLocation(located))
+          console.log(`wrote ${file}`)
+        }
       }
     })
 }

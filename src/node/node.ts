@@ -186,9 +186,15 @@ export class Node extends EventEmitter<NodeEvents> {
     const rpc = new Rpc(this.runtime, transport, this.identity.id, o.rpc)
     rpc.readOnly = o.readOnly ?? false
     if (this.nodeMetrics) this.instrument(rpc, this.nodeMetrics)
-    const overlay = createTopology(o.topology ?? 'kademlia', {
-      runtime: this.runtime, rpc, id: this.identity.id, address: () => transport.address,
-    }, { ...o.kademlia, ...o.topologyOptions })
+    let overlay: Topology
+    try {
+      overlay = createTopology(o.topology ?? 'kademlia', {
+        runtime: this.runtime, rpc, id: this.identity.id, address: () => transport.address,
+      }, { ...o.kademlia, ...o.topologyOptions })
+    } catch (err) {
+      rpc.close() // bad topology options: the socket must not outlive the failed start
+      throw err
+    }
     overlay.onPeer = (event, contact) => {
       if (this.log.isLevelEnabled('debug')) this.log.debug({ peer: idToHex(contact.id), address: contact.address }, `peer ${event}`)
       this.emit(event === 'added' ? 'peer:added' : 'peer:removed', contact)

@@ -182,7 +182,7 @@ export class MemoryWorld implements Network {
 class WorldRuntime implements Runtime {
   constructor(private readonly world: MemoryWorld, readonly random: SeededRandom) {}
   now(): number { return this.world.now() }
-  wallClock(): number { return MemoryWorld.EPOCH + this.world.now() }
+  wallClock(): number { return Math.floor(MemoryWorld.EPOCH + this.world.now()) } // whole ms, as Date.now()
   setTimeout(fn: () => void, ms: number): TimerHandle { return this.world.schedule(ms, fn) }
   clearTimeout(h: TimerHandle): void { (h as Event).fn = null }
   verifySignature(publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): Promise<boolean> {

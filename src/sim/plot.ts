@@ -25,7 +25,10 @@ export async function plotReports(reports: SimReport[]): Promise<string> {
   // Pastry runs with different digit sizes are different series.
   const runs = reports.map((r) => (r.simulated.b === null || r.simulated.b === undefined ? r.simulated : { ...r.simulated, topology: `${r.simulated.topology} b=${r.simulated.b}` })).sort((a, b) => a.topology.localeCompare(b.topology) || a.nodes - b.nodes)
   const topologies = uniq(runs.map((r) => r.topology))
-  const spec = topologies.length > 1 ? compareSpec(runs, topologies) : sizesSpec(runs)
+  return render(topologies.length > 1 ? compareSpec(runs, topologies) : sizesSpec(runs))
+}
+
+async function render(spec: Spec): Promise<string> {
   const view = new vega.View(vega.parse(compile(spec as unknown as TopLevelSpec).spec), { renderer: 'none' })
   try {
     return await view.toSVG()
@@ -226,4 +229,58 @@ function top(title: string, subtitle: string[], body: Spec): Spec {
 function lastNonZero(xs: number[]): number {
   for (let i = xs.length - 1; i >= 0; i--) if (xs[i] > 0) return i
   return -1
+}
+
+/**
+ * Object location (runs made with --objects): the stretch of the server each query was given
+ * (RTT to it / RTT to the nearest server of the object) as a CDF per run, and the time to find one.
+ */
+export async function plotLocation(reports: SimReport[]): Promise<string> {
+  const runs = reports.map((r) => r.simulated).filter((r) => r.location)
+  if (runs.length === 0) throw new WeftError('ERR_BAD_ARGUMENT', 'plotLocation needs reports of runs with --objects')
+  const name = (r: SimResult): string =>
+    `${r.topology}${r.b ? ` b=${r.b}` : ''} (${r.location!.via})${uniq(runs.map((x) => x.nodes)).length > 1 ? `, ${int(r.nodes)}` : ''}${uniq(runs.map((x) => x.churnMedianMs)).length > 1 ? (r.churnMedianMs ? ', churn' : ', no churn') : ''}`
+  const series = runs.map(name)
+  const color = { field: 'run', type: 'nominal', title: null, sort: series, legend: { orient: 'bottom', direction: 'vertical', labelLimit: 2 * W } }
+  const cap = Math.max(2, ...runs.map((r) => r.location!.stretch.cdf[98] ?? 1))
+  const stretch = runs.flatMap((r, i) => r.location!.stretch.cdf.map((s, p) => ({ run: series[i], stretch: Math.max(1, Math.min(s, cap)), percentile: p })))
+  const latency = runs.flatMap((r, i) => r.location!.latencyMs.p50 >= 0 ? [
+    { run: series[i], kind: 'p50', ms: r.location!.latencyMs.p50 },
+    { run: series[i], kind: 'mean', ms: r.location!.latencyMs.mean },
+    { run: series[i], kind: 'p95', ms: r.location!.latencyMs.p95 },
+  ] : [])
+  const l0 = runs[0].location!
+  return render(top(
+    `Object location · ${uniq(runs.map((r) => int(r.nodes))).join(', ')} nodes · ${l0.objects} objects × ${l0.serversPerObject} servers · seed ${uniq(runs.map((r) => r.seed)).join(', ')}`,
+    [
+      `stretch = RTT to the server a query was given / RTT to the nearest server of the object (1 is ideal)`,
+      `found ${runs.map((r, i) => `${pct(r.location!.successRate)} ${series[i]}`).join(', ')}`,
+      setup(runs),
+    ],
+    {
+      hconcat: [
+        {
+          name: 'stretch_cdf', title: 'Stretch CDF (capped at the largest p98)', width: W, height: H,
+          data: { values: stretch },
+          mark: { type: 'line', strokeWidth: 2 },
+          encoding: {
+            x: { field: 'stretch', type: 'quantitative', title: 'stretch (log scale)', scale: { type: 'log', domain: [1, cap], nice: false } },
+            y: { field: 'percentile', type: 'quantitative', title: 'percentile of queries', scale: { domain: [0, 100] } },
+            color,
+          },
+        },
+        {
+          name: 'locate_latency', title: 'Time to find a server', width: W, height: H,
+          data: { values: latency },
+          mark: { type: 'bar', tooltip: true },
+          encoding: {
+            x: { field: 'kind', type: 'nominal', title: null, sort: ['p50', 'mean', 'p95'], axis: { labelAngle: 0 } },
+            xOffset: { field: 'run', sort: series },
+            y: { field: 'ms', type: 'quantitative', title: 'virtual ms' },
+            color,
+          },
+        },
+      ],
+    },
+  ))
 }

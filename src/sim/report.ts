@@ -8,6 +8,8 @@ export interface Distribution {
   max: number
 }
 
+import type { LocationReport } from './location.js'
+
 export interface SimResult {
   topology: string
   nodes: number
@@ -19,7 +21,7 @@ export interface SimResult {
   alpha: number
   /** Bucket refresh interval in ms, or null for the topology's default. */
   refreshMs: number | null
-  /** Pastry's bits per digit, or null (other topologies, or Pastry's default). */
+  /** Pastry's or Tapestry's bits per digit, or null (other topologies, or the default). */
   b: number | null
   /** Virtual ms of protocol upkeep (and churn) between the build and the lookups. */
   warmupMs: number
@@ -53,6 +55,8 @@ export interface SimResult {
   virtualTimeMs: number
   events: number
   datagrams: number
+  /** Object location (with --objects): how servers were found and how near they were; null without. */
+  location: LocationReport | null
 }
 
 export interface SimMachine {

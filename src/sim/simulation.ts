@@ -17,6 +17,11 @@ import { linkModel } from './latency.js'
 import { Oracle } from './oracle.js'
 import type { Distribution, SimResult } from './report.js'
 import { theoreticalHops } from './theory.js'
+import { measureLocation, type LocationHost } from './location.js'
+import { createHash } from 'node:crypto'
+import { identityFromSeed, type Identity } from '../identity/keys.js'
+import { Dht } from '../services/dht/dht.js'
+import { RecordStore } from '../services/dht/store.js'
 
 export type AdversaryMode = 'drop' | 'misroute' | 'collude'
 export type Build = 'joins' | 'oracle'
@@ -49,8 +54,13 @@ export interface SimOptions {
   alpha: number
   /** Bucket refresh interval (the topology's own default when absent). */
   refreshMs?: number
-  /** Pastry: bits per digit (the topology's own default when absent). */
+  /** Pastry and Tapestry: bits per digit (the topology's own default when absent). */
   b?: number
+  /** Object location: objects published (0: none), each by this many servers, then `lookups` queries. Tapestry by its pointers, others by DHT provider records. */
+  objects: number
+  servers: number
+  /** Virtual ms between publishing the objects and the queries. */
+  holdMs: number
   onProgress?: (phase: string, done: number, total: number, events: number) => void
 }
 
@@ -58,6 +68,7 @@ export const defaultSimOptions: SimOptions = {
   topology: 'kademlia', nodes: 1000, lookups: 1000, seed: '1', latency: 'geo', loss: 0,
   churnMedianMs: null, churnDistribution: 'exponential', adversaries: 0, adversaryMode: 'drop', nat: 0,
   build: 'joins', warmupMs: 0, failAtOnce: 0, concurrency: 32, joinConcurrency: 16, k: 20, alpha: 3,
+  objects: 0, servers: 3, holdMs: 0,
 }
 
 /** The most nodes one simulation may hold: 16 M addresses fit in 10.0.0.0/8. */
@@ -79,6 +90,9 @@ export class Simulation {
   private readonly links
   private topologies: (Topology | null)[] = []
   private rpcs: (Rpc | null)[] = []
+  /** Per node, its DHT: only when objects are located through provider records. */
+  private dhts: (Dht | null)[] = []
+  private readonly withDht: boolean
   private handles: number[] = []
   /** Per pool handle: the node it is + 1 (0: not a node), and whether it is an honest server. */
   private nodeOfHandle: Int32Array = new Int32Array(1024)
@@ -105,6 +119,9 @@ export class Simulation {
     this.random = new SeededRandom(`${o.seed}:sim`)
     this.topologyOptions = { k: o.k, alpha: o.alpha, ...(o.refreshMs ? { refreshIntervalMs: o.refreshMs } : {}), ...(o.b ? { b: o.b } : {}) }
     this.metric = topologyMetric(o.topology, this.topologyOptions)
+    if (!Number.isInteger(o.objects) || o.objects < 0) throw new WeftError('ERR_BAD_ARGUMENT', `--objects must be a whole number of at least 0, got ${o.objects}`)
+    if (!Number.isInteger(o.servers) || o.servers < 1 || o.servers > 64) throw new WeftError('ERR_BAD_ARGUMENT', `--servers must be a whole number from 1 to 64, got ${o.servers}`)
+    this.withDht = o.objects > 0 && o.topology !== 'tapestry'
     this.oracle.rtt = (a, b) => this.rttBetween(this.nodeOfHandle[a] - 1, this.nodeOfHandle[b] - 1)
   }
 
@@ -131,6 +148,11 @@ export class Simulation {
     const h = this.pool.acquire(id, ep.address) // the simulation's own reference: the oracle keeps every id
     this.topologies.push(topology)
     this.rpcs.push(rpc)
+    if (this.withDht) {
+      const dht = new Dht({ runtime, rpc, topology, identity: lazyIdentity(id, `${o.seed}:identity:${i}`), store: new RecordStore({ now: runtime.wallClock() }), address: () => transport.address })
+      topology.onJoin = (c) => dht.welcome(c)
+      this.dhts.push(dht)
+    }
     this.handles.push(h)
     const size = Math.max(h, i) + 1
     if (size > this.honest.length) {
@@ -272,7 +294,9 @@ export class Simulation {
     this.churned++
     if (this.isServer(i)) this.oracle.setAlive(this.handles[i], false)
     this.topologies[i]?.close()
+    this.dhts[i]?.close()
     this.rpcs[i]?.close()
+    if (this.dhts[i]) this.dhts[i] = null
     this.topologies[i] = null
     this.rpcs[i] = null
   }
@@ -335,6 +359,9 @@ export class Simulation {
     const tables: number[] = []
     for (const t of this.topologies) if (t) tables.push(t.size())
     const th = theoreticalHops(o.topology, this.oracle.alive, { k: o.k, b: o.b })
+    const location = o.objects > 0
+      ? await measureLocation(this.locationHost(), { objects: o.objects, servers: o.servers, queries: o.lookups, concurrency: o.concurrency, seed: o.seed, holdMs: o.holdMs }, { distribution, percentiles, round })
+      : null
     return {
       topology: o.topology, nodes: o.nodes, seed: o.seed, build: o.build, k: o.k, alpha: o.alpha, refreshMs: o.refreshMs ?? null, b: o.b ?? null, warmupMs: o.warmupMs, failAtOnce: o.failAtOnce,
       latencyModel: this.links.name, loss: o.loss, churnMedianMs: o.churnMedianMs, adversaries: o.adversaries,
@@ -348,6 +375,28 @@ export class Simulation {
       theoreticalHops: round(th.hops, 3), theory: th.model,
       virtualTimeMs: round(this.world.now() - startedAt, 3),
       events: this.world.stats.events, datagrams: this.world.stats.datagrams,
+      location,
+    }
+  }
+
+  /** What the object-location experiment sees of this network. */
+  private locationHost(): LocationHost {
+    return {
+      topologyName: this.options.topology,
+      randomNode: (random, server) => {
+        for (;;) {
+          const j = random.u32() % this.topologies.length
+          if (this.topologies[j] && !this.adversary[j] && (!server || this.isServer(j))) return j
+        }
+      },
+      topology: (i) => this.topologies[i] ?? null,
+      dht: (i) => this.dhts[i] ?? null,
+      rttBetween: (i, j) => this.rttBetween(i, j),
+      nodeIndex: nodeIndexOf,
+      isLive: (i) => this.topologies[i] !== null && this.topologies[i] !== undefined,
+      settle: (p) => this.world.settle(p, Infinity),
+      advance: (ms) => this.advance(ms, 'objects held'),
+      now: () => this.world.now(),
     }
   }
 
@@ -402,6 +451,13 @@ export class Simulation {
 function nodeIndexOf(address: string): number {
   const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+):/.exec(address)
   return m ? (Number(m[1]) - 10) * 16_777_216 + Number(m[2]) * 65536 + Number(m[3]) * 256 + Number(m[4]) : -1
+}
+
+/** An identity whose key is made only when first used: most simulated nodes never sign anything. */
+function lazyIdentity(id: Uint8Array, seed: string): Identity {
+  let real: Identity | null = null
+  const get = (): Identity => (real ??= identityFromSeed(createHash('sha256').update(seed).digest()))
+  return { id, get publicKey() { return get().publicKey }, get privateKey() { return get().privateKey } }
 }
 
 function grown<T extends Int32Array | Uint8Array>(a: T, n: number): T {

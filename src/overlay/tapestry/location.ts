@@ -16,7 +16,7 @@ import { expectedPointersReplyBytes } from '../../rpc/rpc.js'
 import type { TimerHandle } from '../../runtime/runtime.js'
 import type { Address } from '../../wire/address.js'
 import { LocateOp, MAX_NEXT_HOPS, MAX_SERVERS, MessageType, type LocateRequest, type Pointers } from '../../wire/messages.js'
-import type { Contact, TopologyContext } from '../topology.js'
+import type { Contact, LookupResult, TopologyContext } from '../topology.js'
 import { PointerStore, type PointerStoreOptions } from './pointers.js'
 
 export interface LocationOptions {
@@ -62,6 +62,8 @@ export interface Router {
   nextHops(target: Uint8Array): Contact[]
   /** A contact did not answer. */
   failed(id: NodeId): void
+  /** The iterative lookup: the live nodes nearest target in the routing order, nearest first (the root first). */
+  lookup(target: NodeId): Promise<LookupResult>
 }
 
 const toObject = (o: string | Uint8Array): Uint8Array => {
@@ -89,8 +91,11 @@ export class ObjectLocation {
     ctx.rpc.handle(MessageType.LOCATE, (from, req, verified) => this.answer(from, req as LocateRequest, verified))
   }
 
-  /** Pointers held here (for people and tests). */
-  get pointerCount(): number { return this.pointers?.size ?? 0 }
+  /** Live pointers held here (for people and tests). */
+  get pointerCount(): number {
+    this.pointers?.expire(this.ctx.runtime.now())
+    return this.pointers?.size ?? 0
+  }
 
   private store(): PointerStore {
     return (this.pointers ??= new PointerStore(this.options.store))
@@ -108,7 +113,9 @@ export class ObjectLocation {
         return { type: MessageType.POINTERS, next: next(), servers: [] }
       }
       case LocateOp.UNPUBLISH:
-        this.pointers?.remove(req.object, req.sender)
+        // Only the server itself, from its proven address, takes its pointer away.
+        if (!verified) throw new WeftError('ERR_BAD_TOKEN', 'an unpublish needs the token this node gave you in a reply')
+        this.pointers?.remove(req.object, req.sender, from)
         return { type: MessageType.POINTERS, next: next(), servers: [] }
       case LocateOp.LOCATE: {
         const servers = this.pointers?.get(req.object, now, MAX_SERVERS).map((p) => p.server) ?? []
@@ -164,23 +171,38 @@ export class ObjectLocation {
 
   /**
    * Follows the route hop by hop: each hop is asked (op) and names the next, with backups tried
-   * in turn when one does not answer. Ends at the root, at a pointer (LOCATE), at a loop, or
-   * after maxHops.
+   * in turn when one does not answer. Where a hop and all its backups are silent (tables not yet
+   * repaired after churn), our own table is asked again if the dead end was our own link, and
+   * otherwise the iterative lookup finds the live nodes nearest the root and the walk goes on
+   * from there. Ends at the root, at a pointer (LOCATE), at a loop, or after maxHops.
    */
   private async walk(object: Uint8Array, op: number): Promise<{ hops: number; answered: number; messages: number; reachedRoot: boolean; servers: Contact[] }> {
     const visited = new Set<Address>([this.ctx.address()])
     let candidates = this.router.nextHops(object)
-    let hops = 0, answered = 0, messages = 0
+    let hops = 0, answered = 0, messages = 0, detoured = false
     const ttlSec = op === LocateOp.PUBLISH ? Math.ceil(this.options.pointerTtlMs / 1000) : 0
     while (candidates.length > 0 && hops < this.options.maxHops && !this.closed) {
       let reply: Pointers | null = null
-      for (const c of candidates) {
-        if (visited.has(c.address) || idEquals(c.id, this.ctx.id)) continue
+      const tried = new Set<Address>()
+      for (let i = 0; i < candidates.length && !reply; i++) {
+        const c = candidates[i]
+        if (visited.has(c.address) || tried.has(c.address) || idEquals(c.id, this.ctx.id)) continue
+        tried.add(c.address)
         messages++
         reply = await this.ask(c, { type: MessageType.LOCATE, op, object, hop: Math.min(255, hops + 1), ttlSec }, hops === 0)
-        if (reply) { visited.add(c.address); break }
+        if (reply) visited.add(c.address)
+        // Our own links: failed() dropped the silent one and its backups moved up; look again.
+        else if (hops === 0 && i === candidates.length - 1 && tried.size < 3 * MAX_NEXT_HOPS) candidates.push(...this.router.nextHops(object).filter((n) => !tried.has(n.address)))
       }
-      if (!reply) return { hops, answered, messages, reachedRoot: false, servers: [] }
+      if (!reply) {
+        if (detoured || this.closed) return { hops, answered, messages, reachedRoot: false, servers: [] }
+        detoured = true
+        const found = await this.router.lookup(object).catch(() => null)
+        messages += found?.messages ?? 0
+        candidates = (found?.closest ?? []).filter((c) => !visited.has(c.address) && !idEquals(c.id, this.ctx.id)).slice(0, MAX_NEXT_HOPS)
+        if (found && found.closest.length > 0 && idEquals(found.closest[0].id, this.ctx.id)) return { hops, answered, messages, reachedRoot: true, servers: [] } // we are the root
+        continue
+      }
       hops++
       answered++
       if (reply.servers.length > 0) return { hops, answered, messages, reachedRoot: false, servers: reply.servers.map(copyContact) }

@@ -101,12 +101,12 @@ export class PointerStore {
     return true
   }
 
-  /** Removes one server's pointer for the object (UNPUBLISH). */
-  remove(object: Uint8Array, serverId: Uint8Array): void {
+  /** Removes one server's pointer for the object (UNPUBLISH); with `address`, only if the pointer names that address. */
+  remove(object: Uint8Array, serverId: Uint8Array, address?: string): void {
     const key = keyOf(object)
     const list = this.byObject.get(key)
     if (!list) return
-    const i = list.findIndex((p) => idEquals(p.server.id, serverId))
+    const i = list.findIndex((p) => idEquals(p.server.id, serverId) && (address === undefined || p.server.address === address))
     if (i < 0) return
     list.splice(i, 1)
     this.count--

@@ -242,7 +242,7 @@ async function main(): Promise<void> {
       // npm run bench:sim and bench:topologies write those parts: carry them over.
       const old = existsSync(DOC) ? readFileSync(DOC, 'utf8') : ''
       let doc = renderMarkdown(forDocLookup, forDocDht)
-      for (const name of ['sim', 'topologies']) { const kept = currentSection(old, name); if (kept) doc = spliceSection(doc, name, kept) }
+      for (const name of ['sim', 'topologies', 'tapestry']) { const kept = currentSection(old, name); if (kept) doc = spliceSection(doc, name, kept) }
       writeFileSync(DOC, doc)
       wrote.push(DOC)
     } else {

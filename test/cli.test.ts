@@ -168,3 +168,48 @@ test('weft put / get / announce / providers / keygen through two node processes'
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('weft node --topology tapestry: weft publish on one node, weft locate from the others finds it', { timeout: 60_000 }, async () => {
+  const procs: ChildProcess[] = []
+  try {
+    const a = await startNode(['--port', '0', '--api', '127.0.0.1:0', '--topology', 'tapestry'])
+    procs.push(a.proc)
+    const others = []
+    for (let i = 0; i < 3; i++) {
+      const n = await startNode(['--port', '0', '--api', '127.0.0.1:0', '--topology', 'tapestry', '--bootstrap', a.address])
+      procs.push(n.proc)
+      others.push(n)
+    }
+    const server = others[2]
+    const pub = weft(['publish', 'a film', '--api', server.api, '--json'])
+    assert.equal(pub.code, 0, pub.err)
+    const published = JSON.parse(pub.out)
+    assert.equal(published.reachedRoot, true, pub.out)
+    assert.ok(published.pointers >= 1, pub.out)
+    for (const client of [a, others[0], others[1]]) {
+      const loc = weft(['locate', 'a film', '--api', client.api, '--json'])
+      assert.equal(loc.code, 0, loc.err)
+      const found = JSON.parse(loc.out)
+      assert.equal(found.object, published.object)
+      assert.deepEqual(found.server, { id: server.id, address: server.address }, loc.out)
+    }
+    // Nothing published under that name: a clear answer and a non-zero exit.
+    const none = weft(['locate', 'nobody has this', '--api', a.api])
+    assert.notEqual(none.code, 0)
+    assert.match(none.err, /no server found.*ERR_NOT_FOUND/)
+  } finally {
+    await Promise.all(procs.map(stop))
+  }
+})
+
+test('weft locate against a node of another topology is one clear error', { timeout: 30_000 }, async () => {
+  const a = await startNode(['--port', '0', '--api', '127.0.0.1:0'])
+  try {
+    const r = weft(['locate', 'a film', '--api', a.api])
+    assert.notEqual(r.code, 0)
+    assert.match(r.err, /ERR_BAD_ARGUMENT/)
+    assert.match(r.err, /tapestry/)
+  } finally {
+    await stop(a.proc)
+  }
+})

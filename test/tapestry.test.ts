@@ -424,6 +424,7 @@ test(`a PUBLISH without a token is refused (ERR_BAD_TOKEN) and leaves no pointer
     const ep = world.bindNow('100.64.99.1', 4000)
     const liarId = rnd.bytes(32)
     const rpc = new Rpc(world.runtime('liar'), new PacketTransport(ep, MAX_PACKET), liarId)
+    rpc.handle(MessageType.PING, () => ({ type: MessageType.PONG })) // a locate pings the server it names
     try {
       const object = rnd.bytes(32)
       const expect = expectedPointersReplyBytes(target.address, MAX_NEXT_HOPS, MAX_SERVERS)

@@ -3,7 +3,7 @@
 // anywhere else it needs a bearer token (and with a token set, every request needs it).
 import Fastify, { type FastifyInstance } from 'fastify'
 import { WeftError } from '../errors.js'
-import { idFromHex } from '../identity/node-id.js'
+import { idFromHex, idToHex } from '../identity/node-id.js'
 import type { Logger } from '../node/log.js'
 import { lookupReport, type Node } from '../node/node.js'
 import { decodeRecord } from '../services/dht/records.js'
@@ -110,6 +110,17 @@ export function buildApi(node: Node, options: ApiOptions = {}): FastifyInstance 
     return node.dht.announce(key)
   })
   app.get<{ Params: { key: string } }>('/v1/dht/providers/:key', async (req) => node.dht.providers(req.params.key))
+  // Tapestry's object location (a node running another topology answers ERR_BAD_ARGUMENT).
+  app.post<{ Body: Body }>('/v1/tapestry/publish', async (req) => {
+    const object = field(req.body, 'object')
+    if (typeof object !== 'string') throw new WeftError('ERR_BAD_ARGUMENT', 'body must be {"object": "<64 hex digits>"}')
+    return node.tapestry.publish(object)
+  })
+  app.get<{ Params: { object: string } }>('/v1/tapestry/locate/:object', async (req) => {
+    const r = await node.tapestry.locate(req.params.object)
+    const contact = (c: { id: Uint8Array; address: string }) => ({ id: idToHex(c.id), address: c.address })
+    return { ...r, server: r.server ? contact(r.server) : null, servers: r.servers.map(contact) }
+  })
   app.get('/metrics', async (_req, reply) => {
     const metrics = node.metrics
     return reply.type(metrics.contentType).send(await metrics.text())

@@ -1,4 +1,4 @@
-// `weft put`, `get`, `announce`, `providers` and `keygen`: the DHT from the command line, through
+// `weft put`, `get`, `announce`, `providers`, `keygen`, and Tapestry's `publish` and `locate`: from the command line, through
 // a running node's API. Mutable records are signed here, so the key file never leaves this process.
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -113,6 +113,27 @@ export function addDhtCommands(program: Command, withApi: (cmd: Command) => Comm
       if (o.json) return json(list)
       console.log(table(['provider id', 'addresses', 'expires'], list.map((p) => [p.id, p.addresses.join(' '), new Date(p.expiresAt).toISOString()])))
       console.log(`${list.length} providers`)
+    })
+
+  withApi(program.command('publish'))
+    .description('Tapestry: leave pointers to the node on the route to an object\'s root (a name is hashed to an id); republished while the node runs')
+    .argument('<name-or-object>', 'a name, or an object id of 64 hex digits')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o) => {
+      const r = await callApi<{ object: string; pointers: number; hops: number; reachedRoot: boolean }>(target(o), '/v1/tapestry/publish', { method: 'POST', body: { object: topicKey(name) } })
+      return o.json ? json(r) : console.log(`${r.object}\t(pointers on ${r.pointers} nodes, ${r.hops} hops${r.reachedRoot ? ', root reached' : ', root not reached'})`)
+    })
+
+  withApi(program.command('locate'))
+    .description('Tapestry: find the nearest server of an object (a name is hashed to an id)')
+    .argument('<name-or-object>', 'a name, or an object id of 64 hex digits')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o) => {
+      const r = await callApi<{ object: string; server: { id: string; address: string } | null; servers: { id: string; address: string }[]; hops: number; durationMs: number }>(target(o), `/v1/tapestry/locate/${topicKey(name)}`)
+      if (o.json) return json(r)
+      if (!r.server) throw new WeftError('ERR_NOT_FOUND', `no server found for ${r.object} (${r.hops} hops walked)`)
+      console.log(table(['server id', 'address'], r.servers.map((c) => [c.id, c.address])))
+      console.log(`nearest ${r.server.address}, found in ${r.hops} hops, ${r.durationMs.toFixed(0)} ms`)
     })
 
   program.command('keygen')

@@ -2,7 +2,7 @@
 // random clients ask where one is, and the server they are given is judged by the link model.
 //   tapestry     publish / locate: pointers on the route to the object's root (the first met wins)
 //   any other    the DHT's provider records: announce / providers, and the client takes the first
-//                provider named (it has no measure of which is near)
+//                provider named that answers a ping (it has no measure of which is near)
 // Stretch = RTT from the client to the server it was given / RTT to the nearest of the servers:
 // 1 is the best any scheme can do.
 import type { Topology } from '../overlay/topology.js'
@@ -41,6 +41,8 @@ export interface LocationHost {
   dht(i: number): Dht | null
   rttBetween(i: number, j: number): number
   nodeIndex(address: string): number
+  /** Whether node i hears back from the node at this address (a ping from i). */
+  ping(i: number, address: string): Promise<boolean>
   isLive(i: number): boolean
   settle<T>(p: Promise<T>): Promise<T>
   /** Runs the network (upkeep, churn, republishing) for ms of virtual time. */
@@ -110,9 +112,11 @@ export async function measureLocation(host: LocationHost, o: LocationOptions, st
           hops.push(r.hops)
           messages += r.messages
         } else {
+          // As a Tapestry locate does: the first provider named that answers a ping.
           const providers = await host.dht(client)!.providers(obj.id)
-          const first = providers.find((p) => p.addresses.length > 0)
-          given = first ? host.nodeIndex(first.addresses[0]) : -1
+          for (const p of providers) {
+            if (p.addresses.length > 0 && await host.ping(client, p.addresses[0])) { given = host.nodeIndex(p.addresses[0]); break }
+          }
         }
       } catch { given = -1 }
       latency.push(host.now() - started)

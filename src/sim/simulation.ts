@@ -9,7 +9,7 @@ import { createTopology, topologyMetric, type TopologyOptions } from '../overlay
 import type { Contact, TableEntry, Topology } from '../overlay/topology.js'
 import { MemoryWorld } from '../runtime/memory.js'
 import { SeededRandom } from '../runtime/prng.js'
-import { Rpc } from '../rpc/rpc.js'
+import { expectedPongBytes, Rpc } from '../rpc/rpc.js'
 import { PacketTransport } from '../transport/transport.js'
 import { setAddressCacheSize } from '../wire/address.js'
 import { MAX_PACKET, MessageType, type FindNode } from '../wire/messages.js'
@@ -393,6 +393,11 @@ export class Simulation {
       dht: (i) => this.dhts[i] ?? null,
       rttBetween: (i, j) => this.rttBetween(i, j),
       nodeIndex: nodeIndexOf,
+      ping: (i, address) => new Promise((resolve) => {
+        const rpc = this.rpcs[i]
+        if (!rpc) { resolve(false); return }
+        rpc.request(address, { type: MessageType.PING }, expectedPongBytes(address), (err) => resolve(!err))
+      }),
       isLive: (i) => this.topologies[i] !== null && this.topologies[i] !== undefined,
       settle: (p) => this.world.settle(p, Infinity),
       advance: (ms) => this.advance(ms, 'objects held'),

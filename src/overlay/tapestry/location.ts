@@ -7,12 +7,13 @@
 //
 // The walk is driven by the publisher or client (each hop answers LOCATE with its next hops,
 // primary and backups, and any servers it holds): the same nodes as the papers' forwarded
-// messages, with a timeout at one hop falling back to that hop's backup at once. Pointers expire
+// messages, with a timeout at one hop falling back to that hop's backup at once. A locate pings
+// the servers a pointer names and walks on if none answers. Pointers expire
 // (pointerTtlMs) and servers publish again before that (republishMs), which also moves pointers
 // onto new routes after churn.
 import { WeftError } from '../../errors.js'
 import { idEquals, idToHex, type NodeId } from '../../identity/node-id.js'
-import { expectedPointersReplyBytes } from '../../rpc/rpc.js'
+import { expectedPointersReplyBytes, expectedPongBytes } from '../../rpc/rpc.js'
 import type { TimerHandle } from '../../runtime/runtime.js'
 import type { Address } from '../../wire/address.js'
 import { LocateOp, MAX_NEXT_HOPS, MAX_SERVERS, MessageType, type LocateRequest, type Pointers } from '../../wire/messages.js'
@@ -37,9 +38,9 @@ export const defaultLocationOptions: LocationOptions = {
 
 export interface LocateResult {
   object: string
-  /** The server the first pointer met names as nearest, or null when none was found. */
+  /** The first server named at the first pointer met (nearest first) that answered a ping, or null when none was found. */
   server: Contact | null
-  /** Every server that pointer holder knows, nearest first. */
+  /** Every server that pointer holder named, nearest first (only `server` is known to be up). */
   servers: Contact[]
   /** Hops walked until a pointer was met (0: this node held one). */
   hops: number
@@ -118,8 +119,9 @@ export class ObjectLocation {
         this.pointers?.remove(req.object, req.sender, from)
         return { type: MessageType.POINTERS, next: next(), servers: [] }
       case LocateOp.LOCATE: {
+        // The next hops as well: if every server named here has gone, the asker walks on.
         const servers = this.pointers?.get(req.object, now, MAX_SERVERS).map((p) => p.server) ?? []
-        return { type: MessageType.POINTERS, next: servers.length > 0 ? [] : next(), servers }
+        return { type: MessageType.POINTERS, next: next(), servers }
       }
       default:
         throw new WeftError('ERR_BAD_ARGUMENT', `unknown LOCATE op ${req.op}`)
@@ -157,16 +159,30 @@ export class ObjectLocation {
   async locate(object: string | Uint8Array): Promise<LocateResult> {
     const id = toObject(object)
     const started = this.ctx.runtime.now()
-    const own = this.pointers?.get(id, started, MAX_SERVERS) ?? []
-    if (own.length > 0) {
-      const servers = own.map((p) => p.server)
-      return { object: idToHex(id), server: servers[0], servers, hops: 0, messages: 0, durationMs: 0 }
+    const own = this.pointers?.get(id, started, MAX_SERVERS).map((p) => p.server) ?? []
+    // Ourselves first, if we serve it: nothing to ask.
+    const mine = own.find((c) => idEquals(c.id, this.ctx.id))
+    if (mine) return { object: idToHex(id), server: mine, servers: own, hops: 0, messages: 0, durationMs: 0 }
+    let messages = 0
+    const up = async (servers: Contact[]): Promise<Contact | null> => {
+      for (const c of servers) { messages++; if (await this.alive(c)) return c }
+      return null
     }
-    const walk = await this.walk(id, LocateOp.LOCATE)
-    return {
-      object: idToHex(id), server: walk.servers[0] ?? null, servers: walk.servers, hops: walk.hops,
-      messages: walk.messages, durationMs: this.ctx.runtime.now() - started,
+    let server = own.length > 0 ? await up(own) : null
+    let servers = own, hops = 0
+    if (!server) {
+      const walk = await this.walk(id, LocateOp.LOCATE, async (named) => { server = await up(named); if (server) servers = named; return server !== null })
+      hops = walk.hops
+      messages += walk.messages
     }
+    return { object: idToHex(id), server, servers: server ? servers : [], hops, messages, durationMs: this.ctx.runtime.now() - started }
+  }
+
+  /** Whether a server answers a ping as itself. */
+  private alive(c: Contact): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.ctx.rpc.request(c.address, { type: MessageType.PING }, expectedPongBytes(c.address), (err, reply) => resolve(!err && !!reply && idEquals(reply.sender, c.id)))
+    })
   }
 
   /**
@@ -176,7 +192,7 @@ export class ObjectLocation {
    * otherwise the iterative lookup finds the live nodes nearest the root and the walk goes on
    * from there. Ends at the root, at a pointer (LOCATE), at a loop, or after maxHops.
    */
-  private async walk(object: Uint8Array, op: number): Promise<{ hops: number; answered: number; messages: number; reachedRoot: boolean; servers: Contact[] }> {
+  private async walk(object: Uint8Array, op: number, accept?: (servers: Contact[]) => Promise<boolean>): Promise<{ hops: number; answered: number; messages: number; reachedRoot: boolean; servers: Contact[] }> {
     const visited = new Set<Address>([this.ctx.address()])
     let candidates = this.router.nextHops(object)
     let hops = 0, answered = 0, messages = 0, detoured = false
@@ -205,7 +221,8 @@ export class ObjectLocation {
       }
       hops++
       answered++
-      if (reply.servers.length > 0) return { hops, answered, messages, reachedRoot: false, servers: reply.servers.map(copyContact) }
+      // A pointer met: done if one of its servers is taken (a LOCATE checks they are up), else walk on.
+      if (reply.servers.length > 0 && (!accept || await accept(reply.servers.map(copyContact)))) return { hops, answered, messages, reachedRoot: false, servers: reply.servers.map(copyContact) }
       if (reply.next.length === 0) return { hops, answered, messages, reachedRoot: true, servers: [] }
       candidates = reply.next.map(copyContact)
     }

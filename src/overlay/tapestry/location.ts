@@ -59,13 +59,16 @@ export interface PublishResult {
 
 /** What location needs of the topology. */
 export interface Router {
-  /** Next hop toward target with its backups; empty at the root. */
-  nextHops(target: Uint8Array): Contact[]
+  /** Up to n links toward target (the next hop, its backups, then the surrogate slots after it); empty at the root. */
+  nextHops(target: Uint8Array, n?: number): Contact[]
   /** A contact did not answer. */
   failed(id: NodeId): void
   /** The iterative lookup: the live nodes nearest target in the routing order, nearest first (the root first). */
   lookup(target: NodeId): Promise<LookupResult>
 }
+
+/** Lookups a walk may make to get past hops whose links are all dead. */
+const MAX_DETOURS = 2
 
 const toObject = (o: string | Uint8Array): Uint8Array => {
   if (typeof o !== 'string') {
@@ -104,7 +107,7 @@ export class ObjectLocation {
 
   private answer(from: Address, req: LocateRequest, verified: boolean): Omit<Pointers, 'txid' | 'sender' | 'flags' | 'token' | 'observed'> {
     const now = this.ctx.runtime.now()
-    const next = (): Contact[] => this.router.nextHops(req.object).slice(0, MAX_NEXT_HOPS)
+    const next = (): Contact[] => this.router.nextHops(req.object, MAX_NEXT_HOPS)
     switch (req.op) {
       case LocateOp.PUBLISH: {
         // The server is the datagram's source: only a proven address may leave a pointer to itself.
@@ -195,7 +198,7 @@ export class ObjectLocation {
   private async walk(object: Uint8Array, op: number, accept?: (servers: Contact[]) => Promise<boolean>): Promise<{ hops: number; answered: number; messages: number; reachedRoot: boolean; servers: Contact[] }> {
     const visited = new Set<Address>([this.ctx.address()])
     let candidates = this.router.nextHops(object)
-    let hops = 0, answered = 0, messages = 0, detoured = false
+    let hops = 0, answered = 0, messages = 0, detours = 0
     const ttlSec = op === LocateOp.PUBLISH ? Math.ceil(this.options.pointerTtlMs / 1000) : 0
     while (candidates.length > 0 && hops < this.options.maxHops && !this.closed) {
       let reply: Pointers | null = null
@@ -211,8 +214,8 @@ export class ObjectLocation {
         else if (hops === 0 && i === candidates.length - 1 && tried.size < 3 * MAX_NEXT_HOPS) candidates.push(...this.router.nextHops(object).filter((n) => !tried.has(n.address)))
       }
       if (!reply) {
-        if (detoured || this.closed) return { hops, answered, messages, reachedRoot: false, servers: [] }
-        detoured = true
+        if (detours >= MAX_DETOURS || this.closed) return { hops, answered, messages, reachedRoot: false, servers: [] }
+        detours++
         const found = await this.router.lookup(object).catch(() => null)
         messages += found?.messages ?? 0
         candidates = (found?.closest ?? []).filter((c) => !visited.has(c.address) && !idEquals(c.id, this.ctx.id)).slice(0, MAX_NEXT_HOPS)

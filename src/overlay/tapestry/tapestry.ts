@@ -465,32 +465,44 @@ export class Tapestry implements Topology {
   }
 
   /**
-   * Surrogate routing: the slot of the next hop toward target, or -1 when this node is the root.
-   * Row by row, the key's digit or the next higher one with a link; our own digit: on to the next row.
+   * Surrogate routing: the slots a route toward target may take from here, in order, until n
+   * links are found; none when this node is the root. Row by row, the key's digit or the next
+   * higher one with a link; our own digit: on to the next row. The first slot is the route; the
+   * ones after it are where the route goes if that slot's links all turn out dead.
    */
-  private nextSlot(target: Uint8Array): number {
+  private routeSlots(target: Uint8Array, n: number): number[] {
     const { b } = this.options
     const cols = this.table.cols, rows = this.table.rows
+    const out: number[] = []
+    let links = 0
     for (let r = 0; r < rows; r++) {
       const want = digitAt(target, r, b), mine = digitAt(this.ctx.id, r, b)
       for (let j = 0; j < cols; j++) {
         const c = (want + j) & (cols - 1)
         if (c === mine) break
-        if (this.table.primaryAt(r * cols + c) >= 0) return r * cols + c
+        const slot = r * cols + c
+        if (this.table.primaryAt(slot) < 0) continue
+        out.push(slot)
+        links += this.table.linksAt(slot).length
+        if (links >= n) return out
       }
     }
-    return -1
+    return out
   }
 
   nextHop(target: NodeId): Contact | null {
-    const slot = this.nextSlot(target)
-    return slot < 0 ? null : this.contact(this.table.primaryAt(slot))
+    const [slot] = this.routeSlots(target, 1)
+    return slot === undefined ? null : this.contact(this.table.primaryAt(slot))
   }
 
-  /** The next hop toward target with its backups, primary first; empty when this node is the root. */
-  nextHops(target: Uint8Array): Contact[] {
-    const slot = this.nextSlot(target)
-    return slot < 0 ? [] : this.table.linksAt(slot).map((h) => this.contact(h))
+  /**
+   * Up to n links toward target, best first: the next hop's slot (primary, then backups), then
+   * the slots surrogate routing would take if those were all dead. Empty when this node is the root.
+   */
+  nextHops(target: Uint8Array, n = 4): Contact[] {
+    const out: Contact[] = []
+    for (const slot of this.routeSlots(target, n)) for (const h of this.table.linksAt(slot)) if (out.length < n) out.push(this.contact(h))
+    return out
   }
 
   private nearest(target: Uint8Array, n: number, exclude?: Uint8Array): Contact[] {

@@ -60,6 +60,9 @@ export interface LocationOptions {
   holdMs: number
 }
 
+/** How often the DHT's servers announce again while objects are held (provider records live an hour). */
+const REANNOUNCE_MS = 30 * 60_000
+
 type Stats = { distribution(xs: number[]): Distribution; percentiles(xs: number[]): number[]; round(x: number, d: number): number }
 
 export async function measureLocation(host: LocationHost, o: LocationOptions, stats: Stats): Promise<LocationReport> {
@@ -76,20 +79,32 @@ export async function measureLocation(host: LocationHost, o: LocationOptions, st
   }
 
   let published = 0, publishes = 0
-  const jobs: (() => Promise<void>)[] = []
-  for (const obj of objects) {
-    for (const s of obj.servers) {
-      jobs.push(async () => {
-        publishes++
-        try {
-          if (tapestry) { if ((await (host.topology(s) as Tapestry).publish(obj.id)).reachedRoot) published++ }
-          else if ((await host.dht(s)!.announce(obj.id)).stored > 0) published++
-        } catch (err) { if (process.env.WEFT_DEBUG) console.error(err) }
-      })
+  const publishAll = async (count: boolean): Promise<void> => {
+    const jobs: (() => Promise<void>)[] = []
+    for (const obj of objects) {
+      for (const s of obj.servers) {
+        if (!host.isLive(s)) continue
+        jobs.push(async () => {
+          let ok = false
+          try {
+            if (tapestry) ok = (await (host.topology(s) as Tapestry).publish(obj.id)).reachedRoot
+            else ok = (await host.dht(s)!.announce(obj.id)).stored > 0
+          } catch { /* not published */ }
+          if (count) { publishes++; if (ok) published++ }
+        })
+      }
     }
+    await host.settle(pool(jobs, o.concurrency))
   }
-  await host.settle(pool(jobs, o.concurrency))
-  if (o.holdMs > 0) await host.advance(o.holdMs)
+  await publishAll(true)
+  // Tapestry servers publish again on their own (republishMs). Provider records live an hour and
+  // the DHT leaves renewing them to the announcer: its servers announce again every half hour.
+  for (let held = 0; held < o.holdMs;) {
+    const step = tapestry ? o.holdMs - held : Math.min(REANNOUNCE_MS, o.holdMs - held)
+    await host.advance(step)
+    held += step
+    if (!tapestry && held < o.holdMs) await publishAll(false)
+  }
 
   const hops: number[] = [], latency: number[] = [], stretch: number[] = []
   let found = 0, messages = 0, asked = o.queries

@@ -11,17 +11,14 @@
 //   npm run bench:tapestry [-- --quick] [--nodes=100000] [--churn-nodes=10000] [--objects=1000]
 //                          [--lookups=10000] [--seed=1] [--only=scale|churn]
 // With --only, the part not run keeps its figures from bench/results/tapestry.json.
-import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { SimMachine, SimReport, SimResult } from '../src/sim/report.js'
 import { plotLocation } from '../src/sim/plot.js'
 import { section, spliceSection } from './lib/doc-sections.js'
+import { simBatch, type Batch } from './lib/sim-batch.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const CLI = `${ROOT}dist/src/cli/main.js`
 const RESULTS = `${ROOT}bench/results/tapestry.json`
 const DOC = `${ROOT}docs/benchmarks.md`
 const SVG = `${ROOT}docs/tapestry-stretch.svg`
@@ -36,7 +33,6 @@ const seed = arg('seed') ?? '1'
 const only = arg('only')
 if (only !== undefined && !['scale', 'churn'].includes(only)) throw new Error(`--only must be scale or churn, got ${only}`)
 
-interface Batch { command: string; runs: SimReport[] }
 interface TapestryBench {
   date: string
   machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string }
@@ -44,30 +40,13 @@ interface TapestryBench {
   churn: Batch | null
 }
 
-/** Runs one `weft sim` in a child process; its reports, one per topology. */
-function sim(args: string[]): Batch {
-  const dir = mkdtempSync(join(os.tmpdir(), 'weft-bench-tapestry-'))
-  const out = join(dir, 'r.json')
-  const command = `weft sim ${args.join(' ')}`
-  console.log(command)
-  try {
-    const r = spawnSync(process.execPath, [CLI, 'sim', ...args, '--out', out], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 3 * 3600_000 })
-    if (r.status !== 0) throw new Error(`${command} failed (exit ${r.status ?? r.signal})`)
-    const simulated = [JSON.parse(readFileSync(out, 'utf8')) as SimResult | SimResult[]].flat()
-    const machine = JSON.parse(readFileSync(`${out}.machine.json`, 'utf8')) as SimMachine[]
-    return { command, runs: simulated.map((s, i) => ({ simulated: s, machine: machine[i] })) }
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
-
 const run = (part: string): boolean => only === undefined || only === part
 const previous = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as TapestryBench) : null
 const compare = ['--compare', 'tapestry,kademlia', '--objects', objects, '--seed', seed]
-const scale = run('scale') ? sim([...compare, '--nodes', nodes, '--lookups', lookups, '--build', 'oracle']) : previous?.scale ?? null
+const scale = run('scale') ? simBatch([...compare, '--nodes', nodes, '--lookups', lookups, '--build', 'oracle']) : previous?.scale ?? null
 // Kademlia's bucket refresh is set past the run, as in bench:sim's churn run: its tables' own failure handling meets the churn.
 const churn = run('churn')
-  ? sim([...compare, '--nodes', churnNodes, '--lookups', String(Math.min(Number(lookups), 2000)), '--build', 'joins', '--churn', '1h', '--warmup', '1h', '--hold', '1h', '--refresh', '2h'])
+  ? simBatch([...compare, '--nodes', churnNodes, '--lookups', String(Math.min(Number(lookups), 2000)), '--build', 'joins', '--churn', '1h', '--warmup', '1h', '--hold', '1h', '--refresh', '2h'])
   : previous?.churn ?? null
 const bench: TapestryBench = {
   date: new Date().toISOString(),

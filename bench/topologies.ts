@@ -10,17 +10,15 @@
 //                            [--failure-nodes=10000] [--lookups=2000] [--seed=1]
 //                            [--only=compare|digits|failure]
 // With --only, the parts not run keep their figures from bench/results/topologies.json.
-import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { SimMachine, SimResult } from '../src/sim/report.js'
+import type { SimResult } from '../src/sim/report.js'
 import { plotReports } from '../src/sim/plot.js'
 import { section, spliceSection } from './lib/doc-sections.js'
+import { simBatch, type Batch } from './lib/sim-batch.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const CLI = `${ROOT}dist/src/cli/main.js`
 const RESULTS = `${ROOT}bench/results/topologies.json`
 const DOC = `${ROOT}docs/benchmarks.md`
 const SVG = `${ROOT}docs/topologies.svg`
@@ -36,8 +34,6 @@ const seed = arg('seed') ?? '1'
 const only = arg('only')
 if (only !== undefined && !['compare', 'digits', 'failure'].includes(only)) throw new Error(`--only must be compare, digits or failure, got ${only}`)
 
-interface Run { simulated: SimResult; machine: SimMachine }
-interface Batch { command: string; runs: Run[] }
 interface TopologiesBench {
   date: string
   machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string }
@@ -46,33 +42,16 @@ interface TopologiesBench {
   failure: { during: Batch; after: Batch } | null
 }
 
-/** Runs one `weft sim` in a child process; its reports, one per topology and size. */
-function sim(args: string[]): Batch {
-  const dir = mkdtempSync(join(os.tmpdir(), 'weft-bench-topologies-'))
-  const out = join(dir, 'r.json')
-  const command = `weft sim ${args.join(' ')}`
-  console.log(command)
-  try {
-    const r = spawnSync(process.execPath, [CLI, 'sim', ...args, '--out', out], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 3 * 3600_000 })
-    if (r.status !== 0) throw new Error(`${command} failed (exit ${r.status ?? r.signal})`)
-    const simulated = [JSON.parse(readFileSync(out, 'utf8')) as SimResult | SimResult[]].flat()
-    const machine = JSON.parse(readFileSync(`${out}.machine.json`, 'utf8')) as SimMachine[]
-    return { command, runs: simulated.map((s, i) => ({ simulated: s, machine: machine[i] })) }
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
-
 const common = ['--lookups', lookups, '--seed', seed, '--build', 'oracle']
 const run = (part: string): boolean => only === undefined || only === part
 const previous = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as TopologiesBench) : null
 
-const compare = run('compare') ? sim(['--compare', TOPOLOGIES.join(','), '--nodes', sizes, ...common]) : previous?.compare ?? null
-const digits = run('digits') ? sim(['--topology', 'pastry', '--b', '1,2,4,8', '--nodes', digitsNodes, ...common]) : previous?.digits ?? null
+const compare = run('compare') ? simBatch(['--compare', TOPOLOGIES.join(','), '--nodes', sizes, ...common]) : previous?.compare ?? null
+const digits = run('digits') ? simBatch(['--topology', 'pastry', '--b', '1,2,4,8', '--nodes', digitsNodes, ...common]) : previous?.digits ?? null
 const failure = run('failure')
   ? {
-      during: sim(['--compare', TOPOLOGIES.join(','), '--nodes', failureNodes, '--fail', '0.5', ...common]),
-      after: sim(['--compare', TOPOLOGIES.join(','), '--nodes', failureNodes, '--fail', '0.5', '--warmup', '10m', ...common]),
+      during: simBatch(['--compare', TOPOLOGIES.join(','), '--nodes', failureNodes, '--fail', '0.5', ...common]),
+      after: simBatch(['--compare', TOPOLOGIES.join(','), '--nodes', failureNodes, '--fail', '0.5', '--warmup', '10m', ...common]),
     }
   : previous?.failure ?? null
 

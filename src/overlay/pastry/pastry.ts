@@ -32,20 +32,19 @@
 import { WeftError } from '../../errors.js'
 import { withDefaults } from '../../options.js'
 import { ID_BYTES, idEquals, type NodeId } from '../../identity/node-id.js'
-import { expectedPongBytes } from '../../rpc/rpc.js'
 import type { Random, TimerHandle } from '../../runtime/runtime.js'
 import type { Address } from '../../wire/address.js'
-import { Flag, MAX_CONTACTS, MessageType, type FindNode, type NeighborsRequest, type Reply } from '../../wire/messages.js'
+import { Flag, MAX_CONTACTS, MessageType, type FindNode, type NeighborsRequest } from '../../wire/messages.js'
 import { ContactPool } from '../contact-pool.js'
-import { iterativeFindNode } from '../lookup.js'
 import { numericMetric } from '../metric.js'
-import type { Contact, LookupOptions, LookupResult, NodeSet, TableEntry, Topology, TopologyContext } from '../topology.js'
+import type { Contact, LookupOptions, NodeSet, TableEntry, TopologyContext } from '../topology.js'
 import { pastryFill } from './fill.js'
 import { digitAt, MAX_DIGIT_BITS, MIN_DIGIT_BITS, sharedDigits } from './ids.js'
 import { LeafSet, Side } from './leaf-set.js'
 import { Nearest } from './nearest.js'
 import { expectedNeighborsReply, Neighbors, neighborsRequest } from './neighbors.js'
 import { PrefixTable } from './prefix-table.js'
+import { PrefixTopology } from './prefix-topology.js'
 
 export interface PastryOptions {
   /** Bits per digit, 1 to 8: rows of 2^b columns, about log_{2^b} N rows and hops. */
@@ -84,7 +83,6 @@ export const defaultPastryOptions: PastryOptions = {
 const mergedOptions = withDefaults(defaultPastryOptions)
 
 // Shared by every instance: per-node closures and objects add up over a million nodes.
-const ignore = (): void => {}
 const pong = () => ({ type: MessageType.PONG }) as const
 const MAX_LEAF_SET = 24
 const ANNOUNCE_ROUNDS = 3
@@ -113,26 +111,22 @@ function validate(o: PastryOptions): void {
 /** Repairs in flight are keyed by row (0 and up) or leaf-set side (these). */
 const REPAIR_CW = -1, REPAIR_CCW = -2
 
-export class Pastry implements Topology {
+export class Pastry extends PrefixTopology {
   readonly name = 'pastry'
   readonly metric = numericMetric
   readonly options: PastryOptions
   readonly pool: ContactPool
   readonly leaves: LeafSet
   readonly table: PrefixTable
-  onPeer: (event: 'added' | 'removed', contact: Contact) => void = ignore
-  onJoin: (contact: Contact) => void = ignore
   private timer: TimerHandle | null = null
-  private closed = false
   private nextTableAt = 0
   /** Rows and leaf-set sides with a repair request in flight (one each at a time). */
   private repairing: Set<number> | null = null
-  /** Addresses of dropped contacts, and when: hearsay does not bring them back for a while. */
-  private dead: Map<Address, number> | null = null
   /** Leaf candidates being asked whether they are alive (NOTIFY), by address. */
   private verifying: Map<Address, Promise<void>> | null = null
 
-  constructor(private readonly ctx: TopologyContext, options: Partial<PastryOptions> = defaultPastryOptions) {
+  constructor(ctx: TopologyContext, options: Partial<PastryOptions> = defaultPastryOptions) {
+    super(ctx)
     this.options = mergedOptions(options)
     // An option given as undefined (the simulator passes what it was given) means the default.
     for (const key of Object.keys(defaultPastryOptions) as (keyof PastryOptions)[]) {
@@ -153,14 +147,6 @@ export class Pastry implements Topology {
     })
     rpc.handle(MessageType.NEIGHBORS, (from, req) => this.answer(from, req as NeighborsRequest))
     this.schedule(true)
-  }
-
-  private get self(): Contact {
-    return { id: this.ctx.id, address: this.ctx.address() }
-  }
-
-  private contact(h: number): Contact {
-    return { id: this.pool.id(h), address: this.pool.address(h) }
   }
 
   // ---- What others ask -------------------------------------------------------------------
@@ -227,20 +213,16 @@ export class Pastry implements Topology {
   private observe(id: NodeId, address: Address): void {
     if (this.closed || idEquals(id, this.ctx.id)) return
     const now = this.ctx.runtime.now()
-    this.dead?.delete(address) // heard from itself: alive after all
+    this.revive(address)
     const inLeaves = this.leaves.touch(id, now)
     const inTable = this.table.touch(id, now)
     if ((!inLeaves && this.leaves.wants(id)) || (!inTable && this.table.wants(id))) this.learn(id, address, now, undefined)
   }
 
   /** Another node named (id, address): take it where there is room, unless we dropped it lately. */
-  private hear(id: NodeId, address: Address, now: number): void {
+  protected hear(id: NodeId, address: Address, now: number): void {
     if (idEquals(id, this.ctx.id) || address.endsWith(':0')) return
-    const died = this.dead?.get(address)
-    if (died !== undefined) {
-      if (now - died < this.options.deadMemoryMs) return
-      this.dead!.delete(address)
-    }
+    if (this.droppedLately(address, now)) return
     if (this.table.wants(id)) this.learn(id, address, now, undefined, false)
     if (this.leaves.wants(id)) this.verify(id, address)
   }
@@ -262,7 +244,7 @@ export class Pastry implements Topology {
   }
 
   /** Offers a contact to the table (with its RTT, when measured) and, if it is live, the leaf set. */
-  private learn(id: NodeId, address: Address, now: number, rttMs: number | undefined, live = true): void {
+  protected learn(id: NodeId, address: Address, now: number, rttMs: number | undefined, live = true): void {
     const known = this.knows(id)
     const h = this.pool.acquire(id, address)
     const out: number[] = []
@@ -293,7 +275,7 @@ export class Pastry implements Topology {
   }
 
   /** Forgets a contact at once and repairs the holes it leaves. */
-  private drop(id: NodeId): void {
+  protected drop(id: NodeId): void {
     const out: number[] = []
     const sides = this.leaves.remove(id, out)
     const slot = this.table.remove(id, out)
@@ -303,14 +285,6 @@ export class Pastry implements Topology {
     if (sides & (1 << Side.CW)) this.repairLeaves(Side.CW)
     if (sides & (1 << Side.CCW)) this.repairLeaves(Side.CCW)
     if (slot >= 0) this.repairRow(Math.floor(slot / this.table.cols))
-  }
-
-  private remember(address: Address): void {
-    if (this.options.maxDead === 0) return
-    const dead = (this.dead ??= new Map())
-    dead.delete(address)
-    dead.set(address, this.ctx.runtime.now())
-    if (dead.size > this.options.maxDead) dead.delete(dead.keys().next().value!)
   }
 
   /** A leaf-set side lost a leaf: ask the farthest one left on it (else the nearest on the other) for its leaf set. */
@@ -336,41 +310,9 @@ export class Pastry implements Topology {
     void this.ask(this.contact(h), Neighbors.ROW, r).then(() => this.repairing!.delete(r))
   }
 
-  /**
-   * Sends a NEIGHBORS question to a contact and merges the answer: the contact
-   * with its RTT, the nodes it names as hearsay. Resolves with the named contacts, or null.
-   */
-  private ask(to: Contact, what: number, arg: number): Promise<Contact[] | null> {
-    const { id, address } = to
-    const expect = expectedNeighborsReply(address, what === Neighbors.ROW ? this.table.cols - 1 : this.options.leafSet)
-    return new Promise((resolve) => {
-      this.ctx.rpc.request(address, neighborsRequest(what, arg), expect, (err, reply, rttMs) => {
-        if (this.closed) { resolve(null); return }
-        if (err || !reply || reply.type !== MessageType.NODES || !idEquals(reply.sender, id)) {
-          if (err?.code === 'ERR_TIMEOUT') this.failed(id)
-          else if (reply && reply.type !== MessageType.ERROR) this.drop(id) // another node now has that address
-          resolve(null)
-          return
-        }
-        resolve(this.merge(id, address, reply, rttMs))
-      })
-    })
-  }
-
-  private merge(id: NodeId, address: Address, reply: Reply, rttMs: number | undefined): Contact[] {
-    const now = this.ctx.runtime.now()
-    if (rttMs !== undefined) this.learn(id, address, now, rttMs)
-    const contacts = reply.type === MessageType.NODES || reply.type === MessageType.VALUES ? reply.contacts : []
-    for (const c of contacts) this.hear(c.id, c.address, now)
-    return contacts
-  }
-
-  /** Measures a contact's RTT with a PING; the table keeps it where it is nearer than the holder. */
-  private probe(c: Contact): void {
-    this.ctx.rpc.request(c.address, { type: MessageType.PING }, expectedPongBytes(c.address), (err, reply, rttMs) => {
-      if (this.closed || err || !reply || rttMs === undefined || !idEquals(reply.sender, c.id)) return
-      this.learn(c.id, c.address, this.ctx.runtime.now(), rttMs)
-    })
+  /** A Pastry question's largest answer: a row of 2^b - 1 contacts, or the leaf set. */
+  protected override ask(to: Contact, what: number, arg: number): Promise<Contact[] | null> {
+    return super.ask(to, what, arg, what === Neighbors.ROW ? this.table.cols - 1 : this.options.leafSet)
   }
 
   // ---- Maintenance --------------------------------------------------------------------------
@@ -434,19 +376,6 @@ export class Pastry implements Topology {
 
   // ---- Topology -----------------------------------------------------------------------------
 
-  lookup(target: NodeId, options: LookupOptions = {}, bootstrap?: Address[]): Promise<LookupResult> {
-    const { runtime, rpc } = this.ctx
-    return iterativeFindNode({
-      runtime, rpc, target, self: this.self,
-      k: this.options.k, alpha: this.options.alpha,
-      verify: Math.min(this.options.k, Math.max(1, options.verify ?? this.options.verify)),
-      seeds: this.closest(target, this.options.k),
-      bootstrap, signal: options.signal, query: options.query,
-      compare: numericMetric.compare,
-      onFailed: (c) => this.failed(c.id),
-    })
-  }
-
   async join(bootstrap: Address[], options: LookupOptions = {}): Promise<void> {
     if (bootstrap.length === 0) return // the first node of a new network
     const result = await this.lookup(this.ctx.id, options, bootstrap)
@@ -500,15 +429,6 @@ export class Pastry implements Topology {
       if (pending.length === 0) break
       await Promise.all(pending)
     }
-  }
-
-  /** Runs tasks, alpha at a time. */
-  private async inParallel(tasks: (() => Promise<unknown>)[], signal?: AbortSignal): Promise<void> {
-    let next = 0
-    const worker = async (): Promise<void> => {
-      while (next < tasks.length && !this.closed && !signal?.aborted) await tasks[next++]().catch(() => {})
-    }
-    await Promise.all(Array.from({ length: Math.min(this.options.alpha, tasks.length) }, worker))
   }
 
   async leave(): Promise<void> {

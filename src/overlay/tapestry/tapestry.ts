@@ -25,15 +25,15 @@ import { ID_BYTES, idEquals, type NodeId } from '../../identity/node-id.js'
 import { expectedPongBytes } from '../../rpc/rpc.js'
 import type { Random, TimerHandle } from '../../runtime/runtime.js'
 import type { Address } from '../../wire/address.js'
-import { Flag, MAX_CONTACTS, MessageType, type FindNode, type NeighborsRequest, type Reply } from '../../wire/messages.js'
+import { Flag, MAX_CONTACTS, MessageType, type FindNode, type NeighborsRequest } from '../../wire/messages.js'
 import { ContactPool } from '../contact-pool.js'
-import { iterativeFindNode } from '../lookup.js'
 import { surrogateMetric, type Metric } from '../metric.js'
 import { digitAt, MAX_DIGIT_BITS, MIN_DIGIT_BITS, sharedDigits } from '../pastry/ids.js'
 import { expectedNeighborsReply, Neighbors, neighborsRequest } from '../pastry/neighbors.js'
-import type { Contact, LookupOptions, LookupResult, NodeSet, TableEntry, Topology, TopologyContext } from '../topology.js'
+import type { Contact, LookupOptions, NodeSet, TableEntry, TopologyContext } from '../topology.js'
 import { tapestryFill } from './fill.js'
 import { LinkTable } from './links.js'
+import { PrefixTopology } from '../pastry/prefix-topology.js'
 import { ObjectLocation, type LocateResult, type PublishResult } from './location.js'
 
 export interface TapestryOptions {
@@ -79,7 +79,6 @@ export const defaultTapestryOptions: TapestryOptions = {
 }
 const mergedOptions = withDefaults(defaultTapestryOptions)
 
-const ignore = (): void => {}
 const pong = () => ({ type: MessageType.PONG }) as const
 
 function check(ok: boolean, message: string): void {
@@ -106,26 +105,22 @@ function validate(o: TapestryOptions): void {
   check(int(o.maxPointerObjects) && o.maxPointerObjects >= 1, `maxPointerObjects must be a whole number of at least 1, got ${o.maxPointerObjects}`)
 }
 
-export class Tapestry implements Topology {
+export class Tapestry extends PrefixTopology {
   readonly name = 'tapestry'
   readonly metric: Metric
   readonly options: TapestryOptions
   readonly pool: ContactPool
   readonly table: LinkTable
   readonly location: ObjectLocation
-  onPeer: (event: 'added' | 'removed', contact: Contact) => void = ignore
-  onJoin: (contact: Contact) => void = ignore
   private timer: TimerHandle | null = null
-  private closed = false
   /** The row the next upkeep tick refreshes. */
   private nextRow = 0
   private ticks = 0
   /** Rows with a repair request in flight (one each at a time). */
   private repairing: Set<number> | null = null
-  /** Addresses of dropped contacts, and when: hearsay does not bring them back for a while. */
-  private dead: Map<Address, number> | null = null
 
-  constructor(private readonly ctx: TopologyContext, options: Partial<TapestryOptions> = defaultTapestryOptions) {
+  constructor(ctx: TopologyContext, options: Partial<TapestryOptions> = defaultTapestryOptions) {
+    super(ctx)
     this.options = mergedOptions(options)
     for (const key of Object.keys(defaultTapestryOptions) as (keyof TapestryOptions)[]) {
       if (this.options[key] === undefined) this.options[key] = defaultTapestryOptions[key]
@@ -153,14 +148,6 @@ export class Tapestry implements Topology {
   /** The nearest server known at the first pointer on the route to the object's root. */
   locate(object: string | Uint8Array): Promise<LocateResult> { return this.location.locate(object) }
   unpublish(object: string | Uint8Array): Promise<void> { return this.location.unpublish(object) }
-
-  private get self(): Contact {
-    return { id: this.ctx.id, address: this.ctx.address() }
-  }
-
-  private contact(h: number): Contact {
-    return { id: this.pool.id(h), address: this.pool.address(h) }
-  }
 
   // ---- What others ask -------------------------------------------------------------------
 
@@ -203,23 +190,19 @@ export class Tapestry implements Topology {
   /** A message came from (id, address) itself: it is alive; add it where there is room for it. */
   private observe(id: NodeId, address: Address): void {
     if (this.closed || idEquals(id, this.ctx.id)) return
-    this.dead?.delete(address)
+    this.revive(address)
     const now = this.ctx.runtime.now()
     if (!this.table.touch(id, now) && this.table.wants(id)) this.learn(id, address, now, undefined)
   }
 
   /** Another node named (id, address): take it where there is room, unless we dropped it lately. */
-  private hear(id: NodeId, address: Address, now: number): void {
+  protected hear(id: NodeId, address: Address, now: number): void {
     if (idEquals(id, this.ctx.id) || address.endsWith(':0')) return
-    const died = this.dead?.get(address)
-    if (died !== undefined) {
-      if (now - died < this.options.deadMemoryMs) return
-      this.dead!.delete(address)
-    }
+    if (this.droppedLately(address, now)) return
     if (this.table.wants(id)) this.learn(id, address, now, undefined)
   }
 
-  private learn(id: NodeId, address: Address, now: number, rttMs: number | undefined): void {
+  protected learn(id: NodeId, address: Address, now: number, rttMs: number | undefined): void {
     const known = this.knows(id)
     const h = this.pool.acquire(id, address)
     const out: number[] = []
@@ -243,21 +226,13 @@ export class Tapestry implements Topology {
   }
 
   /** Forgets a contact at once (its backups move up) and refills its slot. */
-  private drop(id: NodeId): void {
+  protected drop(id: NodeId): void {
     const out: number[] = []
     const slot = this.table.remove(id, out)
     if (out.length === 0) return
     this.remember(this.pool.address(out[0]))
     this.releaseAll(out)
     if (slot >= 0) this.repairRow(Math.floor(slot / this.table.cols))
-  }
-
-  private remember(address: Address): void {
-    if (this.options.maxDead === 0) return
-    const dead = (this.dead ??= new Map())
-    dead.delete(address)
-    dead.set(address, this.ctx.runtime.now())
-    if (dead.size > this.options.maxDead) dead.delete(dead.keys().next().value!)
   }
 
   /** Row r lost a link: ask another entry of it (else of a deeper row) for its row r. */
@@ -271,37 +246,9 @@ export class Tapestry implements Topology {
     void this.ask(this.contact(h), Neighbors.ROW, r).then(() => this.repairing!.delete(r))
   }
 
-  /** Sends a NEIGHBORS question and merges the answer: the contact with its RTT, the nodes it names as hearsay. */
-  private ask(to: Contact, what: number, arg: number): Promise<Contact[] | null> {
-    const { id, address } = to
-    return new Promise((resolve) => {
-      this.ctx.rpc.request(address, neighborsRequest(what, arg), expectedNeighborsReply(address, MAX_CONTACTS), (err, reply, rttMs) => {
-        if (this.closed) { resolve(null); return }
-        if (err || !reply || reply.type !== MessageType.NODES || !idEquals(reply.sender, id)) {
-          if (err?.code === 'ERR_TIMEOUT') this.failed(id)
-          else if (reply && reply.type !== MessageType.ERROR) this.drop(id) // another node now has that address
-          resolve(null)
-          return
-        }
-        resolve(this.merge(id, address, reply, rttMs))
-      })
-    })
-  }
-
-  private merge(id: NodeId, address: Address, reply: Reply, rttMs: number | undefined): Contact[] {
-    const now = this.ctx.runtime.now()
-    if (rttMs !== undefined) this.learn(id, address, now, rttMs)
-    const contacts = reply.type === MessageType.NODES ? reply.contacts : []
-    for (const c of contacts) this.hear(c.id, c.address, now)
-    return contacts
-  }
-
-  /** Measures a contact's RTT with a PING: the table keeps the nearest links of a slot. */
-  private probe(c: Contact): void {
-    this.ctx.rpc.request(c.address, { type: MessageType.PING }, expectedPongBytes(c.address), (err, reply, rttMs) => {
-      if (this.closed || err || !reply || rttMs === undefined || !idEquals(reply.sender, c.id)) return
-      this.learn(c.id, c.address, this.ctx.runtime.now(), rttMs)
-    })
+  /** A Tapestry question's answer is at most a full reply (rows wider than one are windowed). */
+  protected override ask(to: Contact, what: number, arg: number): Promise<Contact[] | null> {
+    return super.ask(to, what, arg, MAX_CONTACTS)
   }
 
   // ---- Maintenance --------------------------------------------------------------------------
@@ -372,19 +319,6 @@ export class Tapestry implements Topology {
 
   // ---- Topology -----------------------------------------------------------------------------
 
-  lookup(target: NodeId, options: LookupOptions = {}, bootstrap?: Address[]): Promise<LookupResult> {
-    const { runtime, rpc } = this.ctx
-    return iterativeFindNode({
-      runtime, rpc, target, self: this.self,
-      k: this.options.k, alpha: this.options.alpha,
-      verify: Math.min(this.options.k, Math.max(1, options.verify ?? this.options.verify)),
-      seeds: this.closest(target, this.options.k),
-      bootstrap, signal: options.signal, query: options.query,
-      compare: this.metric.compare,
-      onFailed: (c) => this.failed(c.id),
-    })
-  }
-
   async join(bootstrap: Address[], options: LookupOptions = {}): Promise<void> {
     if (bootstrap.length === 0) return // the first node of a new network
     const result = await this.lookup(this.ctx.id, options, bootstrap)
@@ -445,14 +379,6 @@ export class Tapestry implements Topology {
       }), signal)
       wave = next
     }
-  }
-
-  private async inParallel(tasks: (() => Promise<unknown>)[], signal?: AbortSignal): Promise<void> {
-    let next = 0
-    const worker = async (): Promise<void> => {
-      while (next < tasks.length && !this.closed && !signal?.aborted) await tasks[next++]().catch(() => {})
-    }
-    await Promise.all(Array.from({ length: Math.min(this.options.alpha, tasks.length) }, worker))
   }
 
   async leave(): Promise<void> {

@@ -1,0 +1,141 @@
+// What Pastry and Tapestry share: both keep a prefix table of pool handles, ask their neighbours
+// NEIGHBORS questions and merge the answers, measure RTTs with pings for proximity, keep dropped
+// addresses out of hearsay for a while, and look keys up with the generic iterative walk ranked
+// by their own metric. Each subclass says how a contact is learnt, heard of and dropped.
+import { idEquals, type NodeId } from '../../identity/node-id.js'
+import { expectedPongBytes } from '../../rpc/rpc.js'
+import type { Address } from '../../wire/address.js'
+import { MessageType, type Reply } from '../../wire/messages.js'
+import type { ContactPool } from '../contact-pool.js'
+import { iterativeFindNode } from '../lookup.js'
+import type { Metric } from '../metric.js'
+import type { Contact, LookupOptions, LookupResult, TableEntry, Topology, TopologyContext } from '../topology.js'
+import { expectedNeighborsReply, neighborsRequest } from './neighbors.js'
+
+/** The options every prefix topology has. */
+export interface PrefixTopologyOptions {
+  k: number
+  alpha: number
+  verify: number
+  deadMemoryMs: number
+  maxDead: number
+}
+
+const ignore = (): void => {}
+
+export abstract class PrefixTopology implements Topology {
+  abstract readonly name: string
+  abstract readonly metric: Metric
+  abstract readonly options: PrefixTopologyOptions
+  abstract readonly pool: ContactPool
+  onPeer: (event: 'added' | 'removed', contact: Contact) => void = ignore
+  onJoin: (contact: Contact) => void = ignore
+  protected closed = false
+  /** Addresses of dropped contacts, and when: hearsay does not bring them back for a while. */
+  private dead: Map<Address, number> | null = null
+
+  constructor(protected readonly ctx: TopologyContext) {}
+
+  /** Offers a contact to the tables (with its RTT when measured). */
+  protected abstract learn(id: NodeId, address: Address, now: number, rttMs: number | undefined): void
+  /** Another node named this contact: take it where there is room. */
+  protected abstract hear(id: NodeId, address: Address, now: number): void
+  /** Forgets a contact at once and repairs the holes it leaves. */
+  protected abstract drop(id: NodeId): void
+  /** A request to this contact went unanswered (after the rpc's retries). */
+  abstract failed(id: NodeId): void
+  abstract closest(target: NodeId, n: number): Contact[]
+  abstract join(bootstrap: Address[], options?: LookupOptions): Promise<void>
+  abstract nextHop(target: NodeId): Contact | null
+  abstract entries(): TableEntry[]
+  abstract size(): number
+  abstract close(): void
+
+  protected get self(): Contact {
+    return { id: this.ctx.id, address: this.ctx.address() }
+  }
+
+  protected contact(h: number): Contact {
+    return { id: this.pool.id(h), address: this.pool.address(h) }
+  }
+
+  protected remember(address: Address): void {
+    if (this.options.maxDead === 0) return
+    const dead = (this.dead ??= new Map())
+    dead.delete(address)
+    dead.set(address, this.ctx.runtime.now())
+    if (dead.size > this.options.maxDead) dead.delete(dead.keys().next().value!)
+  }
+
+  /** Heard from itself: alive after all. */
+  protected revive(address: Address): void {
+    this.dead?.delete(address)
+  }
+
+  /** Whether this address was dropped lately (hearsay of it is ignored); forgets it once its time is up. */
+  protected droppedLately(address: Address, now: number): boolean {
+    const died = this.dead?.get(address)
+    if (died === undefined) return false
+    if (now - died < this.options.deadMemoryMs) return true
+    this.dead!.delete(address)
+    return false
+  }
+
+  /**
+   * Sends a NEIGHBORS question to a contact and merges the answer: the contact with its RTT, the
+   * nodes it names as hearsay. Resolves with the named contacts, or null.
+   */
+  protected ask(to: Contact, what: number, arg: number, expectContacts: number): Promise<Contact[] | null> {
+    const { id, address } = to
+    return new Promise((resolve) => {
+      this.ctx.rpc.request(address, neighborsRequest(what, arg), expectedNeighborsReply(address, expectContacts), (err, reply, rttMs) => {
+        if (this.closed) { resolve(null); return }
+        if (err || !reply || reply.type !== MessageType.NODES || !idEquals(reply.sender, id)) {
+          if (err?.code === 'ERR_TIMEOUT') this.failed(id)
+          else if (reply && reply.type !== MessageType.ERROR) this.drop(id) // another node now has that address
+          resolve(null)
+          return
+        }
+        resolve(this.merge(id, address, reply, rttMs))
+      })
+    })
+  }
+
+  private merge(id: NodeId, address: Address, reply: Reply, rttMs: number | undefined): Contact[] {
+    const now = this.ctx.runtime.now()
+    if (rttMs !== undefined) this.learn(id, address, now, rttMs)
+    const contacts = reply.type === MessageType.NODES || reply.type === MessageType.VALUES ? reply.contacts : []
+    for (const c of contacts) this.hear(c.id, c.address, now)
+    return contacts
+  }
+
+  /** Measures a contact's RTT with a PING: the table keeps the nearer of the candidates for a slot. */
+  protected probe(c: Contact): void {
+    this.ctx.rpc.request(c.address, { type: MessageType.PING }, expectedPongBytes(c.address), (err, reply, rttMs) => {
+      if (this.closed || err || !reply || rttMs === undefined || !idEquals(reply.sender, c.id)) return
+      this.learn(c.id, c.address, this.ctx.runtime.now(), rttMs)
+    })
+  }
+
+  /** Runs tasks, alpha at a time, until closed or aborted. */
+  protected async inParallel(tasks: (() => Promise<unknown>)[], signal?: AbortSignal): Promise<void> {
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < tasks.length && !this.closed && !signal?.aborted) await tasks[next++]().catch(() => {})
+    }
+    await Promise.all(Array.from({ length: Math.min(this.options.alpha, tasks.length) }, worker))
+  }
+
+  lookup(target: NodeId, options: LookupOptions = {}, bootstrap?: Address[]): Promise<LookupResult> {
+    const { runtime, rpc } = this.ctx
+    return iterativeFindNode({
+      runtime, rpc, target, self: this.self,
+      k: this.options.k, alpha: this.options.alpha,
+      verify: Math.min(this.options.k, Math.max(1, options.verify ?? this.options.verify)),
+      seeds: this.closest(target, this.options.k),
+      bootstrap, signal: options.signal, query: options.query,
+      compare: this.metric.compare,
+      onFailed: (c) => this.failed(c.id),
+    })
+  }
+}

@@ -120,8 +120,6 @@ export class Pastry extends PrefixTopology {
   readonly table: PrefixTable
   private timer: TimerHandle | null = null
   private nextTableAt = 0
-  /** Rows and leaf-set sides with a repair request in flight (one each at a time). */
-  private repairing: Set<number> | null = null
   /** Leaf candidates being asked whether they are alive (NOTIFY), by address. */
   private verifying: Map<Address, Promise<void>> | null = null
 
@@ -299,20 +297,9 @@ export class Pastry extends PrefixTopology {
     void this.ask(this.contact(h), Neighbors.RING, 0).then(() => this.repairing!.delete(key))
   }
 
-  /** Row r lost an entry: ask another entry of it (else of a deeper row) for its row r. */
-  private repairRow(r: number): void {
-    if (this.closed || this.repairing?.has(r)) return
-    let candidates: number[] = []
-    for (let row = r; row < this.table.rows && candidates.length === 0; row++) candidates = this.table.row(row)
-    if (candidates.length === 0) return
-    const h = candidates[this.ctx.runtime.random.u32() % candidates.length]
-    ;(this.repairing ??= new Set()).add(r)
-    void this.ask(this.contact(h), Neighbors.ROW, r).then(() => this.repairing!.delete(r))
-  }
-
-  /** A Pastry question's largest answer: a row of 2^b - 1 contacts, or the leaf set. */
-  protected override ask(to: Contact, what: number, arg: number): Promise<Contact[] | null> {
-    return super.ask(to, what, arg, what === Neighbors.ROW ? this.table.cols - 1 : this.options.leafSet)
+  /** A Pastry answer: a row of 2^b - 1 contacts, or the leaf set. */
+  protected expectedContacts(what: number): number {
+    return what === Neighbors.ROW ? this.table.cols - 1 : this.options.leafSet
   }
 
   // ---- Maintenance --------------------------------------------------------------------------

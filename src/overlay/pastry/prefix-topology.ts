@@ -10,7 +10,7 @@ import type { ContactPool } from '../contact-pool.js'
 import { iterativeFindNode } from '../lookup.js'
 import type { Metric } from '../metric.js'
 import type { Contact, LookupOptions, LookupResult, TableEntry, Topology, TopologyContext } from '../topology.js'
-import { expectedNeighborsReply, neighborsRequest } from './neighbors.js'
+import { expectedNeighborsReply, Neighbors, neighborsRequest } from './neighbors.js'
 
 /** The options every prefix topology has. */
 export interface PrefixTopologyOptions {
@@ -31,11 +31,17 @@ export abstract class PrefixTopology implements Topology {
   onPeer: (event: 'added' | 'removed', contact: Contact) => void = ignore
   onJoin: (contact: Contact) => void = ignore
   protected closed = false
+  /** Rows (0 and up) and other repairs (negative keys) with a request in flight, one each at a time. */
+  protected repairing: Set<number> | null = null
   /** Addresses of dropped contacts, and when: hearsay does not bring them back for a while. */
   private dead: Map<Address, number> | null = null
 
   constructor(protected readonly ctx: TopologyContext) {}
 
+  /** The prefix table: rows of pool handles. */
+  protected abstract readonly table: { readonly rows: number; row(r: number): number[] }
+  /** The most contacts an answer to this NEIGHBORS question holds. */
+  protected abstract expectedContacts(what: number): number
   /** Offers a contact to the tables (with its RTT when measured). */
   protected abstract learn(id: NodeId, address: Address, now: number, rttMs: number | undefined): void
   /** Another node named this contact: take it where there is room. */
@@ -85,10 +91,10 @@ export abstract class PrefixTopology implements Topology {
    * Sends a NEIGHBORS question to a contact and merges the answer: the contact with its RTT, the
    * nodes it names as hearsay. Resolves with the named contacts, or null.
    */
-  protected ask(to: Contact, what: number, arg: number, expectContacts: number): Promise<Contact[] | null> {
+  protected ask(to: Contact, what: number, arg: number): Promise<Contact[] | null> {
     const { id, address } = to
     return new Promise((resolve) => {
-      this.ctx.rpc.request(address, neighborsRequest(what, arg), expectedNeighborsReply(address, expectContacts), (err, reply, rttMs) => {
+      this.ctx.rpc.request(address, neighborsRequest(what, arg), expectedNeighborsReply(address, this.expectedContacts(what)), (err, reply, rttMs) => {
         if (this.closed) { resolve(null); return }
         if (err || !reply || reply.type !== MessageType.NODES || !idEquals(reply.sender, id)) {
           if (err?.code === 'ERR_TIMEOUT') this.failed(id)
@@ -107,6 +113,17 @@ export abstract class PrefixTopology implements Topology {
     const contacts = reply.type === MessageType.NODES || reply.type === MessageType.VALUES ? reply.contacts : []
     for (const c of contacts) this.hear(c.id, c.address, now)
     return contacts
+  }
+
+  /** Row r lost an entry: ask another entry of it (else of a deeper row) for its row r. */
+  protected repairRow(r: number): void {
+    if (this.closed || this.repairing?.has(r)) return
+    let candidates: number[] = []
+    for (let row = r; row < this.table.rows && candidates.length === 0; row++) candidates = this.table.row(row)
+    if (candidates.length === 0) return
+    const h = candidates[this.ctx.runtime.random.u32() % candidates.length]
+    ;(this.repairing ??= new Set()).add(r)
+    void this.ask(this.contact(h), Neighbors.ROW, r).then(() => this.repairing!.delete(r))
   }
 
   /** Measures a contact's RTT with a PING: the table keeps the nearer of the candidates for a slot. */

@@ -116,8 +116,6 @@ export class Tapestry extends PrefixTopology {
   /** The row the next upkeep tick refreshes. */
   private nextRow = 0
   private ticks = 0
-  /** Rows with a repair request in flight (one each at a time). */
-  private repairing: Set<number> | null = null
 
   constructor(ctx: TopologyContext, options: Partial<TapestryOptions> = defaultTapestryOptions) {
     super(ctx)
@@ -235,20 +233,9 @@ export class Tapestry extends PrefixTopology {
     if (slot >= 0) this.repairRow(Math.floor(slot / this.table.cols))
   }
 
-  /** Row r lost a link: ask another entry of it (else of a deeper row) for its row r. */
-  private repairRow(r: number): void {
-    if (this.closed || this.repairing?.has(r)) return
-    let candidates: number[] = []
-    for (let row = r; row < this.table.rows && candidates.length === 0; row++) candidates = this.table.row(row)
-    if (candidates.length === 0) return
-    const h = candidates[this.ctx.runtime.random.u32() % candidates.length]
-    ;(this.repairing ??= new Set()).add(r)
-    void this.ask(this.contact(h), Neighbors.ROW, r).then(() => this.repairing!.delete(r))
-  }
-
-  /** A Tapestry question's answer is at most a full reply (rows wider than one are windowed). */
-  protected override ask(to: Contact, what: number, arg: number): Promise<Contact[] | null> {
-    return super.ask(to, what, arg, MAX_CONTACTS)
+  /** A Tapestry answer is at most a full reply (rows wider than one are windowed). */
+  protected expectedContacts(): number {
+    return MAX_CONTACTS
   }
 
   // ---- Maintenance --------------------------------------------------------------------------

@@ -39,12 +39,12 @@ import { ContactPool } from '../contact-pool.js'
 import { numericMetric } from '../metric.js'
 import type { Contact, LookupOptions, NodeSet, TableEntry, TopologyContext } from '../topology.js'
 import { pastryFill } from './fill.js'
-import { digitAt, MAX_DIGIT_BITS, MIN_DIGIT_BITS, sharedDigits } from './ids.js'
+import { digitAt, sharedDigits } from './ids.js'
 import { LeafSet, Side } from './leaf-set.js'
 import { Nearest } from './nearest.js'
 import { expectedNeighborsReply, Neighbors, neighborsRequest } from './neighbors.js'
 import { PrefixTable } from './prefix-table.js'
-import { PrefixTopology } from './prefix-topology.js'
+import { check, PrefixTopology, validatePrefixOptions } from './prefix-topology.js'
 
 export interface PastryOptions {
   /** Bits per digit, 1 to 8: rows of 2^b columns, about log_{2^b} N rows and hops. */
@@ -87,25 +87,11 @@ const pong = () => ({ type: MessageType.PONG }) as const
 const MAX_LEAF_SET = 24
 const ANNOUNCE_ROUNDS = 3
 
-function check(ok: boolean, message: string): void {
-  if (!ok) throw new WeftError('ERR_BAD_ARGUMENT', message)
-}
-
 function validate(o: PastryOptions): void {
   const int = Number.isInteger
-  check(int(o.b) && o.b >= MIN_DIGIT_BITS && o.b <= MAX_DIGIT_BITS, `b (bits per digit) must be a whole number from ${MIN_DIGIT_BITS} to ${MAX_DIGIT_BITS}, got ${o.b}`)
+  validatePrefixOptions(o)
   check(int(o.leafSet) && o.leafSet >= 2 && o.leafSet <= MAX_LEAF_SET && o.leafSet % 2 === 0, `leafSet must be an even number from 2 to ${MAX_LEAF_SET}, got ${o.leafSet}`)
-  check(int(o.k) && o.k >= 1 && o.k <= MAX_CONTACTS, `k must be between 1 and ${MAX_CONTACTS} (a reply must fit one datagram), got ${o.k}`)
-  check(int(o.alpha) && o.alpha >= 1 && o.alpha <= 16, `alpha must be between 1 and 16, got ${o.alpha}`)
-  check(int(o.verify) && o.verify >= 1, `verify must be a whole number of at least 1, got ${o.verify}`)
-  check(o.maintenanceIntervalMs === 0 || o.maintenanceIntervalMs >= 1000, `maintenanceIntervalMs must be 0 (off) or at least 1000, got ${o.maintenanceIntervalMs}`)
   check(o.tableMaintenanceMs === 0 || o.tableMaintenanceMs >= 1000, `tableMaintenanceMs must be 0 (off) or at least 1000, got ${o.tableMaintenanceMs}`)
-  check(o.jitter >= 0 && o.jitter < 1, `jitter must be a fraction at least 0 and below 1, got ${o.jitter}`)
-  check(int(o.maxFailures) && o.maxFailures >= 1 && o.maxFailures <= 63, `maxFailures must be between 1 and 63, got ${o.maxFailures}`)
-  check(int(o.maxProbes) && o.maxProbes >= 0 && o.maxProbes <= 16, `maxProbes must be between 0 and 16, got ${o.maxProbes}`)
-  check(int(o.maxJoinRequests) && o.maxJoinRequests >= 1 && o.maxJoinRequests <= 1024, `maxJoinRequests must be between 1 and 1024, got ${o.maxJoinRequests}`)
-  check(o.deadMemoryMs >= 0, `deadMemoryMs must be at least 0, got ${o.deadMemoryMs}`)
-  check(int(o.maxDead) && o.maxDead >= 0 && o.maxDead <= 4096, `maxDead must be between 0 and 4096, got ${o.maxDead}`)
 }
 
 /** Repairs in flight are keyed by row (0 and up) or leaf-set side (these). */

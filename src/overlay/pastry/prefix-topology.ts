@@ -2,23 +2,51 @@
 // NEIGHBORS questions and merge the answers, measure RTTs with pings for proximity, keep dropped
 // addresses out of hearsay for a while, and look keys up with the generic iterative walk ranked
 // by their own metric. Each subclass says how a contact is learnt, heard of and dropped.
+import { WeftError } from '../../errors.js'
 import { idEquals, type NodeId } from '../../identity/node-id.js'
 import { expectedPongBytes } from '../../rpc/rpc.js'
 import type { Address } from '../../wire/address.js'
-import { MessageType, type Reply } from '../../wire/messages.js'
+import { MAX_CONTACTS, MessageType, type Reply } from '../../wire/messages.js'
 import type { ContactPool } from '../contact-pool.js'
 import { iterativeFindNode } from '../lookup.js'
 import type { Metric } from '../metric.js'
 import type { Contact, LookupOptions, LookupResult, TableEntry, Topology, TopologyContext } from '../topology.js'
+import { MAX_DIGIT_BITS, MIN_DIGIT_BITS } from './ids.js'
 import { expectedNeighborsReply, Neighbors, neighborsRequest } from './neighbors.js'
 
-/** The options every prefix topology has. */
+/** The options every prefix topology has (each documents them in its own options). */
 export interface PrefixTopologyOptions {
+  b: number
   k: number
   alpha: number
   verify: number
+  maintenanceIntervalMs: number
+  jitter: number
+  maxFailures: number
+  maxProbes: number
+  maxJoinRequests: number
   deadMemoryMs: number
   maxDead: number
+}
+
+export function check(ok: boolean, message: string): void {
+  if (!ok) throw new WeftError('ERR_BAD_ARGUMENT', message)
+}
+
+/** Checks the options every prefix topology has; each checks its own after. */
+export function validatePrefixOptions(o: PrefixTopologyOptions): void {
+  const int = Number.isInteger
+  check(int(o.b) && o.b >= MIN_DIGIT_BITS && o.b <= MAX_DIGIT_BITS, `b (bits per digit) must be a whole number from ${MIN_DIGIT_BITS} to ${MAX_DIGIT_BITS}, got ${o.b}`)
+  check(int(o.k) && o.k >= 1 && o.k <= MAX_CONTACTS, `k must be between 1 and ${MAX_CONTACTS} (a reply must fit one datagram), got ${o.k}`)
+  check(int(o.alpha) && o.alpha >= 1 && o.alpha <= 16, `alpha must be between 1 and 16, got ${o.alpha}`)
+  check(int(o.verify) && o.verify >= 1, `verify must be a whole number of at least 1, got ${o.verify}`)
+  check(o.maintenanceIntervalMs === 0 || o.maintenanceIntervalMs >= 1000, `maintenanceIntervalMs must be 0 (off) or at least 1000, got ${o.maintenanceIntervalMs}`)
+  check(o.jitter >= 0 && o.jitter < 1, `jitter must be a fraction at least 0 and below 1, got ${o.jitter}`)
+  check(int(o.maxFailures) && o.maxFailures >= 1 && o.maxFailures <= 63, `maxFailures must be between 1 and 63, got ${o.maxFailures}`)
+  check(int(o.maxProbes) && o.maxProbes >= 0 && o.maxProbes <= 16, `maxProbes must be between 0 and 16, got ${o.maxProbes}`)
+  check(int(o.maxJoinRequests) && o.maxJoinRequests >= 1 && o.maxJoinRequests <= 1024, `maxJoinRequests must be between 1 and 1024, got ${o.maxJoinRequests}`)
+  check(o.deadMemoryMs >= 0, `deadMemoryMs must be at least 0, got ${o.deadMemoryMs}`)
+  check(int(o.maxDead) && o.maxDead >= 0 && o.maxDead <= 4096, `maxDead must be between 0 and 4096, got ${o.maxDead}`)
 }
 
 const ignore = (): void => {}

@@ -28,12 +28,12 @@ import type { Address } from '../../wire/address.js'
 import { Flag, MAX_CONTACTS, MessageType, type FindNode, type NeighborsRequest } from '../../wire/messages.js'
 import { ContactPool } from '../contact-pool.js'
 import { surrogateMetric, type Metric } from '../metric.js'
-import { digitAt, MAX_DIGIT_BITS, MIN_DIGIT_BITS, sharedDigits } from '../pastry/ids.js'
+import { digitAt, sharedDigits } from '../pastry/ids.js'
 import { expectedNeighborsReply, Neighbors, neighborsRequest } from '../pastry/neighbors.js'
 import type { Contact, LookupOptions, NodeSet, TableEntry, TopologyContext } from '../topology.js'
 import { tapestryFill } from './fill.js'
 import { LinkTable } from './links.js'
-import { PrefixTopology } from '../pastry/prefix-topology.js'
+import { check, PrefixTopology, validatePrefixOptions } from '../pastry/prefix-topology.js'
 import { ObjectLocation, type LocateResult, type PublishResult } from './location.js'
 
 export interface TapestryOptions {
@@ -81,25 +81,11 @@ const mergedOptions = withDefaults(defaultTapestryOptions)
 
 const pong = () => ({ type: MessageType.PONG }) as const
 
-function check(ok: boolean, message: string): void {
-  if (!ok) throw new WeftError('ERR_BAD_ARGUMENT', message)
-}
-
 function validate(o: TapestryOptions): void {
   const int = Number.isInteger
-  check(int(o.b) && o.b >= MIN_DIGIT_BITS && o.b <= MAX_DIGIT_BITS, `b (bits per digit) must be a whole number from ${MIN_DIGIT_BITS} to ${MAX_DIGIT_BITS}, got ${o.b}`)
+  validatePrefixOptions(o)
   check(int(o.links) && o.links >= 1 && o.links <= 4, `links (per slot) must be a whole number from 1 to 4, got ${o.links}`)
-  check(int(o.k) && o.k >= 1 && o.k <= MAX_CONTACTS, `k must be between 1 and ${MAX_CONTACTS} (a reply must fit one datagram), got ${o.k}`)
-  check(int(o.alpha) && o.alpha >= 1 && o.alpha <= 16, `alpha must be between 1 and 16, got ${o.alpha}`)
-  check(int(o.verify) && o.verify >= 1, `verify must be a whole number of at least 1, got ${o.verify}`)
-  check(o.maintenanceIntervalMs === 0 || o.maintenanceIntervalMs >= 1000, `maintenanceIntervalMs must be 0 (off) or at least 1000, got ${o.maintenanceIntervalMs}`)
-  check(o.jitter >= 0 && o.jitter < 1, `jitter must be a fraction at least 0 and below 1, got ${o.jitter}`)
-  check(int(o.maxFailures) && o.maxFailures >= 1 && o.maxFailures <= 63, `maxFailures must be between 1 and 63, got ${o.maxFailures}`)
-  check(int(o.maxProbes) && o.maxProbes >= 0 && o.maxProbes <= 16, `maxProbes must be between 0 and 16, got ${o.maxProbes}`)
-  check(int(o.maxJoinRequests) && o.maxJoinRequests >= 1 && o.maxJoinRequests <= 1024, `maxJoinRequests must be between 1 and 1024, got ${o.maxJoinRequests}`)
   check(int(o.fillSamples) && o.fillSamples >= 1 && o.fillSamples <= 1024, `fillSamples must be between 1 and 1024, got ${o.fillSamples}`)
-  check(o.deadMemoryMs >= 0, `deadMemoryMs must be at least 0, got ${o.deadMemoryMs}`)
-  check(int(o.maxDead) && o.maxDead >= 0 && o.maxDead <= 4096, `maxDead must be between 0 and 4096, got ${o.maxDead}`)
   check(o.pointerTtlMs >= 1000, `pointerTtlMs must be at least 1000, got ${o.pointerTtlMs}`)
   check(o.republishMs > 0 && o.republishMs < o.pointerTtlMs, `republishMs must be above 0 and below pointerTtlMs (${o.pointerTtlMs}), got ${o.republishMs}`)
   check(int(o.maxPointerObjects) && o.maxPointerObjects >= 1, `maxPointerObjects must be a whole number of at least 1, got ${o.maxPointerObjects}`)

@@ -44,35 +44,13 @@ import { LeafSet, Side } from './leaf-set.js'
 import { Nearest } from './nearest.js'
 import { expectedNeighborsReply, Neighbors, neighborsRequest } from './neighbors.js'
 import { PrefixTable } from './prefix-table.js'
-import { check, PrefixTopology, validatePrefixOptions } from './prefix-topology.js'
+import { check, PrefixTopology, validatePrefixOptions, type PrefixTopologyOptions } from './prefix-topology.js'
 
-export interface PastryOptions {
-  /** Bits per digit, 1 to 8: rows of 2^b columns, about log_{2^b} N rows and hops. */
-  b: number
+export interface PastryOptions extends PrefixTopologyOptions {
   /** Leaf set size, even: half on each side. At most 24, so a leaf set fits one reply. */
   leafSet: number
-  /** Results per lookup and contacts per FIND_NODE answer. */
-  k: number
-  /** Requests in flight per lookup. */
-  alpha: number
-  /** Nearest nodes that must answer before a lookup ends; k for the strict rule. */
-  verify: number
-  /** Leaf-set check: every this long (jittered), the leaf heard from least lately on each side is asked for its leaf set. 0: never. */
-  maintenanceIntervalMs: number
   /** Table refresh: every this long (jittered), one row is asked of a random entry of it. 0: never. */
   tableMaintenanceMs: number
-  /** Timers vary by up to this fraction either way, so nodes do not act in step. */
-  jitter: number
-  /** Unanswered requests (each after the rpc's retries) before a contact is dropped. */
-  maxFailures: number
-  /** New nodes whose RTT a table refresh measures, to keep the nearer of two for a slot. */
-  maxProbes: number
-  /** Requests sent to fill the table and leaf set on join. */
-  maxJoinRequests: number
-  /** A dropped contact is not taken back from other nodes' answers for this long (only if heard from itself). */
-  deadMemoryMs: number
-  /** Dropped contacts remembered, oldest forgotten first. */
-  maxDead: number
 }
 
 export const defaultPastryOptions: PastryOptions = {

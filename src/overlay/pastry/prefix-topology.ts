@@ -14,18 +14,29 @@ import type { Contact, LookupOptions, LookupResult, TableEntry, Topology, Topolo
 import { MAX_DIGIT_BITS, MIN_DIGIT_BITS } from './ids.js'
 import { expectedNeighborsReply, Neighbors, neighborsRequest } from './neighbors.js'
 
-/** The options every prefix topology has (each documents them in its own options). */
+/** The options every prefix topology has. */
 export interface PrefixTopologyOptions {
+  /** Bits per digit, 1 to 8: rows of 2^b columns, about log_{2^b} N rows and hops. */
   b: number
+  /** Results per lookup and contacts per FIND_NODE answer. */
   k: number
+  /** Requests in flight per lookup. */
   alpha: number
+  /** Nearest nodes that must answer before a lookup ends; k for the strict rule. */
   verify: number
+  /** The upkeep tick, every this long (jittered): Pastry checks its leaf set, Tapestry a row and its stalest link. 0: never. */
   maintenanceIntervalMs: number
+  /** Timers vary by up to this fraction either way, so nodes do not act in step. */
   jitter: number
+  /** Unanswered requests (each after the rpc's retries) before a contact is dropped. */
   maxFailures: number
+  /** New nodes whose RTT a table refresh measures, to keep the nearer ones in a slot. */
   maxProbes: number
+  /** Requests sent to fill the table (and leaf set) and make ourselves known on join. */
   maxJoinRequests: number
+  /** A dropped contact is not taken back from other nodes' answers for this long (only if heard from itself). */
   deadMemoryMs: number
+  /** Dropped contacts remembered, oldest forgotten first. */
   maxDead: number
 }
 

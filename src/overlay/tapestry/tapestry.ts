@@ -33,36 +33,14 @@ import { expectedNeighborsReply, Neighbors, neighborsRequest } from '../pastry/n
 import type { Contact, LookupOptions, NodeSet, TableEntry, TopologyContext } from '../topology.js'
 import { tapestryFill } from './fill.js'
 import { LinkTable } from './links.js'
-import { check, PrefixTopology, validatePrefixOptions } from '../pastry/prefix-topology.js'
+import { check, PrefixTopology, validatePrefixOptions, type PrefixTopologyOptions } from '../pastry/prefix-topology.js'
 import { ObjectLocation, type LocateResult, type PublishResult } from './location.js'
 
-export interface TapestryOptions {
-  /** Bits per digit, 1 to 8: rows of 2^b columns, about log_{2^b} N rows and hops. */
-  b: number
+export interface TapestryOptions extends PrefixTopologyOptions {
   /** Links per slot: a primary and links - 1 backups (the papers use 3). */
   links: number
-  /** Results per lookup and contacts per FIND_NODE answer. */
-  k: number
-  /** Requests in flight per lookup. */
-  alpha: number
-  /** Nearest nodes that must answer before a lookup ends; k for the strict rule. */
-  verify: number
-  /** Upkeep: every this long (jittered), the next row in turn is asked of a random entry of it, and the link heard from least lately is pinged. 0: never. */
-  maintenanceIntervalMs: number
-  /** Timers vary by up to this fraction either way, so nodes do not act in step. */
-  jitter: number
-  /** Unanswered requests (each after the rpc's retries) before a contact is dropped. */
-  maxFailures: number
-  /** New nodes whose RTT a table refresh measures, to keep the nearer ones in a slot. */
-  maxProbes: number
-  /** Requests sent to fill the table and announce ourselves on join. */
-  maxJoinRequests: number
   /** Oracle fill: nodes sampled per slot, the nearest by RTT kept (the simulator's stand-in for probing). */
   fillSamples: number
-  /** A dropped contact is not taken back from other nodes' answers for this long (only if heard from itself). */
-  deadMemoryMs: number
-  /** Dropped contacts remembered, oldest forgotten first. */
-  maxDead: number
   /** Object location: how long a pointer lives on a publish route. */
   pointerTtlMs: number
   /** Object location: published objects are published again this often (below pointerTtlMs). */

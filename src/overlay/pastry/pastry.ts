@@ -34,7 +34,7 @@ import { withDefaults } from '../../options.js'
 import { ID_BYTES, idEquals, type NodeId } from '../../identity/node-id.js'
 import type { Random, TimerHandle } from '../../runtime/runtime.js'
 import type { Address } from '../../wire/address.js'
-import { Flag, MAX_CONTACTS, MessageType, type FindNode, type NeighborsRequest } from '../../wire/messages.js'
+import { MAX_CONTACTS, MessageType, type NeighborsRequest } from '../../wire/messages.js'
 import { ContactPool } from '../contact-pool.js'
 import { numericMetric } from '../metric.js'
 import type { Contact, LookupOptions, NodeSet, TableEntry, TopologyContext } from '../topology.js'
@@ -60,8 +60,6 @@ export const defaultPastryOptions: PastryOptions = {
 }
 const mergedOptions = withDefaults(defaultPastryOptions)
 
-// Shared by every instance: per-node closures and objects add up over a million nodes.
-const pong = () => ({ type: MessageType.PONG }) as const
 const MAX_LEAF_SET = 24
 const ANNOUNCE_ROUNDS = 3
 
@@ -98,22 +96,13 @@ export class Pastry extends PrefixTopology {
     this.pool = ctx.contacts ?? new ContactPool()
     this.leaves = new LeafSet(ctx.id, this.options.leafSet / 2, this.pool, ctx.arena)
     this.table = new PrefixTable(ctx.id, this.options.b, this.pool, ctx.arena)
-    const { rpc } = ctx
-    rpc.onSeen = (id, address, readOnly) => { if (!readOnly) this.observe(id, address) }
-    rpc.handle(MessageType.PING, pong)
-    rpc.handle(MessageType.FIND_NODE, (from, req) => {
-      const { target, sender, flags } = req as FindNode
-      // A node looking up its own id is joining (the first step of join here).
-      if (idEquals(target, sender) && !(flags & Flag.READ_ONLY)) this.onJoin({ id: new Uint8Array(sender), address: from })
-      return { type: MessageType.NODES, contacts: this.nearest(target, this.options.k, sender) }
-    })
-    rpc.handle(MessageType.NEIGHBORS, (from, req) => this.answer(from, req as NeighborsRequest))
+    this.listen()
     this.schedule(true)
   }
 
   // ---- What others ask -------------------------------------------------------------------
 
-  private answer(from: Address, req: NeighborsRequest): { type: MessageType.NODES; contacts: Contact[] } {
+  protected answer(from: Address, req: NeighborsRequest): { type: MessageType.NODES; contacts: Contact[] } {
     const asker = req.sender
     switch (req.what) {
       case Neighbors.LEAVING: {
@@ -172,7 +161,7 @@ export class Pastry extends PrefixTopology {
   }
 
   /** A message came from (id, address) itself: it is alive; add it where there is room for it. */
-  private observe(id: NodeId, address: Address): void {
+  protected observe(id: NodeId, address: Address): void {
     if (this.closed || idEquals(id, this.ctx.id)) return
     const now = this.ctx.runtime.now()
     this.revive(address)
@@ -426,7 +415,7 @@ export class Pastry extends PrefixTopology {
     return near.handles
   }
 
-  private nearest(target: Uint8Array, n: number, exclude?: Uint8Array): Contact[] {
+  protected nearest(target: Uint8Array, n: number, exclude?: Uint8Array): Contact[] {
     return this.nearestHandles(target, n, exclude).map((h) => this.contact(h))
   }
 

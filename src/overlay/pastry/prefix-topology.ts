@@ -6,7 +6,7 @@ import { WeftError } from '../../errors.js'
 import { idEquals, type NodeId } from '../../identity/node-id.js'
 import { expectedPongBytes } from '../../rpc/rpc.js'
 import type { Address } from '../../wire/address.js'
-import { MAX_CONTACTS, MessageType, type Reply } from '../../wire/messages.js'
+import { Flag, MAX_CONTACTS, MessageType, type FindNode, type NeighborsRequest, type Reply } from '../../wire/messages.js'
 import type { ContactPool } from '../contact-pool.js'
 import { iterativeFindNode } from '../lookup.js'
 import type { Metric } from '../metric.js'
@@ -61,6 +61,8 @@ export function validatePrefixOptions(o: PrefixTopologyOptions): void {
 }
 
 const ignore = (): void => {}
+// Shared by every instance: per-node closures and objects add up over a million nodes.
+const pong = () => ({ type: MessageType.PONG }) as const
 
 export abstract class PrefixTopology implements Topology {
   abstract readonly name: string
@@ -81,6 +83,12 @@ export abstract class PrefixTopology implements Topology {
   protected abstract readonly table: { readonly rows: number; row(r: number): number[] }
   /** The most contacts an answer to this NEIGHBORS question holds. */
   protected abstract expectedContacts(what: number): number
+  /** A message came from (id, address) itself: it is alive. */
+  protected abstract observe(id: NodeId, address: Address): void
+  /** Up to n known contacts nearest target by the metric, without `exclude`: a FIND_NODE answer. */
+  protected abstract nearest(target: Uint8Array, n: number, exclude?: Uint8Array): Contact[]
+  /** Answers a NEIGHBORS question (a WeftError refuses it). */
+  protected abstract answer(from: Address, req: NeighborsRequest): { type: MessageType.NODES; contacts: Contact[] }
   /** Offers a contact to the tables (with its RTT when measured). */
   protected abstract learn(id: NodeId, address: Address, now: number, rttMs: number | undefined): void
   /** Another node named this contact: take it where there is room. */
@@ -95,6 +103,20 @@ export abstract class PrefixTopology implements Topology {
   abstract entries(): TableEntry[]
   abstract size(): number
   abstract close(): void
+
+  /** Registers the handlers every prefix topology has: liveness from every message, PING, FIND_NODE, NEIGHBORS. */
+  protected listen(): void {
+    const { rpc } = this.ctx
+    rpc.onSeen = (id, address, readOnly) => { if (!readOnly) this.observe(id, address) }
+    rpc.handle(MessageType.PING, pong)
+    rpc.handle(MessageType.FIND_NODE, (from, req) => {
+      const { target, sender, flags } = req as FindNode
+      // A node looking up its own id is joining (the first step of join).
+      if (idEquals(target, sender) && !(flags & Flag.READ_ONLY)) this.onJoin({ id: new Uint8Array(sender), address: from })
+      return { type: MessageType.NODES, contacts: this.nearest(target, this.options.k, sender) }
+    })
+    rpc.handle(MessageType.NEIGHBORS, (from, req) => this.answer(from, req as NeighborsRequest))
+  }
 
   protected get self(): Contact {
     return { id: this.ctx.id, address: this.ctx.address() }

@@ -25,7 +25,7 @@ import { ID_BYTES, idEquals, type NodeId } from '../../identity/node-id.js'
 import { expectedPongBytes } from '../../rpc/rpc.js'
 import type { Random, TimerHandle } from '../../runtime/runtime.js'
 import type { Address } from '../../wire/address.js'
-import { Flag, MAX_CONTACTS, MessageType, type FindNode, type NeighborsRequest } from '../../wire/messages.js'
+import { MAX_CONTACTS, MessageType, type NeighborsRequest } from '../../wire/messages.js'
 import { ContactPool } from '../contact-pool.js'
 import { surrogateMetric, type Metric } from '../metric.js'
 import { digitAt, sharedDigits } from '../pastry/ids.js'
@@ -57,7 +57,6 @@ export const defaultTapestryOptions: TapestryOptions = {
 }
 const mergedOptions = withDefaults(defaultTapestryOptions)
 
-const pong = () => ({ type: MessageType.PONG }) as const
 
 function validate(o: TapestryOptions): void {
   const int = Number.isInteger
@@ -91,15 +90,7 @@ export class Tapestry extends PrefixTopology {
     this.metric = surrogateMetric(this.options.b)
     this.pool = ctx.contacts ?? new ContactPool()
     this.table = new LinkTable(ctx.id, this.options.b, this.options.links, this.pool, ctx.arena)
-    const { rpc } = ctx
-    rpc.onSeen = (id, address, readOnly) => { if (!readOnly) this.observe(id, address) }
-    rpc.handle(MessageType.PING, pong)
-    rpc.handle(MessageType.FIND_NODE, (from, req) => {
-      const { target, sender, flags } = req as FindNode
-      if (idEquals(target, sender) && !(flags & Flag.READ_ONLY)) this.onJoin({ id: new Uint8Array(sender), address: from })
-      return { type: MessageType.NODES, contacts: this.nearest(target, this.options.k, sender) }
-    })
-    rpc.handle(MessageType.NEIGHBORS, (from, req) => this.answer(from, req as NeighborsRequest))
+    this.listen()
     const o = this.options
     this.location = new ObjectLocation(ctx, this, { pointerTtlMs: o.pointerTtlMs, republishMs: o.republishMs, store: { maxObjects: o.maxPointerObjects } })
     this.schedule(true)
@@ -113,7 +104,7 @@ export class Tapestry extends PrefixTopology {
 
   // ---- What others ask -------------------------------------------------------------------
 
-  private answer(from: Address, req: NeighborsRequest): { type: MessageType.NODES; contacts: Contact[] } {
+  protected answer(from: Address, req: NeighborsRequest): { type: MessageType.NODES; contacts: Contact[] } {
     const asker = req.sender
     switch (req.what) {
       case Neighbors.LEAVING: {
@@ -150,7 +141,7 @@ export class Tapestry extends PrefixTopology {
   }
 
   /** A message came from (id, address) itself: it is alive; add it where there is room for it. */
-  private observe(id: NodeId, address: Address): void {
+  protected observe(id: NodeId, address: Address): void {
     if (this.closed || idEquals(id, this.ctx.id)) return
     this.revive(address)
     const now = this.ctx.runtime.now()
@@ -382,7 +373,7 @@ export class Tapestry extends PrefixTopology {
     return out
   }
 
-  private nearest(target: Uint8Array, n: number, exclude?: Uint8Array): Contact[] {
+  protected nearest(target: Uint8Array, n: number, exclude?: Uint8Array): Contact[] {
     const ids = this.pool.idArray()
     const handles: number[] = []
     this.table.forEach((h) => { if (!exclude || !this.pool.hasId(h, exclude)) handles.push(h) })

@@ -45,6 +45,8 @@ export interface LocationHost {
   ping(i: number, address: string): Promise<boolean>
   isLive(i: number): boolean
   settle<T>(p: Promise<T>): Promise<T>
+  /** Progress of a phase, for the terminal. */
+  progress(phase: string, done: number, total: number): void
   /** Runs the network (upkeep, churn, republishing) for ms of virtual time. */
   advance(ms: number): Promise<void>
   now(): number
@@ -81,6 +83,7 @@ export async function measureLocation(host: LocationHost, o: LocationOptions, st
   let published = 0, publishes = 0
   const publishAll = async (count: boolean): Promise<void> => {
     const jobs: (() => Promise<void>)[] = []
+    let done = 0
     for (const obj of objects) {
       for (const s of obj.servers) {
         if (!host.isLive(s)) continue
@@ -91,6 +94,7 @@ export async function measureLocation(host: LocationHost, o: LocationOptions, st
             else ok = (await host.dht(s)!.announce(obj.id)).stored > 0
           } catch { /* not published */ }
           if (count) { publishes++; if (ok) published++ }
+          if (++done % 100 === 0 || done === jobs.length) host.progress(tapestry ? 'publishing' : 'announcing', done, jobs.length)
         })
       }
     }
@@ -107,7 +111,7 @@ export async function measureLocation(host: LocationHost, o: LocationOptions, st
   }
 
   const hops: number[] = [], latency: number[] = [], stretch: number[] = []
-  let found = 0, messages = 0, asked = o.queries
+  let found = 0, messages = 0, asked = o.queries, answered = 0
   const queries: (() => Promise<void>)[] = []
   for (let q = 0; q < o.queries; q++) {
     queries.push(async () => {
@@ -135,6 +139,7 @@ export async function measureLocation(host: LocationHost, o: LocationOptions, st
         }
       } catch { given = -1 }
       latency.push(host.now() - started)
+      if (++answered % 100 === 0 || answered === o.queries) host.progress('locating', answered, o.queries)
       if (given < 0 || !obj.servers.includes(given) || !host.isLive(given)) return
       found++
       const live = obj.servers.filter((s) => host.isLive(s))

@@ -401,6 +401,7 @@ export class Simulation {
       isLive: (i) => this.topologies[i] !== null && this.topologies[i] !== undefined,
       settle: (p) => this.world.settle(p, Infinity),
       advance: (ms) => this.advance(ms, 'objects held'),
+      progress: (phase, done, total) => this.progress(phase, done, total),
       now: () => this.world.now(),
     }
   }

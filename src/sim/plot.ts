@@ -254,7 +254,7 @@ export async function plotLocation(reports: SimReport[]): Promise<string> {
     `Object location · ${uniq(runs.map((r) => int(r.nodes))).join(', ')} nodes · ${l0.objects} objects × ${l0.serversPerObject} servers · seed ${uniq(runs.map((r) => r.seed)).join(', ')}`,
     [
       `stretch = RTT to the server a query was given / RTT to the nearest server of the object (1 is ideal)`,
-      `found ${runs.map((r, i) => `${pct(r.location!.successRate)} ${series[i]}`).join(', ')}`,
+      ...runs.map((r, i) => `${series[i]}: found a live server in ${pct(r.location!.successRate)} of queries`),
       setup(runs),
     ],
     {

@@ -67,6 +67,8 @@ export interface Router {
   lookup(target: NodeId): Promise<LookupResult>
 }
 
+/** Nodes nearest the root (by the lookup) a locate asks when its walk met no pointer. */
+const NEAR_ROOT = 3
 /** Lookups a walk may make to get past hops whose links are all dead. */
 const MAX_DETOURS = 2
 
@@ -173,10 +175,24 @@ export class ObjectLocation {
     }
     let server = own.length > 0 ? await up(own) : null
     let servers = own, hops = 0
+    const accept = async (named: Contact[]): Promise<boolean> => { server = await up(named); if (server) servers = named; return server !== null }
     if (!server) {
-      const walk = await this.walk(id, LocateOp.LOCATE, async (named) => { server = await up(named); if (server) servers = named; return server !== null })
+      const walk = await this.walk(id, LocateOp.LOCATE, accept)
       hops = walk.hops
       messages += walk.messages
+    }
+    if (!server && !this.closed) {
+      // No pointer on the route (tables changing under churn moved the root, or a publish fell
+      // short of it): ask the few nodes the lookup ranks first for the object, where the pointers
+      // of walks that ended near the root lie.
+      const found = await this.router.lookup(id).catch(() => null)
+      messages += found?.messages ?? 0
+      for (const c of (found?.closest ?? []).slice(0, NEAR_ROOT)) {
+        if (idEquals(c.id, this.ctx.id)) continue
+        messages++
+        const reply = await this.ask(c, { type: MessageType.LOCATE, op: LocateOp.LOCATE, object: id, hop: Math.min(255, hops + 1), ttlSec: 0 }, false)
+        if (reply && reply.servers.length > 0 && await accept(reply.servers.map(copyContact))) { hops++; break }
+      }
     }
     return { object: idToHex(id), server, servers: server ? servers : [], hops, messages, durationMs: this.ctx.runtime.now() - started }
   }

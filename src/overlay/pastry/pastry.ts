@@ -88,10 +88,6 @@ export class Pastry extends PrefixTopology {
   constructor(ctx: TopologyContext, options: Partial<PastryOptions> = defaultPastryOptions) {
     super(ctx)
     this.options = mergedOptions(options)
-    // An option given as undefined (the simulator passes what it was given) means the default.
-    for (const key of Object.keys(defaultPastryOptions) as (keyof PastryOptions)[]) {
-      if (this.options[key] === undefined) this.options[key] = defaultPastryOptions[key]
-    }
     validate(this.options)
     this.pool = ctx.contacts ?? new ContactPool()
     this.leaves = new LeafSet(ctx.id, this.options.leafSet / 2, this.pool, ctx.arena)

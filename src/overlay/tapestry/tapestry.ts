@@ -83,9 +83,6 @@ export class Tapestry extends PrefixTopology {
   constructor(ctx: TopologyContext, options: Partial<TapestryOptions> = defaultTapestryOptions) {
     super(ctx)
     this.options = mergedOptions(options)
-    for (const key of Object.keys(defaultTapestryOptions) as (keyof TapestryOptions)[]) {
-      if (this.options[key] === undefined) this.options[key] = defaultTapestryOptions[key]
-    }
     validate(this.options)
     this.metric = surrogateMetric(this.options.b)
     this.pool = ctx.contacts ?? new ContactPool()

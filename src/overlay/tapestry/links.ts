@@ -88,10 +88,6 @@ export class LinkTable {
     return false
   }
 
-  measured(id: Uint8Array, rttMs: number): void {
-    for (const l of this.levels) l.measured(id, rttMs)
-  }
-
   /** A request to this id went unanswered: its failure count, 0 if not held. */
   fail(id: Uint8Array): number {
     for (const l of this.levels) { const f = l.fail(id); if (f > 0) return f }
@@ -131,12 +127,6 @@ export class LinkTable {
     levels.forEach((f, j) => this.levels[j].fill(f.slots, f.handles, nowMs))
   }
 
-  clear(): void {
-    for (const l of this.levels) l.clear()
-  }
-
-  /** Measured RTT of the link at (slot, level), or -1. */
-  rttAt(slot: number, level: number): number { return this.levels[level].rttAt(slot) }
   seenAt(slot: number, level: number): number { return this.levels[level].seenAt(slot) }
   failsAt(slot: number, level: number): number { return this.levels[level].failsAt(slot) }
 }

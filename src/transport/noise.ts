@@ -1,0 +1,341 @@
+// The Noise Protocol Framework (revision 34), written by hand for two protocols:
+// Noise_XX_25519_ChaChaPoly_SHA256 and Noise_IK_25519_ChaChaPoly_SHA256. https://noiseprotocol.org/noise.html
+// Sans-IO: bytes in, bytes out. node:crypto does X25519, ChaCha20-Poly1305, SHA-256 and HMAC.
+import {
+  createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman,
+  generateKeyPairSync, type KeyObject,
+} from 'node:crypto'
+import { WeftError } from '../errors.js'
+
+export type Pattern = 'XX' | 'IK'
+export interface KeyPair { publicKey: Uint8Array; privateKey: Uint8Array } // raw 32-byte X25519 keys
+
+export const KEY_BYTES = 32 // DHLEN, HASHLEN and the cipher key length are all 32 in these suites
+export const TAG_BYTES = 16
+export const MAX_MESSAGE_BYTES = 65535 // the spec's bound on any Noise message
+
+// DER prefixes that wrap a raw 32-byte X25519 private or public key (RFC 8410).
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
+const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex')
+const EMPTY = new Uint8Array(0)
+// REKEY encrypts under the one nonce that EncryptWithAd never uses, 2^64-1.
+const REKEY_NONCE = Buffer.concat([Buffer.alloc(4), Buffer.alloc(8, 0xff)])
+
+function fail(code: 'ERR_HANDSHAKE' | 'ERR_DECRYPT', message: string, cause?: unknown): WeftError {
+  return new WeftError(code, message, cause === undefined ? undefined : { cause })
+}
+
+function checkKey(key: unknown, what: string): Uint8Array {
+  if (!(key instanceof Uint8Array) || key.length !== KEY_BYTES) {
+    throw new WeftError('ERR_BAD_ARGUMENT', `${what} must be a ${KEY_BYTES}-byte Uint8Array`)
+  }
+  return key
+}
+
+function checkNonce(nonce: number): number {
+  if (!Number.isSafeInteger(nonce) || nonce < 0) throw new WeftError('ERR_BAD_ARGUMENT', `nonce ${nonce} is not a non-negative safe integer`)
+  return nonce
+}
+
+const bytes = (b: Uint8Array): Uint8Array => new Uint8Array(b) // a plain copy: no Buffer, no shared pool
+const privateKeyObject = (raw: Uint8Array) => createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' })
+const publicKeyObject = (raw: Uint8Array) => createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' })
+const rawPublic = (key: KeyObject) => bytes(key.export({ type: 'spki', format: 'der' }).subarray(SPKI_PREFIX.length))
+
+export function keyPairFromPrivate(privateKey: Uint8Array): KeyPair {
+  checkKey(privateKey, 'an X25519 private key')
+  return { publicKey: rawPublic(createPublicKey(privateKeyObject(privateKey))), privateKey: bytes(privateKey) }
+}
+
+export function generateKeyPair(): KeyPair {
+  const der = generateKeyPairSync('x25519').privateKey.export({ type: 'pkcs8', format: 'der' })
+  return keyPairFromPrivate(der.subarray(PKCS8_PREFIX.length))
+}
+
+const sha256 = (...parts: Uint8Array[]) => parts.reduce((h, p) => h.update(p), createHash('sha256')).digest()
+const hmac = (key: Uint8Array, ...parts: Uint8Array[]) => parts.reduce((h, p) => h.update(p), createHmac('sha256', key)).digest()
+
+// The spec's HKDF (section 4.3) with two outputs, all that MixKey and Split need.
+function hkdf2(ck: Uint8Array, ikm: Uint8Array): [Uint8Array, Uint8Array] {
+  const temp = hmac(ck, ikm)
+  const out1 = hmac(temp, Uint8Array.of(1))
+  return [bytes(out1), bytes(hmac(temp, out1, Uint8Array.of(2)))]
+}
+
+// ChaChaPoly's 96-bit nonce is 32 zero bits, then the 64-bit counter little-endian (section 12.3).
+function nonceBytes(n: number): Buffer {
+  const iv = Buffer.alloc(12)
+  iv.writeUInt32LE(n % 2 ** 32, 4)
+  iv.writeUInt32LE(Math.floor(n / 2 ** 32), 8)
+  return iv
+}
+
+function seal(key: Uint8Array, iv: Buffer, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+  const cipher = createCipheriv('chacha20-poly1305', key, iv, { authTagLength: TAG_BYTES })
+  cipher.setAAD(ad, { plaintextLength: plaintext.length })
+  return bytes(Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]))
+}
+
+function open(key: Uint8Array, iv: Buffer, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
+  if (ciphertext.length < TAG_BYTES) return null
+  const end = ciphertext.length - TAG_BYTES
+  const decipher = createDecipheriv('chacha20-poly1305', key, iv, { authTagLength: TAG_BYTES })
+  decipher.setAuthTag(ciphertext.subarray(end))
+  decipher.setAAD(ad, { plaintextLength: end })
+  const plaintext = decipher.update(ciphertext.subarray(0, end))
+  try {
+    decipher.final() // throws when the tag does not match
+  } catch {
+    return null
+  }
+  return bytes(plaintext)
+}
+
+export class CipherState {
+  #key: Uint8Array
+  #n = 0
+  constructor(key: Uint8Array) {
+    this.#key = bytes(checkKey(key, 'a cipher key'))
+  }
+  /** Explicit-nonce AEAD for transport messages that may arrive out of order (UDP). */
+  encrypt(nonce: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+    return seal(this.#key, nonceBytes(checkNonce(nonce)), ad, plaintext)
+  }
+  decrypt(nonce: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
+    return open(this.#key, nonceBytes(checkNonce(nonce)), ad, ciphertext)
+  }
+  /** Noise's implicit-nonce use (n counts up from 0), as in the spec's EncryptWithAd/DecryptWithAd. */
+  encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+    const out = this.encrypt(this.#n, ad, plaintext)
+    this.#n++
+    return out
+  }
+  decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+    const out = this.decrypt(this.#n, ad, ciphertext)
+    if (out === null) throw fail('ERR_DECRYPT', 'a Noise message failed authentication')
+    this.#n++ // only on success, so a forged message does not move the counter
+    return out
+  }
+  rekey(): void {
+    this.#key = seal(this.#key, REKEY_NONCE, EMPTY, new Uint8Array(KEY_BYTES)).slice(0, KEY_BYTES)
+  }
+  /** The next implicit nonce. */
+  get nonce(): number {
+    return this.#n
+  }
+  clone(): CipherState {
+    const copy = new CipherState(this.#key)
+    copy.#n = this.#n
+    return copy
+  }
+}
+
+export interface HandshakeOptions {
+  pattern: Pattern
+  initiator: boolean
+  prologue?: Uint8Array
+  s: KeyPair // our static key
+  rs?: Uint8Array // the responder's static public key: required for an IK initiator
+  e?: KeyPair // a given ephemeral (test vectors, or one drawn from a seeded random source); otherwise generated
+}
+
+type Token = 'e' | 's' | 'ee' | 'es' | 'se' | 'ss'
+// Each pattern: is the responder's static key a pre-message (IK's "<- s")? Then its messages in turn.
+const PATTERNS: Record<Pattern, { responderStaticKnown: boolean; messages: Token[][] }> = {
+  XX: { responderStaticKnown: false, messages: [['e'], ['e', 'ee', 's', 'es'], ['s', 'se']] },
+  IK: { responderStaticKnown: true, messages: [['e', 'es', 's', 'ss'], ['e', 'ee', 'se']] },
+}
+
+interface Local { publicKey: Uint8Array; key: KeyObject }
+interface Remote { raw: Uint8Array; key: KeyObject }
+// Everything a message changes, kept together so a failed message can be undone.
+interface State { index: number; ck: Uint8Array; h: Uint8Array; k: CipherState | null; e: Local | null; re: Remote | null; rs: Remote | null }
+
+function local(pair: KeyPair, what: string): Local {
+  const derived = keyPairFromPrivate(checkKey(pair?.privateKey, `${what}'s private key`))
+  if (!Buffer.from(derived.publicKey).equals(checkKey(pair.publicKey, `${what}'s public key`))) {
+    throw new WeftError('ERR_BAD_ARGUMENT', `${what}'s public key does not match its private key`)
+  }
+  return { publicKey: derived.publicKey, key: privateKeyObject(pair.privateKey) }
+}
+
+function freshLocal(): Local {
+  const { privateKey, publicKey } = generateKeyPairSync('x25519')
+  return { publicKey: rawPublic(publicKey), key: privateKey }
+}
+
+function remote(raw: Uint8Array): Remote {
+  try {
+    return { raw: bytes(raw), key: publicKeyObject(raw) }
+  } catch (err) {
+    throw fail('ERR_HANDSHAKE', 'not an X25519 public key', err)
+  }
+}
+
+// X25519. OpenSSL refuses an all-zero result (the peer sent a low-order point), and so do we.
+function dh(mine: Local | null, theirs: Remote | null): Uint8Array {
+  if (!mine || !theirs) throw fail('ERR_HANDSHAKE', 'a DH token before its keys are known')
+  let shared: Buffer
+  try {
+    shared = diffieHellman({ privateKey: mine.key, publicKey: theirs.key })
+  } catch (err) {
+    throw fail('ERR_HANDSHAKE', 'X25519 with the peer key gave no shared secret', err)
+  }
+  if (shared.every((b) => b === 0)) throw fail('ERR_HANDSHAKE', 'X25519 with the peer key gave an all-zero secret')
+  return shared
+}
+
+export class Handshake {
+  readonly pattern: Pattern
+  readonly initiator: boolean
+  readonly #messages: Token[][]
+  readonly #s: Local
+  readonly #fixedE: Local | null
+  #st: State
+  #didSplit = false
+
+  constructor(options: HandshakeOptions) {
+    const { pattern, initiator, prologue = EMPTY, s, rs, e } = options
+    if (pattern !== 'XX' && pattern !== 'IK') throw new WeftError('ERR_BAD_ARGUMENT', `unknown Noise pattern ${String(pattern)}`)
+    if (typeof initiator !== 'boolean') throw new WeftError('ERR_BAD_ARGUMENT', 'initiator must be true or false')
+    if (!(prologue instanceof Uint8Array)) throw new WeftError('ERR_BAD_ARGUMENT', 'the prologue must be a Uint8Array')
+    const ikInitiator = pattern === 'IK' && initiator
+    if (ikInitiator && rs === undefined) throw new WeftError('ERR_BAD_ARGUMENT', "an IK initiator needs the responder's static key (rs)")
+    if (!ikInitiator && rs !== undefined) throw new WeftError('ERR_BAD_ARGUMENT', 'rs is only for an IK initiator; others learn it in the handshake')
+    this.pattern = pattern
+    this.initiator = initiator
+    this.#messages = PATTERNS[pattern].messages
+    this.#s = local(s, 'the static key')
+    this.#fixedE = e === undefined ? null : local(e, 'the ephemeral key')
+    // A protocol name of at most HASHLEN bytes is h itself, zero-padded; ours are exactly 32 (section 5.2).
+    const name = Buffer.from(`Noise_${pattern}_25519_ChaChaPoly_SHA256`)
+    const h = new Uint8Array(KEY_BYTES)
+    if (name.length <= KEY_BYTES) h.set(name)
+    else h.set(sha256(name))
+    this.#st = { index: 0, ck: h, h, k: null, e: null, re: null, rs: rs === undefined ? null : remote(checkKey(rs, 'rs')) }
+    this.#mixHash(prologue)
+    if (PATTERNS[pattern].responderStaticKnown) this.#mixHash(initiator ? this.#st.rs!.raw : this.#s.publicKey)
+  }
+
+  get complete(): boolean {
+    return this.#st.index === this.#messages.length
+  }
+  get remoteStatic(): Uint8Array | null {
+    return this.#st.rs ? bytes(this.#st.rs.raw) : null
+  }
+  get handshakeHash(): Uint8Array {
+    return bytes(this.#st.h)
+  }
+
+  writeMessage(payload: Uint8Array): Uint8Array {
+    this.#checkTurn(true)
+    return this.#undoOnError(() => {
+      const st = this.#st
+      const parts: Uint8Array[] = []
+      for (const token of this.#messages[st.index]) {
+        if (token === 'e') {
+          st.e = this.#fixedE ?? freshLocal()
+          parts.push(st.e.publicKey)
+          this.#mixHash(st.e.publicKey)
+        } else if (token === 's') parts.push(this.#encryptAndHash(this.#s.publicKey))
+        else this.#mixKey(this.#dh(token))
+      }
+      parts.push(this.#encryptAndHash(payload))
+      const message = bytes(Buffer.concat(parts))
+      if (message.length > MAX_MESSAGE_BYTES) throw new WeftError('ERR_TOO_LARGE', `a Noise message is at most ${MAX_MESSAGE_BYTES} bytes`)
+      st.index++
+      return message
+    })
+  }
+
+  readMessage(message: Uint8Array): Uint8Array {
+    this.#checkTurn(false)
+    if (message.length > MAX_MESSAGE_BYTES) throw fail('ERR_HANDSHAKE', `a Noise message is at most ${MAX_MESSAGE_BYTES} bytes`)
+    return this.#undoOnError(() => {
+      const st = this.#st
+      let at = 0
+      const take = (n: number) => {
+        if (message.length - at < n) throw fail('ERR_HANDSHAKE', 'a Noise handshake message is too short')
+        return message.subarray(at, (at += n))
+      }
+      for (const token of this.#messages[st.index]) {
+        if (token === 'e') {
+          st.re = remote(take(KEY_BYTES))
+          this.#mixHash(st.re.raw)
+        } else if (token === 's') st.rs = remote(this.#decryptAndHash(take(KEY_BYTES + (st.k ? TAG_BYTES : 0))))
+        else this.#mixKey(this.#dh(token))
+      }
+      const payload = this.#decryptAndHash(message.subarray(at))
+      st.index++
+      return payload
+    })
+  }
+
+  /** After completion: this side's (send, receive) cipher states. Once only: a second pair would reuse nonces. */
+  split(): { send: CipherState; receive: CipherState } {
+    if (!this.complete) throw fail('ERR_HANDSHAKE', 'split before the handshake is complete')
+    if (this.#didSplit) throw fail('ERR_HANDSHAKE', 'split may be called only once')
+    this.#didSplit = true
+    const [k1, k2] = hkdf2(this.#st.ck, EMPTY)
+    const c1 = new CipherState(k1) // initiator to responder
+    const c2 = new CipherState(k2)
+    return this.initiator ? { send: c1, receive: c2 } : { send: c2, receive: c1 }
+  }
+
+  #checkTurn(writing: boolean): void {
+    if (this.complete) throw fail('ERR_HANDSHAKE', 'the handshake is already complete')
+    const ourTurn = (this.#st.index % 2 === 0) === this.initiator
+    if (ourTurn !== writing) throw fail('ERR_HANDSHAKE', writing ? "it is the peer's turn to send" : 'a handshake message out of turn')
+  }
+
+  // A message either applies whole or not at all: a forged datagram cannot wreck a handshake in progress.
+  #undoOnError<T>(run: () => T): T {
+    const saved: State = { ...this.#st, k: this.#st.k?.clone() ?? null }
+    try {
+      return run()
+    } catch (err) {
+      this.#st = saved
+      throw err
+    }
+  }
+
+  #dh(token: Token): Uint8Array {
+    const { e, re, rs } = this.#st
+    const s = this.#s
+    switch (token) {
+      case 'ee': return dh(e, re)
+      case 'ss': return dh(s, rs)
+      case 'es': return this.initiator ? dh(e, rs) : dh(s, re)
+      default: return this.initiator ? dh(s, re) : dh(e, rs) // 'se'
+    }
+  }
+
+  #mixHash(data: Uint8Array): void {
+    this.#st.h = bytes(sha256(this.#st.h, data))
+  }
+
+  #mixKey(ikm: Uint8Array): void {
+    const [ck, k] = hkdf2(this.#st.ck, ikm)
+    this.#st.ck = ck
+    this.#st.k = new CipherState(k)
+  }
+
+  #encryptAndHash(plaintext: Uint8Array): Uint8Array {
+    const out = this.#st.k ? this.#st.k.encryptWithAd(this.#st.h, plaintext) : bytes(plaintext)
+    this.#mixHash(out)
+    return out
+  }
+
+  #decryptAndHash(ciphertext: Uint8Array): Uint8Array {
+    let out = bytes(ciphertext)
+    if (this.#st.k) {
+      try {
+        out = this.#st.k.decryptWithAd(this.#st.h, ciphertext)
+      } catch (err) {
+        throw fail('ERR_HANDSHAKE', 'a Noise handshake message failed authentication', err)
+      }
+    }
+    this.#mixHash(ciphertext)
+    return out
+  }
+}

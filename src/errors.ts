@@ -32,6 +32,9 @@ export type ErrorCode =
   | 'ERR_STORE_FULL' // a node's record or byte bound is reached
   | 'ERR_EXPIRED' // a record past its expiry (or with an expiry too far ahead)
   | 'ERR_STORE_CORRUPT' // the on-disk store cannot be opened or read
+  | 'ERR_HANDSHAKE' // a session handshake message that fails its checks
+  | 'ERR_DECRYPT' // a sealed message that does not authenticate
+  | 'ERR_BAD_KEY' // bytes that are not a usable public key
 
 export class WeftError extends Error {
   readonly code: ErrorCode

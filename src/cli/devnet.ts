@@ -12,6 +12,8 @@ export interface DevnetOptions {
   nodes: number
   seed: string
   topology?: TopologyName
+  /** Sealed sessions between the peers (default true). */
+  encrypt?: boolean
   lookups: number
   api: string | false
   apiToken?: string
@@ -52,7 +54,7 @@ async function dhtRound(net: Testnet, count: number, seed: string): Promise<void
 export async function runDevnet(o: DevnetOptions): Promise<void> {
   const bar = progress('joining', o.nodes)
   const started = Date.now()
-  const net = await createTestnet({ nodes: o.nodes, seed: o.seed, node: { topology: o.topology }, onProgress: (d) => bar.update(d) })
+  const net = await createTestnet({ nodes: o.nodes, seed: o.seed, node: { topology: o.topology, encrypt: o.encrypt }, onProgress: (d) => bar.update(d) })
   bar.stop()
   const peers = net.nodes.map((n) => n.topology.size())
   console.log(`devnet: ${o.nodes} nodes on 127.0.0.1 joined in ${((Date.now() - started) / 1000).toFixed(1)} s (seed ${o.seed}); ` +

@@ -49,13 +49,14 @@ program.command('node')
   .addOption(new Option('--topology <name>', 'how the network is organised (every node of a network must use the same)').choices(topologyNames).default('kademlia'))
   .option('--k <n>', 'bucket size', int('k', 1, 25), 20)
   .option('--alpha <n>', 'requests in flight per lookup', int('alpha', 1, 16), 3)
+  .option('--no-encrypt', 'send plaintext datagrams (every node of a network must agree)')
   .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (logs go to stderr: pretty on a terminal, JSON otherwise)').default('info').argParser(logLevel).env('WEFT_LOG_LEVEL'))
   .action(async (o) => {
     if (o.api !== false) checkBind(parseAddress(o.api).host, o.apiToken) // before joining: a refused API is a user error
     const logger = createLogger({ level: parseLogLevel(o.logLevel) })
     const node = new Node({
       host: o.host, port: o.port, bootstrap: o.bootstrap, dataDir: o.data, keyFile: o.keyFile,
-      topology: o.topology, topologyOptions: { k: o.k, alpha: o.alpha }, logger, metrics: o.api !== false,
+      topology: o.topology, topologyOptions: { k: o.k, alpha: o.alpha }, encrypt: o.encrypt, logger, metrics: o.api !== false,
     })
     console.log(`node id  ${node.idHex}`)
     await node.start()
@@ -109,7 +110,9 @@ withApi(program.command('status'))
       ['bytes in / out', `${s.transport.bytesIn} / ${s.transport.bytesOut}`],
       ['requests in / out', `${s.rpc.requestsIn} / ${s.rpc.requestsOut}`],
       ['timeouts / retries', `${s.rpc.timeouts} / ${s.rpc.retries}`],
-      ['malformed dropped', s.rpc.malformed + s.transport.oversizeDropped], ['rate limited', s.rpc.rateLimited],
+      ['sessions', s.sessions ? `${s.sessions.open} open, ${s.sessions.sessionsOpened} opened, ${s.sessions.rekeys} rekeys` : 'off (plaintext)'],
+      ['malformed dropped', s.rpc.malformed + s.transport.oversizeDropped + (s.sessions ? s.sessions.malformed + s.sessions.decryptFailures + s.sessions.replays + s.sessions.misdirected + s.sessions.idMismatch : 0)],
+      ['rate limited', s.rpc.rateLimited],
       ['DHT records held', `${s.records.count} (${s.records.bytes} bytes)`],
     ]))
   })
@@ -124,8 +127,9 @@ program.command('devnet')
   .option('--no-api', 'do not serve an API')
   .addOption(new Option('--api-token <token>', 'require this bearer token on the API').env('WEFT_API_TOKEN'))
   .option('--exit', 'exit after the first batch instead of running until Ctrl-C')
+  .option('--no-encrypt', 'plaintext datagrams between the peers')
   .action(async (o) => {
-    await runDevnet({ nodes: o.nodes, seed: o.seed, topology: o.topology, lookups: o.lookups, api: o.api, apiToken: o.apiToken, exit: !!o.exit, summaryEveryMs: 5000 })
+    await runDevnet({ nodes: o.nodes, seed: o.seed, topology: o.topology, encrypt: o.encrypt, lookups: o.lookups, api: o.api, apiToken: o.apiToken, exit: !!o.exit, summaryEveryMs: 5000 })
   })
 
 addDhtCommands(program, withApi, target)

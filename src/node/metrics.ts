@@ -56,7 +56,19 @@ export class NodeMetrics {
     copy('weft_packets_dropped_total', 'Datagrams dropped unanswered, by reason.', ['reason'], (s) => [
       [{ reason: 'oversize' }, s.transport.oversizeDropped], [{ reason: 'rate_limited' }, s.rpc.rateLimited],
       [{ reason: 'unmatched_reply' }, s.rpc.unmatchedReplies], [{ reason: 'amplification' }, s.rpc.refusedAmplification],
+      ...(s.sessions ? ([
+        [{ reason: 'not_sealed' }, s.sessions.malformed], [{ reason: 'decrypt_failed' }, s.sessions.decryptFailures],
+        [{ reason: 'replay' }, s.sessions.replays + s.sessions.handshakeReplays], [{ reason: 'misdirected' }, s.sessions.misdirected],
+        [{ reason: 'id_mismatch' }, s.sessions.idMismatch], [{ reason: 'handshake_failed' }, s.sessions.handshakeFailures],
+        [{ reason: 'session_queue_full' }, s.sessions.queueDropped],
+      ] as [{ reason: string }, number][]) : []),
     ])
+    new Gauge({ name: 'weft_sessions', help: 'Encrypted sessions open.', registers, collect() { this.set(status()?.sessions?.open ?? 0) } })
+    copy('weft_session_handshakes_total', 'Session handshakes, by role and outcome.', ['outcome'], (s) => s.sessions ? [
+      [{ outcome: 'started' }, s.sessions.handshakesStarted], [{ outcome: 'answered' }, s.sessions.handshakesAnswered],
+      [{ outcome: 'opened' }, s.sessions.sessionsOpened], [{ outcome: 'timeout' }, s.sessions.handshakeTimeouts],
+      [{ outcome: 'rekey' }, s.sessions.rekeys],
+    ] : [])
     copy('weft_packets_malformed_total', 'Datagrams that did not decode, by error code.', ['code'], (s) =>
       Object.entries(s.rpc.malformedByCode).map(([code, n]) => [{ code }, n ?? 0]))
     copy('weft_rpc_retries_total', 'Requests sent again after a timeout.', [], (s) => [[{}, s.rpc.retries]])

@@ -9,12 +9,13 @@ import { expectedPongBytes, Rpc, type RpcOptions, type RpcStats } from '../rpc/r
 import type { Network, Runtime } from '../runtime/runtime.js'
 import { realRuntime, udpNetwork } from '../runtime/udp.js'
 import { PacketTransport, type Transport, type TransportStats } from '../transport/transport.js'
+import { SecureTransport, SESSION_OVERHEAD, type SessionOptions, type SessionStats } from '../transport/session.js'
 import { Dht, type DhtOptions } from '../services/dht/dht.js'
 import { Tapestry } from '../overlay/tapestry/tapestry.js'
 import { RecordStore, type RecordStoreOptions } from '../services/dht/store.js'
 import { canonicalAddress, type Address } from '../wire/address.js'
 import { join } from 'node:path'
-import { MAX_PACKET, MessageType } from '../wire/messages.js'
+import { MAX_PACKET, MessageType, senderIdOf } from '../wire/messages.js'
 import { silentLogger, type Logger } from './log.js'
 import { NodeMetrics } from './metrics.js'
 
@@ -37,6 +38,13 @@ export interface NodeOptions {
   /** The same as topologyOptions (its first name, from when Kademlia was the only topology). */
   kademlia?: TopologyOptions
   rpc?: Partial<RpcOptions>
+  /**
+   * Seal every datagram in a Noise session bound to both peers' identities (default true).
+   * Nodes that encrypt and nodes that do not cannot talk to each other.
+   */
+  encrypt?: boolean
+  /** Bounds and timers of the encrypted sessions. */
+  sessions?: Partial<SessionOptions>
   dht?: Partial<DhtOptions>
   /** Bounds of the local record store; with dataDir it lives in DIR/weft.db (SQLite). */
   store?: Omit<RecordStoreOptions, 'path'>
@@ -68,6 +76,8 @@ export interface NodeStatus {
   /** Smoothed round-trip time of this node's requests; null before it has made one. */
   rttMs: number | null
   transport: TransportStats
+  /** Encrypted sessions: open now, and the counters (null when the node runs in plaintext). */
+  sessions: (SessionStats & { open: number }) | null
   rpc: RpcStats
   /** DHT records held in the local store and their encoded bytes. */
   records: { count: number; bytes: number }
@@ -182,7 +192,11 @@ export class Node extends EventEmitter<NodeEvents> {
     if (this.rpc) return
     const o = this.options
     const endpoint = await this.network.bind(o.host ?? '127.0.0.1', o.port ?? 0)
-    const transport = new PacketTransport(endpoint, MAX_PACKET)
+    const encrypt = o.encrypt ?? true
+    const packets = new PacketTransport(endpoint, MAX_PACKET + (encrypt ? SESSION_OVERHEAD : 0))
+    const transport = encrypt
+      ? new SecureTransport(packets, this.runtime, this.identity, senderIdOf, { ...o.sessions, maxPacket: MAX_PACKET })
+      : packets
     const rpc = new Rpc(this.runtime, transport, this.identity.id, o.rpc)
     rpc.readOnly = o.readOnly ?? false
     if (this.nodeMetrics) this.instrument(rpc, this.nodeMetrics)
@@ -309,6 +323,7 @@ export class Node extends EventEmitter<NodeEvents> {
       uptimeMs: Math.round(this.runtime.now() - this.startedAt),
       rttMs: rpc!.smoothedRttMs === null ? null : Math.round(rpc!.smoothedRttMs * 1000) / 1000,
       transport: { ...transport!.stats },
+      sessions: transport instanceof SecureTransport ? { ...transport.sessionStats, open: transport.sessionCount } : null,
       rpc: { ...rpc!.stats, malformedByCode: { ...rpc!.stats.malformedByCode } },
       records: { count: this.recordStore?.size ?? 0, bytes: this.recordStore?.bytes ?? 0 },
     }

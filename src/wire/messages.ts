@@ -39,6 +39,11 @@ export const Flag = {
 } as const
 const KNOWN_FLAGS = 0x07
 
+/** The sender id a packet's header claims, without decoding the rest; null when it is not a Weft packet. */
+export function senderIdOf(b: Uint8Array): Uint8Array | null {
+  return b.length >= HEADER_BYTES && b[0] === MAGIC ? b.subarray(8, 8 + ID_BYTES) : null
+}
+
 export interface WireContact {
   id: NodeId
   address: Address

@@ -1,0 +1,546 @@
+// Encrypted sessions: every datagram between two peers is sealed with keys from a Noise handshake
+// bound to both peers' Ed25519 identities. It wraps any Transport, so the rpc above sees
+// plaintext from an authenticated peer and nothing else changes. spec/wire.md section 13.
+//
+// Packets (the first byte says which; Weft's plaintext packets start with 0x57 and are dropped):
+//   INIT  E1 | pattern (0 XX, 1 IK) | sender index (4) | Noise message 1 [| zeros: XX pads to RESP's size]
+//   RESP  E2 | sender index (4) | receiver index (4) | Noise message 2
+//   FINAL E3 | receiver index (4) | Noise message 3                      (XX only)
+//   DATA  E4 | receiver index (4) | counter (8) | ciphertext and tag       (the 13 header bytes are AD)
+// Handshake payloads carry the sender's Ed25519 public key, whose X25519 form must be the static
+// key the handshake proved (identity/dh-key.ts), and the first queued packet when it fits:
+//   IK 1: key | timestamp (8, ms) | packet    IK 2: empty
+//   XX 1: empty    XX 2: key    XX 3: key | packet
+// IK needs the responder's key: known from an earlier session or given by addPeerKey (a peer
+// record); otherwise XX. A replayed IK message 1 is refused by its timestamp (the last one per
+// peer is kept); XX cannot be replayed, the responder's ephemeral key is new each time.
+import { WeftError } from '../errors.js'
+import { x25519PrivateFromIdentity, x25519PublicFromEd25519 } from '../identity/dh-key.js'
+import type { Identity } from '../identity/keys.js'
+import { idFromPublicKey, idToHex, type NodeId } from '../identity/node-id.js'
+import type { Runtime, TimerHandle } from '../runtime/runtime.js'
+import type { Address } from '../wire/address.js'
+import { CipherState, Handshake, keyPairFromPrivate, TAG_BYTES, type KeyPair, type Pattern } from './noise.js'
+import type { Transport, TransportStats } from './transport.js'
+
+const enum Kind { INIT = 0xe1, RESP = 0xe2, FINAL = 0xe3, DATA = 0xe4 }
+const DATA_HEADER = 13
+/** Bytes a sealed DATA packet adds to the plaintext it carries. */
+export const SESSION_OVERHEAD = DATA_HEADER + TAG_BYTES
+const PROLOGUE = new TextEncoder().encode('weft session v1')
+const KEY_BYTES = 32
+const XX_INIT_BYTES = 160 // message 1 padded to at least RESP's size: no amplification
+const MAX_COUNTER = 2 ** 48 // far more than a session ever sends before it is rekeyed
+
+export interface SessionOptions {
+  /** Largest packet the layer above sends; sealed packets are at most this plus SESSION_OVERHEAD. */
+  maxPacket: number
+  /** Sessions kept; past it the least recently used one is closed. */
+  maxSessions: number
+  /** Handshakes this node answers that wait for their last message (XX). */
+  maxHalfOpen: number
+  /** Packets waiting per peer while its handshake runs. */
+  maxQueued: number
+  /** Keys remembered per address (for IK) and last IK timestamps per peer. */
+  maxKnownKeys: number
+  /** A handshake message unanswered this long is sent again with a new handshake. */
+  handshakeTimeoutMs: number
+  /** Handshake attempts before the queued packets are dropped (an IK attempt that fails falls back to XX). */
+  handshakeAttempts: number
+  /** A session is replaced by a new handshake after this long (fresh keys, forward secrecy). */
+  rekeyAfterMs: number
+  /** A session nobody sent or received on for this long is closed. */
+  idleMs: number
+}
+
+export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
+  maxPacket: 1400,
+  maxSessions: 1024,
+  maxHalfOpen: 256,
+  maxQueued: 16,
+  maxKnownKeys: 4096,
+  handshakeTimeoutMs: 1000,
+  handshakeAttempts: 3,
+  rekeyAfterMs: 120_000,
+  idleMs: 180_000,
+}
+
+export interface SessionStats {
+  handshakesStarted: number
+  handshakesAnswered: number
+  sessionsOpened: number
+  /** Handshake messages that failed: bad crypto, a key that does not match its id, out of turn. */
+  handshakeFailures: number
+  handshakeTimeouts: number
+  /** IK first messages refused because their timestamp was not newer than the last. */
+  handshakeReplays: number
+  /** DATA that failed authentication (tampered, or sealed with other keys). */
+  decryptFailures: number
+  /** DATA whose counter was seen before or is older than the replay window. */
+  replays: number
+  /** DATA for a session we do not have, or from an address other than the session's. */
+  misdirected: number
+  /** Handshakes both sides started at once: the one with the lower initiator index gives way. */
+  crossedHandshakes: number
+  /** Plaintext whose sender id is not the id the session authenticated. */
+  idMismatch: number
+  /** Unencrypted or unknown packets. */
+  malformed: number
+  /** Packets dropped because the queue of a peer whose handshake was running was full, or the handshake failed. */
+  queueDropped: number
+  halfOpenDropped: number
+  evicted: number
+  idleClosed: number
+  rekeys: number
+}
+
+interface Session {
+  address: Address
+  localIndex: number
+  remoteIndex: number
+  send: CipherState
+  receive: CipherState
+  sendCounter: number
+  replay: ReplayWindow
+  remoteKey: Uint8Array // Ed25519
+  remoteId: NodeId
+  initiator: boolean
+  createdAt: number
+  lastUsed: number
+}
+
+interface Pending {
+  hs: Handshake
+  pattern: Pattern
+  localIndex: number
+  attempts: number
+  timer: TimerHandle | null
+}
+
+interface Peer {
+  current: Session | null // the one we send on
+  previous: Session | null // still accepted for a while after a rekey
+  next: Session | null // answered while a session was open: used once the initiator sends on it
+  pending: Pending | null
+  queue: Uint8Array[]
+}
+
+/** An XX handshake this node answered, waiting for message 3. */
+interface HalfOpen { hs: Handshake; address: Address; localIndex: number; remoteIndex: number; expiresAt: number }
+
+/** Which counters a session has received, over a sliding window (RFC 6479's idea, in 32-bit words). */
+class ReplayWindow {
+  private static readonly WORDS = 32
+  private top = -1
+  private readonly bits = new Uint32Array(ReplayWindow.WORDS)
+  /** True when `n` is inside the window and not seen yet (does not record it). */
+  fresh(n: number): boolean {
+    if (n > this.top) return true
+    if (this.top - n >= (ReplayWindow.WORDS - 1) * 32) return false
+    return (this.bits[Math.floor(n / 32) % ReplayWindow.WORDS] & (1 << (n % 32))) === 0
+  }
+  mark(n: number): void {
+    const W = ReplayWindow.WORDS
+    if (n > this.top) {
+      const from = Math.floor(this.top / 32), to = Math.floor(n / 32)
+      if (this.top < 0 || to - from >= W) this.bits.fill(0)
+      else for (let w = from + 1; w <= to; w++) this.bits[w % W] = 0
+      this.top = n
+    }
+    this.bits[Math.floor(n / 32) % W] |= 1 << (n % 32)
+  }
+}
+
+function readU32(b: Uint8Array, o: number): number { return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0 }
+function writeU32(b: Uint8Array, o: number, v: number): void { b[o] = v >>> 24; b[o + 1] = v >>> 16; b[o + 2] = v >>> 8; b[o + 3] = v }
+function equal(a: Uint8Array, b: Uint8Array): boolean { return a.length === b.length && Buffer.compare(a, b) === 0 }
+
+export class SecureTransport implements Transport {
+  readonly sessionStats: SessionStats = {
+    handshakesStarted: 0, handshakesAnswered: 0, sessionsOpened: 0, handshakeFailures: 0, handshakeTimeouts: 0, handshakeReplays: 0,
+    decryptFailures: 0, replays: 0, misdirected: 0, crossedHandshakes: 0, idMismatch: 0, malformed: 0, queueDropped: 0, halfOpenDropped: 0,
+    evicted: 0, idleClosed: 0, rekeys: 0,
+  }
+  onPacket: (from: Address, bytes: Uint8Array) => void = () => {}
+  private readonly o: SessionOptions
+  private readonly staticKey: KeyPair
+  private readonly peers = new Map<Address, Peer>()
+  private readonly byIndex = new Map<number, Session | HalfOpen>()
+  private readonly keys = new Map<Address, Uint8Array>() // Ed25519 keys by address, for IK
+  private readonly lastTimestamp = new Map<string, number>() // newest IK timestamp per peer id
+  private halfOpen = 0
+  private sessions = 0
+  private sweeper: TimerHandle | null = null
+  private closed = false
+
+  /**
+   * `senderOf` reads the sender id a plaintext packet claims (the wire header's), so that a
+   * peer cannot speak for another id over its own session.
+   */
+  constructor(
+    private readonly inner: Transport,
+    private readonly runtime: Runtime,
+    private readonly identity: Identity,
+    private readonly senderOf: (packet: Uint8Array) => Uint8Array | null,
+    options: Partial<SessionOptions> = {},
+  ) {
+    this.o = { ...DEFAULT_SESSION_OPTIONS, ...options }
+    this.staticKey = keyPairFromPrivate(x25519PrivateFromIdentity(identity))
+    inner.onPacket = (from, bytes) => this.receive(from, bytes)
+    this.scheduleSweep()
+  }
+
+  get address(): Address { return this.inner.address }
+  get stats(): TransportStats { return this.inner.stats }
+  /** Sessions open now. */
+  get sessionCount(): number { return this.sessions }
+
+  /** Tells the transport a peer's Ed25519 key (from its signed peer record): the first packet to it goes out sealed (IK). */
+  addPeerKey(address: Address, publicKey: Uint8Array): void {
+    if (publicKey.length !== KEY_BYTES) throw new WeftError('ERR_BAD_ARGUMENT', 'an Ed25519 public key is 32 bytes')
+    this.remember(this.keys, address, publicKey)
+  }
+
+  /** The authenticated id of the peer at `address`, when a session is open. */
+  peerId(address: Address): NodeId | null { return this.peers.get(address)?.current?.remoteId ?? null }
+
+  send(to: Address, bytes: Uint8Array): void {
+    if (this.closed) return
+    const peer = this.peer(to)
+    const s = peer.current
+    if (s) {
+      this.seal(s, bytes)
+      const age = this.runtime.now() - s.createdAt
+      // The initiator rekeys; the responder only if the initiator has not, so both do not race.
+      if (!peer.pending && age > this.o.rekeyAfterMs * (s.initiator ? 1 : 1.25)) {
+        this.sessionStats.rekeys++
+        this.initiate(to, peer)
+      }
+      return
+    }
+    if (peer.queue.length >= this.o.maxQueued) { this.sessionStats.queueDropped++; return }
+    peer.queue.push(bytes)
+    if (!peer.pending) this.initiate(to, peer)
+  }
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true
+      if (this.sweeper) this.runtime.clearTimeout(this.sweeper)
+      for (const peer of this.peers.values()) if (peer.pending?.timer) this.runtime.clearTimeout(peer.pending.timer)
+      this.peers.clear()
+      this.byIndex.clear()
+    }
+    return this.inner.close()
+  }
+
+  // ---- sending
+
+  private seal(s: Session, bytes: Uint8Array): void {
+    const n = s.sendCounter++
+    const header = new Uint8Array(DATA_HEADER)
+    header[0] = Kind.DATA
+    writeU32(header, 1, s.remoteIndex)
+    writeU32(header, 5, Math.floor(n / 2 ** 32))
+    writeU32(header, 9, n >>> 0)
+    s.lastUsed = this.runtime.now()
+    this.inner.send(s.address, Buffer.concat([header, s.send.encrypt(n, header, bytes)]))
+  }
+
+  private initiate(to: Address, peer: Peer, attempt = 1): void {
+    const key = this.keys.get(to)
+    const pattern: Pattern = key ? 'IK' : 'XX'
+    const hs = new Handshake({ pattern, initiator: true, prologue: PROLOGUE, s: this.staticKey, e: this.ephemeral(), rs: key ? x25519PublicFromEd25519(key) : undefined })
+    const localIndex = this.newIndex()
+    if (peer.pending) this.dropPending(peer)
+    peer.pending = { hs, pattern, localIndex, attempts: attempt, timer: null }
+    this.sessionStats.handshakesStarted++
+    const head = new Uint8Array(6)
+    head[0] = Kind.INIT
+    head[1] = pattern === 'IK' ? 1 : 0
+    writeU32(head, 2, localIndex)
+    let packet: Uint8Array
+    if (pattern === 'IK') {
+      const stamp = new Uint8Array(8)
+      new DataView(stamp.buffer).setFloat64(0, this.runtime.wallClock())
+      const first = this.takeFirstIfFits(peer, 6 + 32 + 48 + 40 + TAG_BYTES)
+      packet = Buffer.concat([head, hs.writeMessage(Buffer.concat([this.identity.publicKey, stamp, first]))])
+    } else {
+      const m = hs.writeMessage(new Uint8Array(0))
+      packet = new Uint8Array(XX_INIT_BYTES)
+      packet.set(head)
+      packet.set(m, head.length)
+    }
+    peer.pending.timer = this.runtime.setTimeout(() => this.handshakeTimedOut(to, peer), this.o.handshakeTimeoutMs)
+    this.inner.send(to, packet)
+  }
+
+  /** The first queued packet, taken off the queue, when it fits in a handshake message of `fixed` bytes. */
+  private takeFirstIfFits(peer: Peer, fixed: number): Uint8Array {
+    const first = peer.queue[0]
+    if (!first || fixed + first.length > this.o.maxPacket + SESSION_OVERHEAD) return new Uint8Array(0)
+    peer.queue.shift()
+    return first
+  }
+
+  private handshakeTimedOut(to: Address, peer: Peer): void {
+    const p = peer.pending
+    if (!p || this.peers.get(to) !== peer) return
+    p.timer = null
+    if (p.pattern === 'IK') this.keys.delete(to) // the key we had may be stale (a new identity there): ask with XX
+    if (p.attempts < this.o.handshakeAttempts) { this.initiate(to, peer, p.attempts + 1); return }
+    this.sessionStats.handshakeTimeouts++
+    this.dropPending(peer)
+    this.sessionStats.queueDropped += peer.queue.length
+    peer.queue = []
+    if (!peer.current && !peer.previous) this.peers.delete(to)
+  }
+
+  private dropPending(peer: Peer): void {
+    const p = peer.pending
+    if (!p) return
+    if (p.timer) this.runtime.clearTimeout(p.timer)
+    peer.pending = null
+  }
+
+  // ---- receiving
+
+  private receive(from: Address, b: Uint8Array): void {
+    if (this.closed) return
+    try {
+      switch (b[0]) {
+        case Kind.DATA: this.onData(from, b); return
+        case Kind.INIT: this.onInit(from, b); return
+        case Kind.RESP: this.onResp(from, b); return
+        case Kind.FINAL: this.onFinal(from, b); return
+        default: this.sessionStats.malformed++
+      }
+    } catch (err) {
+      if (!(err instanceof WeftError)) throw err
+      this.sessionStats.handshakeFailures++ // a handshake message that failed to decrypt or parse
+    }
+  }
+
+  private onData(from: Address, b: Uint8Array): void {
+    if (b.length < DATA_HEADER + TAG_BYTES) { this.sessionStats.malformed++; return }
+    const s = this.byIndex.get(readU32(b, 1))
+    if (!s || !('send' in s) || s.address !== from) { this.sessionStats.misdirected++; return }
+    const peer = this.peers.get(from)!
+    const n = readU32(b, 5) * 2 ** 32 + readU32(b, 9)
+    if (n >= MAX_COUNTER || !s.replay.fresh(n)) { this.sessionStats.replays++; return }
+    const plain = s.receive.decrypt(n, b.subarray(0, DATA_HEADER), b.subarray(DATA_HEADER))
+    if (!plain) { this.sessionStats.decryptFailures++; return }
+    s.replay.mark(n)
+    s.lastUsed = this.runtime.now()
+    this.deliver(peer, s, plain)
+  }
+
+  private deliver(peer: Peer, s: Session, plain: Uint8Array): void {
+    if (s === peer.next) { // the initiator has the new keys: move to them
+      if (peer.previous) this.retire(peer.previous)
+      peer.previous = peer.current
+      peer.current = s
+      peer.next = null
+    }
+    if (plain.length === 0) return // a keepalive that confirms new keys
+    const claimed = this.senderOf(plain)
+    if (claimed && !equal(claimed, s.remoteId)) { this.sessionStats.idMismatch++; return }
+    this.onPacket(s.address, plain)
+  }
+
+  private onInit(from: Address, b: Uint8Array): void {
+    if (b.length < 6) { this.sessionStats.malformed++; return }
+    const ik = b[1] === 1
+    if (!ik && (b[1] !== 0 || b.length < XX_INIT_BYTES)) { this.sessionStats.malformed++; return }
+    const remoteIndex = readU32(b, 2)
+    const mine = this.peers.get(from)?.pending
+    if (mine && mine.localIndex > remoteIndex) { this.sessionStats.crossedHandshakes++; return } // ours goes on; the peer answers it
+    const hs = new Handshake({ pattern: ik ? 'IK' : 'XX', initiator: false, prologue: PROLOGUE, s: this.staticKey, e: this.ephemeral() })
+    if (ik) {
+      const payload = hs.readMessage(b.subarray(6))
+      if (payload.length < KEY_BYTES + 8) throw new WeftError('ERR_HANDSHAKE', 'IK payload too short')
+      const key = payload.subarray(0, KEY_BYTES)
+      this.checkKey(hs, key)
+      const id = idToHex(idFromPublicKey(key))
+      const stamp = new DataView(payload.buffer, payload.byteOffset + KEY_BYTES, 8).getFloat64(0)
+      if (!(stamp > (this.lastTimestamp.get(id) ?? -Infinity))) { this.sessionStats.handshakeReplays++; return }
+      this.remember(this.lastTimestamp, id, stamp)
+      const localIndex = this.newIndex()
+      const reply = hs.writeMessage(new Uint8Array(0))
+      this.sessionStats.handshakesAnswered++
+      this.inner.send(from, Buffer.concat([this.respHead(localIndex, remoteIndex), reply]))
+      const s = this.open(from, hs, localIndex, remoteIndex, Buffer.from(key), false)
+      this.deliver(this.peer(from), s, payload.subarray(KEY_BYTES + 8))
+      return
+    }
+    // XX: answer, and keep the state until message 3, within a bound.
+    this.sweepHalfOpen()
+    if (this.halfOpen >= this.o.maxHalfOpen) { this.sessionStats.halfOpenDropped++; return }
+    hs.readMessage(b.subarray(6, 6 + 32)) // only the ephemeral key; the rest is padding
+    const localIndex = this.newIndex()
+    const reply = hs.writeMessage(this.identity.publicKey)
+    this.byIndex.set(localIndex, { hs, address: from, localIndex, remoteIndex, expiresAt: this.runtime.now() + this.o.handshakeTimeoutMs * this.o.handshakeAttempts })
+    this.halfOpen++
+    this.sessionStats.handshakesAnswered++
+    this.inner.send(from, Buffer.concat([this.respHead(localIndex, remoteIndex), reply]))
+  }
+
+  private respHead(localIndex: number, remoteIndex: number): Uint8Array {
+    const head = new Uint8Array(9)
+    head[0] = Kind.RESP
+    writeU32(head, 1, localIndex)
+    writeU32(head, 5, remoteIndex)
+    return head
+  }
+
+  private onResp(from: Address, b: Uint8Array): void {
+    if (b.length < 9) { this.sessionStats.malformed++; return }
+    const peer = this.peers.get(from)
+    const p = peer?.pending
+    if (!peer || !p || p.localIndex !== readU32(b, 5)) { this.sessionStats.misdirected++; return }
+    const remoteIndex = readU32(b, 1)
+    const payload = p.hs.readMessage(b.subarray(9))
+    let key: Uint8Array
+    if (p.pattern === 'IK') {
+      key = this.keys.get(from)!
+    } else {
+      if (payload.length !== KEY_BYTES) throw new WeftError('ERR_HANDSHAKE', 'XX message 2 must carry the responder key')
+      key = Buffer.from(payload)
+      this.checkKey(p.hs, key)
+      const head = new Uint8Array(5)
+      head[0] = Kind.FINAL
+      writeU32(head, 1, remoteIndex)
+      const first = this.takeFirstIfFits(peer, 5 + 48 + 32 + TAG_BYTES)
+      this.inner.send(from, Buffer.concat([head, p.hs.writeMessage(Buffer.concat([this.identity.publicKey, first]))]))
+    }
+    const hs = p.hs
+    this.dropPending(peer)
+    const rekey = peer.current !== null
+    const s = this.open(from, hs, p.localIndex, remoteIndex, key, true)
+    if (rekey && peer.queue.length === 0) this.seal(s, new Uint8Array(0)) // tells the responder to move to the new keys
+    for (const q of peer.queue) this.seal(s, q)
+    peer.queue = []
+  }
+
+  private onFinal(from: Address, b: Uint8Array): void {
+    if (b.length < 5) { this.sessionStats.malformed++; return }
+    const h = this.byIndex.get(readU32(b, 1))
+    if (!h || !('hs' in h) || h.address !== from) { this.sessionStats.misdirected++; return }
+    this.byIndex.delete(h.localIndex) // one try: a failed message 3 ends this handshake
+    this.halfOpen--
+    const payload = h.hs.readMessage(b.subarray(5))
+    if (payload.length < KEY_BYTES) throw new WeftError('ERR_HANDSHAKE', 'XX message 3 must carry the initiator key')
+    const key = Buffer.from(payload.subarray(0, KEY_BYTES))
+    this.checkKey(h.hs, key)
+    const s = this.open(from, h.hs, h.localIndex, h.remoteIndex, key, false)
+    this.deliver(this.peer(from), s, payload.subarray(KEY_BYTES))
+  }
+
+  /** The static key the handshake proved must be the X25519 form of the Ed25519 key the peer names. */
+  private checkKey(hs: Handshake, key: Uint8Array): void {
+    let expected: Uint8Array
+    try { expected = x25519PublicFromEd25519(key) } catch { throw new WeftError('ERR_HANDSHAKE', 'the peer named an invalid key') }
+    if (!hs.remoteStatic || !equal(hs.remoteStatic, expected)) throw new WeftError('ERR_HANDSHAKE', 'the peer named a key it did not prove')
+  }
+
+  private open(address: Address, hs: Handshake, localIndex: number, remoteIndex: number, remoteKey: Uint8Array, initiator: boolean): Session {
+    const { send, receive } = hs.split()
+    const now = this.runtime.now()
+    const s: Session = {
+      address, localIndex, remoteIndex, send, receive, sendCounter: 0, replay: new ReplayWindow(),
+      remoteKey, remoteId: idFromPublicKey(remoteKey), initiator, createdAt: now, lastUsed: now,
+    }
+    const peer = this.peer(address)
+    if (!peer.current && this.sessions >= this.o.maxSessions) this.evictOne()
+    this.byIndex.set(localIndex, s)
+    this.sessions++
+    this.sessionStats.sessionsOpened++
+    this.remember(this.keys, address, remoteKey)
+    if (initiator || !peer.current) {
+      if (peer.previous) this.retire(peer.previous)
+      peer.previous = peer.current
+      peer.current = s
+    } else {
+      // We answered while a session was open (the peer rekeys): keep sending on the old keys
+      // until the peer sends on the new ones, which it can only do once our answer arrived.
+      if (peer.next) this.retire(peer.next)
+      peer.next = s
+    }
+    if (!initiator) this.dropPending(peer) // the peer's handshake serves (we gave way, or started ours after answering)
+    if (peer.current === s && peer.queue.length) {
+      for (const q of peer.queue) this.seal(s, q)
+      peer.queue = []
+    }
+    return s
+  }
+
+  private retire(s: Session): void {
+    if (this.byIndex.get(s.localIndex) === s) { this.byIndex.delete(s.localIndex); this.sessions-- }
+  }
+
+  // ---- bounds and upkeep
+
+  private peer(address: Address): Peer {
+    let peer = this.peers.get(address)
+    if (!peer) { peer = { current: null, previous: null, next: null, pending: null, queue: [] }; this.peers.set(address, peer) }
+    return peer
+  }
+
+  /** From the runtime's random source: crypto randomness on UDP, a seeded stream in the simulator (runs replay). */
+  private ephemeral(): KeyPair { return keyPairFromPrivate(this.runtime.random.bytes(32)) }
+
+  private newIndex(): number {
+    for (;;) {
+      const i = this.runtime.random.u32()
+      if (!this.byIndex.has(i)) return i
+    }
+  }
+
+  private remember<K, V>(map: Map<K, V>, key: K, value: V): void {
+    map.delete(key)
+    map.set(key, value)
+    if (map.size > this.o.maxKnownKeys) map.delete(map.keys().next().value as K)
+  }
+
+  private evictOne(): void {
+    let idlest: [Address, Peer] | null = null
+    for (const entry of this.peers) {
+      const s = entry[1].current
+      if (s && (!idlest || s.lastUsed < idlest[1].current!.lastUsed)) idlest = entry
+    }
+    if (!idlest) return
+    this.closePeer(idlest[0], idlest[1])
+    this.sessionStats.evicted++
+  }
+
+  private closePeer(address: Address, peer: Peer): void {
+    for (const s of [peer.current, peer.previous, peer.next]) if (s) this.retire(s)
+    this.dropPending(peer)
+    this.peers.delete(address)
+  }
+
+  private sweepHalfOpen(): void {
+    const now = this.runtime.now()
+    for (const [i, h] of this.byIndex) {
+      if ('hs' in h && h.expiresAt <= now) { this.byIndex.delete(i); this.halfOpen-- }
+    }
+  }
+
+  private scheduleSweep(): void {
+    this.sweeper = this.runtime.setTimeout(() => {
+      if (this.closed) return
+      const now = this.runtime.now()
+      this.sweepHalfOpen()
+      for (const [address, peer] of this.peers) {
+        if (peer.previous && now - peer.current!.createdAt > this.o.handshakeTimeoutMs * this.o.handshakeAttempts * 4) {
+          this.retire(peer.previous) // the peer has had time to move to the new keys
+          peer.previous = null
+        }
+        const s = peer.current
+        if (s && !peer.pending && now - s.lastUsed > this.o.idleMs) { this.closePeer(address, peer); this.sessionStats.idleClosed++ }
+        else if (s && now - s.createdAt > this.o.rekeyAfterMs * 3) { this.closePeer(address, peer); this.sessionStats.idleClosed++ } // too old to use
+      }
+      this.scheduleSweep()
+    }, Math.max(1000, Math.min(this.o.idleMs, this.o.rekeyAfterMs) / 4))
+  }
+}

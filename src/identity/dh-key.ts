@@ -32,9 +32,24 @@ function toLittleEndian(x: bigint): Uint8Array {
   return out
 }
 
+// The map costs a modular inversion (BigInt, about 0.3 ms); peers come back, so results are kept.
+const converted = new Map<string, Uint8Array>()
+const MAX_CONVERTED = 4096
+
 /** The X25519 public key (Montgomery u = (1 + y) / (1 - y)) of an Ed25519 public key. */
 export function x25519PublicFromEd25519(publicKey: Uint8Array): Uint8Array {
   if (publicKey.length !== 32) throw new WeftError('ERR_BAD_ARGUMENT', 'an Ed25519 public key is 32 bytes')
+  const hex = Buffer.from(publicKey.buffer, publicKey.byteOffset, 32).toString('hex')
+  let u = converted.get(hex)
+  if (!u) {
+    u = montgomery(publicKey)
+    if (converted.size >= MAX_CONVERTED) converted.clear() // a cheap bound; refills from use
+    converted.set(hex, u)
+  }
+  return u.slice()
+}
+
+function montgomery(publicKey: Uint8Array): Uint8Array {
   const y = fromLittleEndian(publicKey) & ((1n << 255n) - 1n) // the top bit is the sign of x
   if (y >= P) throw new WeftError('ERR_BAD_KEY', 'not an Ed25519 public key: y is out of range')
   const denominator = (1n - y + P) % P

@@ -38,13 +38,32 @@ function checkNonce(nonce: number): number {
 }
 
 const bytes = (b: Uint8Array): Uint8Array => new Uint8Array(b) // a plain copy: no Buffer, no shared pool
-const privateKeyObject = (raw: Uint8Array) => createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' })
-const publicKeyObject = (raw: Uint8Array) => createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' })
+// Raw keys enter node:crypto as JWK: OpenSSL's DER decoders take milliseconds a key, JWK tens of
+// microseconds. A private JWK must name its public key too; X25519 uses only the scalar, so the
+// base point stands in and the real public key is computed by a Diffie-Hellman with it.
+const b64 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url')
+const BASE_POINT = b64(Uint8Array.of(9, ...new Uint8Array(31)))
+const basePoint = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: BASE_POINT }, format: 'jwk' })
+function privateKeyObject(raw: Uint8Array): KeyObject {
+  try {
+    return createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: b64(raw), x: BASE_POINT }, format: 'jwk' })
+  } catch { // a node:crypto that checks the pair: the slow, sure way
+    return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' })
+  }
+}
+const publicKeyObject = (raw: Uint8Array) => createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64(raw) }, format: 'jwk' })
 const rawPublic = (key: KeyObject) => bytes(key.export({ type: 'spki', format: 'der' }).subarray(SPKI_PREFIX.length))
+
+// Key objects made by keyPairFromPrivate, so a handshake does not parse the same key again
+// (OpenSSL's key decoding costs more than the Diffie-Hellman itself). Pairs are not to be mutated.
+const keyObjects = new WeakMap<KeyPair, KeyObject>()
 
 export function keyPairFromPrivate(privateKey: Uint8Array): KeyPair {
   checkKey(privateKey, 'an X25519 private key')
-  return { publicKey: rawPublic(createPublicKey(privateKeyObject(privateKey))), privateKey: bytes(privateKey) }
+  const key = privateKeyObject(privateKey)
+  const pair = { publicKey: bytes(diffieHellman({ privateKey: key, publicKey: basePoint })), privateKey: bytes(privateKey) }
+  keyObjects.set(pair, key)
+  return pair
 }
 
 export function generateKeyPair(): KeyPair {
@@ -152,6 +171,8 @@ interface Remote { raw: Uint8Array; key: KeyObject }
 interface State { index: number; ck: Uint8Array; h: Uint8Array; k: CipherState | null; e: Local | null; re: Remote | null; rs: Remote | null }
 
 function local(pair: KeyPair, what: string): Local {
+  const made = keyObjects.get(pair)
+  if (made) return { publicKey: pair.publicKey, key: made }
   const derived = keyPairFromPrivate(checkKey(pair?.privateKey, `${what}'s private key`))
   if (!Buffer.from(derived.publicKey).equals(checkKey(pair.publicKey, `${what}'s public key`))) {
     throw new WeftError('ERR_BAD_ARGUMENT', `${what}'s public key does not match its private key`)

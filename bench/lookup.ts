@@ -1,11 +1,14 @@
-// `npm run bench`: lookup latency, datagrams per lookup and RSS per node for Weft, hyperdht and
-// bittorrent-dht at N = 50, 200, 500 on loopback, then Weft RPC round trips against a bare
-// node:dgram ping-pong, then DHT puts and gets (immutable and mutable) of the three at N = 200.
+// `npm run bench`: lookup latency, datagrams per lookup and RSS per node for Weft (encrypted, the
+// default, and weft-plaintext), hyperdht and bittorrent-dht at N = 50, 200, 500 on loopback, then
+// Weft RPC round trips (encrypted and plaintext) against a bare node:dgram ping-pong, then DHT puts
+// and gets (immutable and mutable) of Weft, hyperdht and bittorrent-dht at N = 200.
 // Writes bench/results/lookup.json, bench/results/dht.json and docs/benchmarks.md.
 //
 //   npm run bench [-- --quick] [--nodes=50,200] [--lookups=200] [--seed=1] [--rtt-ms=3000]
-//                 [--repeats=5] [--impls=weft,hyperdht] [--dht-nodes=200] [--dht-puts=200]
+//                 [--repeats=5] [--impls=weft,weft-plaintext,hyperdht] [--dht-nodes=200] [--dht-puts=200]
 //                 [--only=lookup|dht] [--no-write]
+// --impls defaults to all four; without weft-plaintext there is no encryption cost and no plaintext
+// round-trip run, and the DHT section skips weft-plaintext (it measures the default build only).
 // The same settings can come from WEFT_BENCH_QUICK=1, WEFT_BENCH_NODES, WEFT_BENCH_LOOKUPS,
 // WEFT_BENCH_SEED, WEFT_BENCH_RTT_MS, WEFT_BENCH_REPEATS, WEFT_BENCH_IMPLS, WEFT_BENCH_DHT_NODES,
 // WEFT_BENCH_DHT_PUTS, WEFT_BENCH_ONLY. With --only, the section not run keeps its results file,
@@ -16,8 +19,8 @@ import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { DHT_KINDS, MAX_VALUE_BYTES, MIN_VALUE_BYTES } from './lib/dht.js'
 import {
-  dhtComparisonTable, dhtTable, dhtVerdicts, IMPL_ORDER, isDhtFigures, isFigures, lookupTable, median, renderMarkdown,
-  roundTripTable, verdicts, verdictTable,
+  DHT_IMPL_ORDER, dhtComparisonTable, dhtTable, dhtVerdicts, encryptionCosts, encryptionTable, IMPL_ORDER, isDhtFigures, isFigures,
+  lookupTable, median, renderMarkdown, roundTripTable, verdicts, verdictTable, WEFT_PLAINTEXT,
   type BenchResults, type DhtEntry, type DhtParams, type DhtResults, type LookupEntry, type MachineInfo, type RoundTripSummary, type RunParams
 } from './lib/report.js'
 import { canPin, runDhtIsolated, runIsolated, runRoundTripsIsolated, type RoundTripRun } from './lib/spawn.js'
@@ -33,6 +36,8 @@ const DHT_CHILD_TIMEOUT_MS = 8 * 60_000
 const SECTIONS = ['lookup', 'dht'] as const
 type Section = (typeof SECTIONS)[number]
 const WINDOWS = [1, 32]
+/** Round-trip measurements bench/peers/run-rtt.ts knows. */
+type RttImpl = 'dgram' | 'weft' | 'weft-plaintext'
 
 function option(name: string, env: string): string | undefined {
   const prefix = `--${name}=`
@@ -135,29 +140,33 @@ async function lookupSection(p: RunParams, impls: string[], machine: MachineInfo
     }
   }
 
-  // Round trips: bare dgram and Weft alternate, each in its own (pinned) child process.
+  // Round trips: bare dgram and Weft (and Weft plaintext, when asked for) alternate, each in its
+  // own (pinned) child process, so drift on the machine hits all of them alike.
   const samples: BenchResults['roundTrips']['samples'] = []
   const summary: RoundTripSummary[] = []
   const cpu = p.rtt.pinnedCpu ?? undefined
+  const rttImpls: RttImpl[] = impls.includes(WEFT_PLAINTEXT) ? ['dgram', 'weft', 'weft-plaintext'] : ['dgram', 'weft']
   for (const window of p.rtt.windows) {
-    const rates: Record<'dgram' | 'weft', number[]> = { dgram: [], weft: [] }
+    const rates: Record<RttImpl, number[]> = { dgram: [], weft: [], 'weft-plaintext': [] }
     for (let rep = 0; rep < p.rtt.repeats; rep++) {
-      for (const impl of ['dgram', 'weft'] as const) {
+      for (const impl of rttImpls) {
         try {
           const r: RoundTripRun = await runRoundTripsIsolated(impl, p.rtt.durationMs, window, cpu)
           samples.push(r)
           rates[impl].push(r.roundTripsPerSec)
-          log(`round trips ${impl.padEnd(5)} window ${String(window).padEnd(2)} run ${rep + 1}/${p.rtt.repeats}: ` +
+          log(`round trips ${impl.padEnd(14)} window ${String(window).padEnd(2)} run ${rep + 1}/${p.rtt.repeats}: ` +
             `${Math.round(r.roundTripsPerSec)} /s (${r.failed} failed)`)
         } catch (err) {
           samples.push({ impl, window, error: firstLine(err) })
-          log(`round trips ${impl.padEnd(5)} window ${window} run ${rep + 1}: FAILED: ${firstLine(err).split('\n')[0]}`)
+          log(`round trips ${impl.padEnd(14)} window ${window} run ${rep + 1}: FAILED: ${firstLine(err).split('\n')[0]}`)
         }
       }
     }
     const dgram = median(rates.dgram)
     const weft = rates.weft.length > 0 ? median(rates.weft) : 0
-    if (rates.dgram.length > 0) summary.push({ window, dgram, weft, ratio: weft / dgram })
+    const plain = rates['weft-plaintext']
+    const weftPlaintext = plain.length > 0 ? { weftPlaintext: median(plain) } : {}
+    if (rates.dgram.length > 0) summary.push({ window, dgram, weft, ratio: weft / dgram, ...weftPlaintext })
   }
 
   const results: BenchResults = {
@@ -166,17 +175,21 @@ async function lookupSection(p: RunParams, impls: string[], machine: MachineInfo
     lookup,
     roundTrips: { samples, summary },
     verdicts: verdicts(lookup, summary, p.nodes),
+    encryption: encryptionCosts(lookup, p.nodes),
     elapsedMs: performance.now() - started
   }
   log('')
   for (const n of p.nodes) log(`Lookups, N = ${n}\n${lookupTable(lookup, n)}\n`)
+  log(`Encryption cost (Weft encrypted against plaintext)\n${encryptionTable(results.encryption ?? [])}\n`)
   log(`RPC round trips (one core)\n${roundTripTable(summary)}\n`)
   log(`Targets\n${verdictTable(results.verdicts)}\n`)
   return results
 }
 
-async function dhtSection(d: DhtParams, impls: string[], machine: MachineInfo): Promise<DhtResults> {
+async function dhtSection(d: DhtParams, asked: string[], machine: MachineInfo): Promise<DhtResults> {
   const started = performance.now()
+  // Only the default (encrypted) Weft has a DHT bench: weft-plaintext is skipped here.
+  const impls = asked.filter((i) => DHT_IMPL_ORDER.includes(i))
   log(`DHT put/get: N = ${d.nodes}, ${d.puts} puts then ${d.puts} gets, immutable and mutable; ${impls.join(', ')}`)
   const dht: DhtEntry[] = []
   for (const [i, impl] of impls.entries()) {

@@ -13,6 +13,11 @@ export interface LookupFigures {
   p95Ms: number
   p99Ms: number
   datagramsPerLookup: number
+  /**
+   * Throughput of the timed phase: lookups / its wall time. Lookups run one after another, so
+   * this is about 1000 / mean latency. Absent in results recorded before it was added.
+   */
+  lookupsPerSec?: number
   rssKiBPerNode: number
   setupMs: number
   /**
@@ -173,6 +178,8 @@ export interface LookupRun {
   latenciesMs: number[]
   successes: number
   datagrams: number
+  /** Wall time of the whole timed phase. */
+  elapsedMs: number
 }
 
 /**
@@ -191,6 +198,7 @@ export async function timeLookups(
   const latenciesMs: number[] = []
   let successes = 0
   c.start()
+  const phaseStart = performance.now()
   for (let i = 0; i < lookups; i++) {
     const t0 = performance.now()
     const ac = new AbortController()
@@ -204,8 +212,9 @@ export async function timeLookups(
     latenciesMs.push(performance.now() - t0)
     if (ok) successes++
   }
+  const elapsedMs = performance.now() - phaseStart
   const datagrams = c.stop()
-  return { latenciesMs, successes, datagrams }
+  return { latenciesMs, successes, datagrams, elapsedMs }
 }
 
 /** Assembles the figures reported for one implementation at one N. */
@@ -231,6 +240,7 @@ export function toFigures(
     p95Ms: percentile(sorted, 95),
     p99Ms: percentile(sorted, 99),
     datagramsPerLookup: lookups === 0 ? 0 : run.datagrams / lookups,
+    lookupsPerSec: run.elapsedMs > 0 ? lookups / (run.elapsedMs / 1000) : 0,
     rssKiBPerNode: rssKiBPerNode(rssOf(baseline), rssOf(withNodes), nodes),
     setupMs,
     ...(typeof baseline === 'number' || typeof withNodes === 'number'

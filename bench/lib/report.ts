@@ -3,9 +3,19 @@ import { DHT_KINDS, type DhtFigures, type DhtKind, type DhtKindFigures } from '.
 import type { LookupFigures } from './measure.js'
 import type { RoundTripRun } from './spawn.js'
 
+/** Weft's default build: every datagram sealed in a Noise session. The peer targets are about it. */
 export const WEFT = 'weft'
+/** The same Weft with `encrypt: false`: only the reference for what encryption costs, never a peer. */
+export const WEFT_PLAINTEXT = 'weft-plaintext'
 export const PEERS = ['hyperdht', 'bittorrent-dht'] as const
-export const IMPL_ORDER = [WEFT, ...PEERS]
+export const IMPL_ORDER = [WEFT, WEFT_PLAINTEXT, ...PEERS]
+/** The DHT put/get section measures the default Weft build only. */
+export const DHT_IMPL_ORDER = [WEFT, ...PEERS]
+/** Encryption may make Weft's lookups at most this much slower (p50) than plaintext. */
+export const ENCRYPTION_MAX_SLOWDOWN = 0.25
+
+/** Peers are the other libraries: comparing Weft with its own plaintext build is not a peer target. */
+const isPeer = (impl: string): boolean => (PEERS as readonly string[]).includes(impl)
 
 /** A lookup measurement, or the error that stopped it. */
 export type LookupEntry = LookupFigures | { impl: string; nodes: number; error: string }
@@ -18,8 +28,12 @@ export interface RoundTripSummary {
   window: number
   /** Median round trips per second over the repeats. */
   dgram: number
+  /** Weft's default (encrypted) build. */
   weft: number
+  /** weft / dgram. */
   ratio: number
+  /** Weft with encrypt: false, when it was run (absent in older results). */
+  weftPlaintext?: number
 }
 
 export interface Verdict {
@@ -56,6 +70,8 @@ export interface BenchResults {
   lookup: LookupEntry[]
   roundTrips: { samples: (RoundTripRun | { impl: string; window: number; error: string })[]; summary: RoundTripSummary[] }
   verdicts: Verdict[]
+  /** Encrypted against plaintext Weft per N (absent in results recorded before it was added). */
+  encryption?: EncryptionCost[]
   elapsedMs: number
 }
 
@@ -83,7 +99,7 @@ export function verdicts(lookup: LookupEntry[], rtt: RoundTripSummary[], nodes: 
     const rows: Verdict['rows'] = []
     for (const n of nodes) {
       const weft = lookup.find((e) => e.impl === WEFT && e.nodes === n)
-      const peers = lookup.filter((e): e is LookupFigures => isFigures(e) && e.impl !== WEFT && e.nodes === n)
+      const peers = lookup.filter((e): e is LookupFigures => isFigures(e) && isPeer(e.impl) && e.nodes === n)
       if (peers.length === 0) continue // nothing to compare against at this N
       const best = peers.reduce((a, b) => (b[key] < a[key] ? b : a))
       const w = isFigures(weft) ? weft[key] : NaN
@@ -96,7 +112,80 @@ export function verdicts(lookup: LookupEntry[], rtt: RoundTripSummary[], nodes: 
     at: `window ${s.window}`, weft: s.weft, reference: s.dgram, referenceName: 'bare dgram', ratio: s.ratio, pass: s.ratio >= 0.5
   }))
   out.push({ target: 'RPC round trips per second', requirement: '≥ 0.5 × bare dgram', rows, pass: rows.length > 0 && rows.every((r) => r.pass) })
+  out.push(encryptionVerdict(encryptionCosts(lookup, nodes)))
   return out
+}
+
+// ---- Encryption cost ------------------------------------------------------------------------------
+
+/** One build's figures in the encryption comparison. */
+export interface CostFigures {
+  p50Ms: number
+  p95Ms: number
+  /** NaN when the results predate the throughput figure. */
+  lookupsPerSec: number
+  datagramsPerLookup: number
+}
+
+/** Encrypted (default) against plaintext Weft at one N, from the same run. */
+export interface EncryptionCost {
+  nodes: number
+  encrypted: CostFigures
+  plaintext: CostFigures
+  /** encrypted p50 / plaintext p50 − 1: 0.25 means 25 % slower. */
+  slowdown: number
+  /** encrypted lookups/s / plaintext lookups/s: below 1 means fewer lookups per second. */
+  throughputRatio: number
+  /** slowdown ≤ ENCRYPTION_MAX_SLOWDOWN. */
+  pass: boolean
+}
+
+const costFigures = (f: LookupFigures): CostFigures => ({
+  p50Ms: f.p50Ms, p95Ms: f.p95Ms, lookupsPerSec: f.lookupsPerSec ?? NaN, datagramsPerLookup: f.datagramsPerLookup
+})
+
+/** One entry per N at which both builds produced figures. */
+export function encryptionCosts(lookup: LookupEntry[], nodes: number[]): EncryptionCost[] {
+  const out: EncryptionCost[] = []
+  for (const n of nodes) {
+    const enc = lookup.find((e) => e.impl === WEFT && e.nodes === n)
+    const plain = lookup.find((e) => e.impl === WEFT_PLAINTEXT && e.nodes === n)
+    if (!isFigures(enc) || !isFigures(plain)) continue
+    const slowdown = enc.p50Ms / plain.p50Ms - 1
+    const encrypted = costFigures(enc)
+    const plaintext = costFigures(plain)
+    out.push({ nodes: n, encrypted, plaintext, slowdown, throughputRatio: encrypted.lookupsPerSec / plaintext.lookupsPerSec, pass: slowdown <= ENCRYPTION_MAX_SLOWDOWN })
+  }
+  return out
+}
+
+function encryptionVerdict(costs: EncryptionCost[]): Verdict {
+  const rows = costs.map((c) => ({
+    at: `N=${c.nodes}`, weft: c.encrypted.p50Ms, reference: c.plaintext.p50Ms, referenceName: WEFT_PLAINTEXT, ratio: c.slowdown + 1, pass: c.pass
+  }))
+  const requirement = `≤ ${fmt(1 + ENCRYPTION_MAX_SLOWDOWN, 2)} × plaintext (≤ ${fmt(ENCRYPTION_MAX_SLOWDOWN * 100, 0)} % slower)`
+  return { target: 'encryption cost: p50 lookup latency', requirement, rows, pass: rows.length > 0 && rows.every((r) => r.pass) }
+}
+
+const pct = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${fmt(x * 100, 1)} %` : '–')
+const pair = (a: number, b: number, digits: number): string => `${fmt(a, digits)} / ${fmt(b, digits)}`
+
+export function encryptionTable(costs: EncryptionCost[]): string {
+  if (costs.length === 0) return `No figures: run both \`${WEFT}\` and \`${WEFT_PLAINTEXT}\` (the default \`--impls\`).`
+  const rows = costs.map((c) => {
+    const e = c.encrypted
+    const p = c.plaintext
+    return [
+      String(c.nodes), pair(e.p50Ms, p.p50Ms, 2), pair(e.p95Ms, p.p95Ms, 2), pair(e.lookupsPerSec, p.lookupsPerSec, 0),
+      pair(e.datagramsPerLookup, p.datagramsPerLookup, 1), pct(c.slowdown), fmt(c.throughputRatio, 2), c.pass ? 'PASS' : 'MISS'
+    ]
+  })
+  return table(
+    ['N', 'p50 ms (encrypted / plaintext)', 'p95 ms (encrypted / plaintext)', 'Lookups / s (encrypted / plaintext)',
+      'Datagrams / lookup (encrypted / plaintext)', 'Slowdown (p50)', 'Throughput encrypted / plaintext', `≤ ${fmt(ENCRYPTION_MAX_SLOWDOWN * 100, 0)} % slower`],
+    rows,
+    ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'l']
+  )
 }
 
 const fmt = (x: number | undefined, digits: number): string =>
@@ -125,10 +214,15 @@ export function lookupTable(lookup: LookupEntry[], n: number): string {
 }
 
 export function roundTripTable(summary: RoundTripSummary[]): string {
+  // Older results have no plaintext figure: '–' in its columns.
   return table(
-    ['Requests in flight', 'Bare node:dgram (round trips/s)', 'Weft RPC ping (round trips/s)', 'Weft / bare'],
-    summary.map((s) => [String(s.window), fmt(s.dgram, 0), fmt(s.weft, 0), fmt(s.ratio, 2)]),
-    ['r', 'r', 'r', 'r']
+    ['Requests in flight', 'Bare node:dgram (round trips/s)', 'Weft RPC ping (round trips/s)', 'Weft / bare',
+      'Weft plaintext (round trips/s)', 'Weft encrypted / plaintext'],
+    summary.map((s) => [
+      String(s.window), fmt(s.dgram, 0), fmt(s.weft, 0), fmt(s.ratio, 2),
+      fmt(s.weftPlaintext, 0), fmt(s.weftPlaintext === undefined ? undefined : s.weft / s.weftPlaintext, 2)
+    ]),
+    ['r', 'r', 'r', 'r', 'r', 'r']
   )
 }
 
@@ -158,13 +252,15 @@ export function renderMarkdown(r: BenchResults, d: DhtResults | null = null): st
 
 \`npm run bench\` compares Weft's lookups and DHT puts and gets with [hyperdht](https://github.com/holepunchto/hyperdht)
 and [bittorrent-dht](https://github.com/webtorrent/bittorrent-dht) in the same run, on the same machine, all on
-loopback, and Weft's RPC layer with a bare \`node:dgram\` ping-pong. Raw figures: \`bench/results/lookup.json\`
-(lookups, round trips) and \`bench/results/dht.json\` (DHT put/get).
+loopback, Weft's RPC layer with a bare \`node:dgram\` ping-pong, and Weft encrypted (the default) with Weft in
+plaintext. Raw figures: \`bench/results/lookup.json\` (lookups, round trips, encryption cost) and
+\`bench/results/dht.json\` (DHT put/get).
 
 \`\`\`sh
 npm run bench                 # N = ${p.nodes.join(', ')}, ${p.lookups} lookups each; DHT put/get; a few minutes
 npm run bench -- --quick      # fewer lookups, puts and shorter round-trip runs, for a smoke test
 npm run bench -- --only=dht   # only the DHT put/get section (--only=lookup: only lookups and round trips)
+npm run bench -- --only=lookup --impls=weft,weft-plaintext   # only the encryption cost
 \`\`\`
 
 ## How it is measured
@@ -174,6 +270,10 @@ npm run bench -- --only=dht   # only the DHT put/get section (--only=lookup: onl
   through it). hyperdht: its \`hyperdht/testnet\` helper. bittorrent-dht: N instances, node 0 with \`bootstrap: false\`,
   every other node bootstrapped to node 0 and two random earlier nodes. No implementation is given a public bootstrap
   node, and every send to a non-loopback address is blocked and fails the run.
+- **Weft, twice.** \`weft\` is the default build: every datagram sealed in a Noise session; a lookup that reaches a
+  node it has no session with yet pays for the handshake, and the handshake datagrams count. \`weft-plaintext\` is
+  the same network, same seed, same lookups, with \`encrypt: false\`. It is only the reference for the encryption
+  cost: the targets against hyperdht and bittorrent-dht are about the encrypted \`weft\`.
 - **Lookups.** ${p.lookups} lookups per run, strictly one after another, each for a random target from a random node,
   both drawn from the same seeded PRNG (seed ${p.seed}). Targets are 32 bytes (20 for bittorrent-dht, its id size).
   Weft: \`node.lookup(target)\` (iterative FIND_NODE, k = 20, α = 3); hyperdht: \`findNode(target)\` until the query
@@ -192,13 +292,17 @@ npm run bench -- --only=dht   # only the DHT put/get section (--only=lookup: onl
   with how much a process allocates and keeps, not with N: at small N it is most of every implementation's figure.
 - **RPC round trips.** Each measurement runs in its own child process, ${pin}, with client and server in
   that one process (one JS thread). ${p.rtt.windows.join(' and ')} requests are kept in flight for
-  ${fmt(p.rtt.durationMs / 1000, 1)} s; the figure is the median of ${p.rtt.repeats} run(s), bare and Weft alternating.
-  Bare: a \`node:dgram\` echo of a 40-byte datagram matched by a counter. Weft: \`client.ping(server.address)\` between
-  two Weft nodes (the full RPC: codec, transaction ids, retransmission timers, round-trip tokens, rate limits; the
-  server's rate limit is raised out of the way).
+  ${fmt(p.rtt.durationMs / 1000, 1)} s; the figure is the median of ${p.rtt.repeats} run(s), bare and Weft (encrypted, then
+  plaintext) alternating. Bare: a \`node:dgram\` echo of a 40-byte datagram matched by a counter. Weft:
+  \`client.ping(server.address)\` between two Weft nodes (the full RPC: codec, transaction ids, retransmission timers,
+  round-trip tokens, rate limits, and sealing when encrypted; the server's rate limit is raised out of the way; one
+  warm-up ping first, which also completes the handshake).
 - **Targets.** For each N, Weft's p50 latency, datagrams per lookup and memory per node must each be at most half of
   the best (lowest) peer's figure for that metric in the same run; RPC round trips must reach at least half the bare
-  \`node:dgram\` rate at every window. A target is PASS only if it holds at every N (every window).
+  \`node:dgram\` rate at every window. Encryption may make Weft's p50 lookup latency at most
+  ${fmt(ENCRYPTION_MAX_SLOWDOWN * 100, 0)} % higher than plaintext's at every N. A target is PASS only if it holds at every N (every window).
+- **Encryption cost.** Slowdown = encrypted p50 / plaintext p50 − 1. Lookups / s is the throughput of the timed
+  phase (lookups, one after another, over its wall time); the ratio below 1 is the share of plaintext's rate kept.
 - **Noise.** All nodes of a run share one process, so lookup latency is mostly CPU time, and on a small or shared
   machine latency and round-trip figures move by 20–30 % from run to run; datagram counts are stable.
 
@@ -208,6 +312,8 @@ ${m.date} · commit ${m.commit} · Node ${m.node} · ${m.cpu} (${m.cores} cores,
 `)
   parts.push('### Targets\n\n' + verdictTable([...r.verdicts, ...(d?.verdicts ?? [])]) + '\n')
   for (const n of p.nodes) parts.push(`### Lookups, N = ${n}\n\n` + lookupTable(r.lookup, n) + '\n')
+  // Older results files have no encryption field: derive it from their lookups.
+  parts.push('### Encryption cost (Weft encrypted against plaintext)\n\n' + encryptionTable(r.encryption ?? encryptionCosts(r.lookup, p.nodes)) + '\n')
   parts.push('### RPC round trips (one core)\n\n' + roundTripTable(r.roundTrips.summary) + '\n')
   if (d) parts.push(renderDht(d))
   return parts.join('\n')
@@ -256,7 +362,7 @@ export interface DhtComparison {
 
 export function dhtComparisons(entries: DhtEntry[]): DhtComparison[] {
   const weft = entries.find((e) => e.impl === WEFT)
-  const peers = entries.filter((e): e is DhtFigures => isDhtFigures(e) && e.impl !== WEFT)
+  const peers = entries.filter((e): e is DhtFigures => isDhtFigures(e) && isPeer(e.impl))
   const out: DhtComparison[] = []
   if (peers.length === 0) return out
   for (const kind of DHT_KINDS) {
@@ -295,7 +401,7 @@ export function dhtVerdicts(entries: DhtEntry[], nodes: number): Verdict[] {
 }
 
 export function dhtTable(entries: DhtEntry[], kind: DhtKind): string {
-  const rows = IMPL_ORDER.map((impl) => {
+  const rows = DHT_IMPL_ORDER.map((impl) => {
     const e = entries.find((x) => x.impl === impl)
     const blank: string[] = Array(13).fill('')
     if (!e) return [impl, 'not run', ...blank]

@@ -9,9 +9,11 @@ import { benchWeft } from './weft.js'
 
 export type LookupBench = (nodes: number, lookups: number, seed: number) => Promise<LookupFigures>
 
-// Registered implementations.
+// Registered implementations. `weft` is the default (encrypted) build; `weft-plaintext` the same
+// network with encryption off, for the encryption-cost comparison.
 export const IMPLS: Record<string, LookupBench> = {
-  weft: benchWeft,
+  weft: (n, l, s) => benchWeft(n, l, s, { encrypt: true }),
+  'weft-plaintext': (n, l, s) => benchWeft(n, l, s, { encrypt: false }),
   hyperdht: benchHyperdht,
   'bittorrent-dht': benchBittorrentDht
 }

@@ -1,12 +1,13 @@
 // Runs ONE round-trip measurement in its own process and prints one JSON line on stdout.
-//   node dist/bench/peers/run-rtt.js <dgram|weft> <durationMs> <window>
+//   node dist/bench/peers/run-rtt.js <dgram|weft|weft-plaintext> <durationMs> <window>
 import { runChild, usage } from '../lib/child.js'
 import { benchDgramPingPong, type RoundTripFigures } from './dgram-pingpong.js'
 import { benchWeftRpc } from './weft-rpc.js'
 
 export const RTT_IMPLS: Record<string, (durationMs: number, window: number) => Promise<RoundTripFigures>> = {
   dgram: benchDgramPingPong,
-  weft: benchWeftRpc
+  weft: (ms, w) => benchWeftRpc(ms, w, { encrypt: true }),
+  'weft-plaintext': (ms, w) => benchWeftRpc(ms, w, { encrypt: false })
 }
 
 const WATCHDOG_MS = 2 * 60_000

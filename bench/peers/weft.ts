@@ -1,6 +1,8 @@
 // Weft lookup figures: N real UDP nodes on 127.0.0.1 (src/node/testnet.ts), measured exactly
 // like the peers: same datagram counter (Weft's UDP runtime uses node:dgram), same RSS method,
 // same sequential lookups of random targets from random nodes drawn from the same seeded PRNG.
+// Measured twice: `weft` (the default, every datagram sealed in a Noise session) and
+// `weft-plaintext` (encrypt: false), to show what the sessions cost.
 import { idEquals } from '../../src/identity/node-id.js'
 import { createTestnet, type Testnet } from '../../src/node/testnet.js'
 import {
@@ -19,7 +21,15 @@ const SETUP_TIMEOUT_MS = 4 * 60_000
 /** Size of a Kademlia result (Weft's default k), for the exactness check. */
 const K = 20
 
-export async function benchWeft(nodes: number, lookups: number, seed: number): Promise<LookupFigures> {
+export interface WeftBenchOptions {
+  /** Seal every datagram in a Noise session (Weft's default: true). */
+  encrypt?: boolean
+}
+
+/** The name a run is reported under: plaintext gets its own, so both can sit in one report. */
+export const weftImplName = (o: WeftBenchOptions): string => (o.encrypt === false ? 'weft-plaintext' : 'weft')
+
+export async function benchWeft(nodes: number, lookups: number, seed: number, options: WeftBenchOptions = {}): Promise<LookupFigures> {
   // The library is loaded by the static imports above, before the RSS baseline.
   // Installing the counter now also guards the join traffic (loopback only).
   const counter = datagramCounter()
@@ -31,7 +41,9 @@ export async function benchWeft(nodes: number, lookups: number, seed: number): P
   try {
     // Every node binds 127.0.0.1 (the testnet default host); node 0 starts the network with no
     // bootstrap list, the others join through node 0 only.
-    net = await withTimeout(createTestnet({ nodes, seed: String(seed), host: '127.0.0.1' }), SETUP_TIMEOUT_MS, 'weft testnet setup')
+    // Only `encrypt` differs between the two builds: same seed, same identities, same lookups.
+    const node = options.encrypt === undefined ? {} : { encrypt: options.encrypt }
+    net = await withTimeout(createTestnet({ nodes, seed: String(seed), host: '127.0.0.1', node }), SETUP_TIMEOUT_MS, 'weft testnet setup')
     const setupMs = performance.now() - t0
     const testnet = net
     if (!testnet.bootstrap.startsWith('127.0.0.1:')) throw new Error(`unexpected bootstrap ${testnet.bootstrap}`)
@@ -54,7 +66,7 @@ export async function benchWeft(nodes: number, lookups: number, seed: number): P
       const want = testnet.oracle(target, K)
       if (ids.length === want.length && ids.every((id, j) => idEquals(id, want[j]))) exact++
     }
-    const figures = toFigures('weft', nodes, run, { baseline, withNodes: rss }, setupMs)
+    const figures = toFigures(weftImplName(options), nodes, run, { baseline, withNodes: rss }, setupMs)
     // Extra, Weft-only: fraction of lookups that returned exactly the true k nearest.
     return { ...figures, exact: lookups === 0 ? 0 : exact / lookups }
   } finally {

@@ -35,6 +35,7 @@ export type ErrorCode =
   | 'ERR_HANDSHAKE' // a session handshake message that fails its checks
   | 'ERR_DECRYPT' // a sealed message that does not authenticate
   | 'ERR_BAD_KEY' // bytes that are not a usable public key
+  | 'ERR_BAD_BENCODE' // bytes that are not canonical bencode (Mainline KRPC)
 
 export class WeftError extends Error {
   readonly code: ErrorCode

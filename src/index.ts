@@ -16,3 +16,10 @@ export { Simulation, type SimOptions } from './sim/simulation.js'
 export { runSimulations, type RunOptions } from './sim/run.js'
 export { plotReports } from './sim/plot.js'
 export type { SimReport, SimResult, SimMachine } from './sim/report.js'
+export {
+  Mainline, mainlineRendezvous, immutableTarget, mutableTarget, signedBytes, decodeKrpc, checkBencode, bep42Id, bep42Valid,
+  KRPC_LIMITS, KrpcCode, MAX_VALUE_BYTES, MAX_SALT_BYTES,
+  type MainlineOptions, type MainlineStats, type MainlineItem, type MainlineKeys, type MainlineContact, type PutOptions as MainlinePutOptions,
+  type PutResult as MainlinePutResult, type RendezvousRound, type BValue,
+} from './services/mainline/index.js'
+export { DEFAULT_MAINLINE_PORT, type MainlineNodeOptions } from './services/mainline/attach.js'

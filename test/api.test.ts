@@ -83,6 +83,9 @@ test('every route answers over real HTTP as the document says', async () => {
   assert.equal(lookup.body.closest[0].id, other.idHex)
   const ping = await http('POST', '/v1/ping', { address: other.address })
   assert.equal(ping.body.id, other.idHex)
+  // On loopback nobody is behind NAT: the peer answers from the address we used.
+  const connect = await http('POST', '/v1/connect', { address: other.address })
+  assert.deepEqual([connect.body.id, connect.body.path, connect.body.address], [other.idHex, 'plain', other.address])
 
   const value = Buffer.from('a value through the API')
   const put = await http('POST', '/v1/dht/put', { value: value.toString('base64') })
@@ -144,6 +147,7 @@ test('bad input: one coded JSON error with the right status, never a crash', asy
   await refused('POST', '/v1/dht/announce', 'ERR_BAD_ID', 400, { key: 'x' })
   await refused('POST', '/v1/ping', 'ERR_BAD_ARGUMENT', 400, {})
   await refused('POST', '/v1/ping', 'ERR_BAD_ADDRESS', 400, { address: 'nowhere' })
+  await refused('POST', '/v1/connect', 'ERR_BAD_ADDRESS', 400, { address: 'nowhere' })
   // The node still answers.
   assert.equal((await app.inject({ method: 'GET', url: '/v1/status' })).statusCode, 200)
 })

@@ -88,6 +88,12 @@ export function buildApi(node: Node, options: ApiOptions = {}): FastifyInstance 
     if (typeof address !== 'string') throw new WeftError('ERR_BAD_ARGUMENT', 'body must be {"address": "HOST:PORT"}')
     return node.ping(address)
   })
+  app.post<{ Body: Body }>('/v1/connect', async (req) => {
+    const address = field(req.body, 'address')
+    if (typeof address !== 'string') throw new WeftError('ERR_BAD_ARGUMENT', 'body must be {"address": "HOST:PORT"}')
+    const r = await node.connect(address)
+    return { ...r, id: idToHex(r.id), ms: Math.round(r.ms * 1000) / 1000 }
+  })
   // The DHT. Values travel as base64; keys and public keys as hex.
   app.post<{ Body: Body }>('/v1/dht/put', async (req) => node.dht.put(base64(field(req.body, 'value'), 'value')))
   app.get<{ Params: { key: string } }>('/v1/dht/get/:key', async (req) => {

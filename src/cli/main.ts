@@ -51,17 +51,29 @@ program.command('node')
   .option('--alpha <n>', 'requests in flight per lookup', int('alpha', 1, 16), 3)
   .option('--no-encrypt', 'send plaintext datagrams (every node of a network must agree)')
   .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (logs go to stderr: pretty on a terminal, JSON otherwise)').default('info').argParser(logLevel).env('WEFT_LOG_LEVEL'))
+  .option('--mainline', 'also run a Mainline (BitTorrent DHT) node on a second UDP port')
+  .option('--mainline-port <n>', 'UDP port of the Mainline node (0: any free port)', int('mainline port', 0, 65535), 6881)
+  .option('--mainline-bootstrap <host:port>', 'a Mainline node to join through (repeatable)', collect, [])
+  .option('--mainline-bep42', 'keep Mainline contacts whose id does not fit their IP (BEP 42) out of the routing table')
+  .option('--network <name>', 'with --mainline: meet the Weft network NAME on Mainline (announce there; join through it when no Weft peer answers)')
   .action(async (o) => {
     if (o.api !== false) checkBind(parseAddress(o.api).host, o.apiToken) // before joining: a refused API is a user error
+    if (!o.mainline && (o.network !== undefined || o.mainlineBootstrap.length || o.mainlineBep42)) throw new WeftError('ERR_BAD_ARGUMENT', '--network, --mainline-bootstrap and --mainline-bep42 need --mainline')
     const logger = createLogger({ level: parseLogLevel(o.logLevel) })
     const node = new Node({
       host: o.host, port: o.port, bootstrap: o.bootstrap, dataDir: o.data, keyFile: o.keyFile,
       topology: o.topology, topologyOptions: { k: o.k, alpha: o.alpha }, encrypt: o.encrypt, logger, metrics: o.api !== false,
+      mainline: o.mainline ? { port: o.mainlinePort, bootstrap: o.mainlineBootstrap, bep42: !!o.mainlineBep42, network: o.network } : undefined,
     })
     console.log(`node id  ${node.idHex}`)
     await node.start()
     console.log(`address  ${node.address}`)
-    console.log(o.bootstrap.length ? `joined   through ${o.bootstrap.join(', ')}: ${node.topology.size()} peers known` : 'started  a new network (no bootstrap peers given)')
+    console.log(o.bootstrap.length ? `joined   through ${o.bootstrap.join(', ')}: ${node.topology.size()} peers known` : o.mainline && node.mainlineRendezvous?.joined ? `joined   through mainline: ${node.topology.size()} peers known` : 'started  a new network (no bootstrap peers given)')
+    if (o.mainline) {
+      const r = node.mainlineRendezvous
+      console.log(`mainline ${node.mainline.address}  (node id ${node.mainline.idHex}, ${node.mainline.table.size} contacts)`)
+      if (r) console.log(`network  ${o.network} on mainline: ${r.found.length} weft peers found${r.joined ? ', joined through them' : ''}, announced to ${r.announced} nodes`)
+    }
     const api = o.api === false ? null : await startApi(node, o.api, { token: o.apiToken }).catch(async (err) => { await node.stop(); throw err })
     if (api) console.log(`api      http://${api.address}/v1/status  (metrics: http://${api.address}/metrics)`)
     await new Promise<void>((resolve) => {

@@ -10,6 +10,8 @@ import type { Network, Runtime } from '../runtime/runtime.js'
 import { realRuntime, udpNetwork } from '../runtime/udp.js'
 import { PacketTransport, type Transport, type TransportStats } from '../transport/transport.js'
 import { SecureTransport, SESSION_OVERHEAD, type SessionOptions, type SessionStats } from '../transport/session.js'
+import { PathTransport, RELAY_OVERHEAD, type PathOptions, type PathStats } from '../transport/paths.js'
+import { Connectivity, type ConnectivityOptions, type ConnectResult, type NatStatus } from './connectivity.js'
 import { Dht, type DhtOptions } from '../services/dht/dht.js'
 import { Tapestry } from '../overlay/tapestry/tapestry.js'
 import { RecordStore, type RecordStoreOptions } from '../services/dht/store.js'
@@ -18,6 +20,8 @@ import { join } from 'node:path'
 import { MAX_PACKET, MessageType, senderIdOf } from '../wire/messages.js'
 import { silentLogger, type Logger } from './log.js'
 import { NodeMetrics } from './metrics.js'
+import { attachMainline, type MainlineAttachment, type MainlineNodeOptions } from '../services/mainline/attach.js'
+import type { Mainline, RendezvousRound } from '../services/mainline/index.js'
 
 /** How long a graceful leave may take before the node closes anyway. */
 const LEAVE_TIMEOUT_MS = 2000
@@ -39,12 +43,24 @@ export interface NodeOptions {
   kademlia?: TopologyOptions
   rpc?: Partial<RpcOptions>
   /**
-   * Seal every datagram in a Noise session bound to both peers' identities (default true).
+   * Seal every datagram in a Noise session bound to both peers' identities. Default: true on
+   * UDP; false on a simulated network (a MemoryWorld measures routing, not ciphers), unless set.
    * Nodes that encrypt and nodes that do not cannot talk to each other.
    */
   encrypt?: boolean
   /** Bounds and timers of the encrypted sessions. */
   sessions?: Partial<SessionOptions>
+  /**
+   * Find out after joining what NAT this node is behind and whether strangers reach it; if they
+   * do not, stay out of routing tables (ask as a client) and take a relayed address from
+   * `relays` (default: the bootstrap peers). Default false; `weft node` turns it on.
+   */
+  nat?: boolean
+  relays?: Address[]
+  /** Relaying for others, punch timing. */
+  connectivity?: Partial<ConnectivityOptions>
+  /** Bounds of relaying (allocations, bytes, lifetime). */
+  paths?: Partial<PathOptions>
   dht?: Partial<DhtOptions>
   /** Bounds of the local record store; with dataDir it lives in DIR/weft.db (SQLite). */
   store?: Omit<RecordStoreOptions, 'path'>
@@ -56,6 +72,8 @@ export interface NodeOptions {
   logger?: Logger
   /** Count metrics from the start (see `node.metrics`); otherwise from the first use of `node.metrics`. */
   metrics?: boolean
+  /** Also run a Mainline (BitTorrent DHT) node on a second UDP port; see docs/mainline.md. */
+  mainline?: MainlineNodeOptions
 }
 
 export interface PeerInfo {
@@ -78,6 +96,8 @@ export interface NodeStatus {
   transport: TransportStats
   /** Encrypted sessions: open now, and the counters (null when the node runs in plaintext). */
   sessions: (SessionStats & { open: number }) | null
+  /** NAT type, reachability, relay; and the path layer's counters. */
+  nat: NatStatus & { paths: PathStats }
   rpc: RpcStats
   /** DHT records held in the local store and their encoded bytes. */
   records: { count: number; bytes: number }
@@ -100,6 +120,8 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly runtime: Runtime
   private readonly network: Network
   private transport: Transport | null = null
+  private paths: PathTransport | null = null
+  private connectivity: Connectivity | null = null
   private rpc: Rpc | null = null
   private overlay: Topology | null = null
   private stopping: Promise<void> | null = null
@@ -108,6 +130,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private startedAt = 0
   private starting: Promise<void> | null = null
   private nodeMetrics: NodeMetrics | null = null
+  private mainlineParts: MainlineAttachment | null = null
   readonly log: Logger
 
   constructor(readonly options: NodeOptions = {}) {
@@ -176,6 +199,16 @@ export class Node extends EventEmitter<NodeEvents> {
     return t
   }
 
+  /** The Mainline DHT node: getPeers, announce, get, put (only with options.mainline). */
+  get mainline(): Mainline {
+    if (!this.options.mainline) throw new WeftError('ERR_BAD_ARGUMENT', 'node.mainline needs the mainline option (weft node --mainline)')
+    const parts = this.running().mainlineParts
+    if (!parts) throw new WeftError('ERR_NOT_RUNNING', 'the Mainline node is not started yet')
+    return parts.mainline
+  }
+  /** The last Mainline rendezvous round (options.mainline.network): Weft peers found, whether it joined, announces stored. */
+  get mainlineRendezvous(): RendezvousRound | null { return this.mainlineParts?.rendezvous?.last ?? null }
+
   private running(): this {
     if (!this.rpc) throw new WeftError('ERR_NOT_RUNNING', 'the node is not started')
     return this
@@ -192,13 +225,15 @@ export class Node extends EventEmitter<NodeEvents> {
     if (this.rpc) return
     const o = this.options
     const endpoint = await this.network.bind(o.host ?? '127.0.0.1', o.port ?? 0)
-    const encrypt = o.encrypt ?? true
-    const packets = new PacketTransport(endpoint, MAX_PACKET + (encrypt ? SESSION_OVERHEAD : 0))
+    const encrypt = o.encrypt ?? this.network === udpNetwork
+    const packets = new PacketTransport(endpoint, MAX_PACKET + (encrypt ? SESSION_OVERHEAD : 0) + RELAY_OVERHEAD)
+    const paths = new PathTransport(packets, this.runtime, this.network, (to, b, ttl) => packets.sendWithTtl(to, b, ttl), o.paths)
     const transport = encrypt
-      ? new SecureTransport(packets, this.runtime, this.identity, senderIdOf, { ...o.sessions, maxPacket: MAX_PACKET })
-      : packets
+      ? new SecureTransport(paths, this.runtime, this.identity, senderIdOf, { ...o.sessions, maxPacket: MAX_PACKET })
+      : paths
     const rpc = new Rpc(this.runtime, transport, this.identity.id, o.rpc)
-    rpc.readOnly = o.readOnly ?? false
+    // With a NAT check to come, join as a client: nobody should list us before we know strangers reach us.
+    rpc.readOnly = (o.readOnly ?? false) || !!o.nat
     if (this.nodeMetrics) this.instrument(rpc, this.nodeMetrics)
     let overlay: Topology
     try {
@@ -215,6 +250,8 @@ export class Node extends EventEmitter<NodeEvents> {
     }
     overlay.onJoin = (contact) => this.dhtService?.welcome(contact)
     this.transport = transport
+    this.paths = paths
+    this.connectivity = new Connectivity({ runtime: this.runtime, rpc, paths, topology: () => this.overlay, id: this.identity.id, host: o.host ?? '127.0.0.1' }, o.connectivity)
     this.rpc = rpc
     this.overlay = overlay
     this.startedAt = this.runtime.now()
@@ -231,12 +268,19 @@ export class Node extends EventEmitter<NodeEvents> {
         if (given.length === 0 && isWeftError(err, 'ERR_BOOTSTRAP_FAILED')) return // nobody from last time is up: start anew
         throw err
       })
+      if (o.mainline) {
+        this.mainlineParts = await attachMainline({
+          runtime: this.runtime, network: this.network, host: o.host ?? '127.0.0.1', log: this.log,
+          weftAddress: () => transport.address, weftPeers: () => overlay.size(), join: (peers) => overlay.join(peers, options),
+        }, o.mainline)
+      }
     } catch (err) {
       this.log.error({ err }, 'start failed')
       await this.stop()
       throw err
     }
     this.log.info({ id: this.idHex, address: transport.address, peers: overlay.size(), bootstrap: o.bootstrap ?? [] }, overlay.size() ? 'joined the network' : 'started a new network')
+    if (o.nat) await this.checkNat()
     this.emit('started')
   }
 
@@ -262,12 +306,17 @@ export class Node extends EventEmitter<NodeEvents> {
     }
     const { rpc, transport, recordStore } = this
     if (!rpc) return
+    await this.mainlineParts?.close()
+    this.mainlineParts = null
     this.dhtService?.close()
     this.dhtService = null
     this.recordStore = null
     this.rpc = null
     this.overlay = null
     this.transport = null
+    this.paths = null
+    this.connectivity?.close()
+    this.connectivity = null
     try {
       if (recordStore) {
         const now = this.runtime.wallClock()
@@ -283,6 +332,45 @@ export class Node extends EventEmitter<NodeEvents> {
       this.emit('stopped')
     }
   }
+
+  /**
+   * Classifies this node's NAT through up to three peers, and when strangers cannot reach it,
+   * turns it into a client of the routing tables with a relayed address. Runs at start with `nat`.
+   */
+  async checkNat(): Promise<NatStatus> {
+    const { connectivity, overlay, rpc } = this.running()
+    const bootstrap = (this.options.bootstrap ?? []).map(canonicalAddress)
+    const observers = [...new Set([...bootstrap, ...overlay!.entries().map((e) => e.address)])].slice(0, 3)
+    const s = await connectivity!.classify(observers)
+    this.log.info({ nat: s.type, reachable: s.reachable, public: s.publicAddress }, 'NAT checked')
+    if (!connectivity!.private) {
+      if (rpc!.readOnly && !this.options.readOnly) {
+        rpc!.readOnly = false
+        await overlay!.lookup(this.identity.id).catch(() => {}) // now as a server: the nearest peers list us
+      }
+    } else {
+      rpc!.readOnly = true // others cannot reach us unasked: we are nobody's routing-table entry
+      const relays = this.options.relays?.map(canonicalAddress) ?? observers
+      try {
+        const relayed = await connectivity!.takeRelay(relays)
+        this.log.info({ relay: s.relay, relayed }, 'reachable through a relay')
+      } catch (err) {
+        this.log.warn({ err }, 'no relay: reachable only by peers we contact')
+      }
+    }
+    return s
+  }
+
+  /**
+   * Reaches the peer at `address` (its public or relayed address) and, when either side is
+   * behind NAT, punches a direct path; the relay carries on when punching fails.
+   */
+  async connect(address: Address): Promise<ConnectResult> {
+    return this.running().connectivity!.connect(canonicalAddress(address))
+  }
+
+  /** This node's NAT status (type, reachability, relay). */
+  get nat(): NatStatus { return this.running().connectivity!.status }
 
   /** Finds the k nodes nearest `target` (a node id as 64 hex digits or 32 bytes). */
   async lookup(target: string | Uint8Array, options: LookupOptions = {}): Promise<LookupResult> {
@@ -324,6 +412,7 @@ export class Node extends EventEmitter<NodeEvents> {
       rttMs: rpc!.smoothedRttMs === null ? null : Math.round(rpc!.smoothedRttMs * 1000) / 1000,
       transport: { ...transport!.stats },
       sessions: transport instanceof SecureTransport ? { ...transport.sessionStats, open: transport.sessionCount } : null,
+      nat: { ...this.connectivity!.status, observed: this.connectivity!.status.observed.slice(), paths: { ...this.paths!.pathStats } },
       rpc: { ...rpc!.stats, malformedByCode: { ...rpc!.stats.malformedByCode } },
       records: { count: this.recordStore?.size ?? 0, bytes: this.recordStore?.bytes ?? 0 },
     }

@@ -53,6 +53,7 @@ export type RequestBody =
   | { type: MessageType.NEIGHBORS; what: number; arg: number }
   | { type: MessageType.PUT; record: Uint8Array; cas?: number; ttlMs?: number; cache?: boolean }
   | { type: MessageType.LOCATE; op: number; object: NodeId; hop: number; ttlSec: number }
+  | { type: MessageType.CONNECT; op: number; address: Address }
 
 /** A reply as the handler writes it: the rpc layer adds token and observed address. */
 export type ReplyBody =
@@ -184,6 +185,9 @@ export class Rpc {
   get inFlight(): number { return this.pending.size }
   get smoothedRttMs(): number | null { return this.rtt.smoothed }
 
+  /** Whether this rpc has exchanged messages with `address` lately (it is in the per-address table). */
+  knows(address: Address): boolean { return this.peers.find(address) >= 0 }
+
   /**
    * Sends a request and calls back once with the reply or an error. `expectReplyBytes` is the
    * largest reply wanted: requests to peers whose token we lack are padded to it, so the peer
@@ -235,6 +239,7 @@ export class Rpc {
       : body.type === MessageType.PUT ? { type: MessageType.PUT, txid, sender: this.id, flags, record: body.record, cas: body.cas, ttlMs: body.ttlMs, cache: body.cache, token, pad: 0 }
         : body.type === MessageType.NEIGHBORS ? { type: MessageType.NEIGHBORS, txid, sender: this.id, flags, what: body.what, arg: body.arg, token, pad: 0 }
           : body.type === MessageType.LOCATE ? { type: MessageType.LOCATE, txid, sender: this.id, flags, op: body.op, object: body.object, hop: body.hop, ttlSec: body.ttlSec, token, pad: 0 }
+            : body.type === MessageType.CONNECT ? { type: MessageType.CONNECT, txid, sender: this.id, flags, op: body.op, address: body.address, token, pad: 0 }
             : { type: body.type, txid, sender: this.id, flags, target: body.target, token, pad: 0 }
     if (token === undefined && expectReplyBytes > 0) {
       req.pad = Math.max(0, Math.min(MAX_PACKET, expectReplyBytes) - encodedSize(req))

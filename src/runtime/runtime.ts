@@ -31,6 +31,8 @@ export interface Runtime {
 export interface Endpoint {
   readonly address: Address
   send(to: Address, bytes: Uint8Array): void
+  /** Sends with this IP time-to-live (a hole punch's opener); endpoints that cannot, send normally. */
+  sendWithTtl?(to: Address, bytes: Uint8Array, ttl: number): void
   /** Set by the layer above; called for each datagram that arrives. */
   onPacket: (from: Address, bytes: Uint8Array) => void
   close(): Promise<void>

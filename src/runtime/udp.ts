@@ -36,6 +36,8 @@ export const realRuntime: Runtime = {
   verifySignature: verifyBytesOffThread,
 }
 
+const DEFAULT_TTL = 64 // Linux's default for UDP
+
 // Parsed destinations, shared by all endpoints: the same few addresses are sent to again and again.
 const destinations = new Map<Address, HostPort>()
 
@@ -56,6 +58,16 @@ class UdpEndpoint implements Endpoint {
       this.socket.send(bytes, hp.port, hp.host)
     } catch {
       // An address a peer gave us that cannot be sent to (port 0, say): the request times out.
+    }
+  }
+  sendWithTtl(to: Address, bytes: Uint8Array, ttl: number): void {
+    const hp = parseAddress(to)
+    try {
+      this.socket.setTTL(ttl)
+      // The TTL applies when the datagram leaves, after send() returns: restore it only then.
+      this.socket.send(bytes, hp.port, hp.host, () => { try { this.socket.setTTL(DEFAULT_TTL) } catch { /* closed meanwhile */ } })
+    } catch {
+      // As send(): an unusable address, or a closed socket.
     }
   }
   close(): Promise<void> {

@@ -41,5 +41,13 @@ export class PacketTransport implements Transport {
     this.endpoint.send(to, bytes)
   }
 
+  /** Sends with a given IP TTL when the endpoint can (UDP), else normally. */
+  sendWithTtl(to: Address, bytes: Uint8Array, ttl: number): void {
+    this.stats.packetsOut++
+    this.stats.bytesOut += bytes.length
+    if (this.endpoint.sendWithTtl) this.endpoint.sendWithTtl(to, bytes, ttl)
+    else this.endpoint.send(to, bytes)
+  }
+
   close(): Promise<void> { return this.endpoint.close() }
 }

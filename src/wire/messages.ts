@@ -30,6 +30,7 @@ export const enum MessageType {
   NEIGHBORS = 10, // a topology's own question about the responder's neighbours; the reply is NODES
   LOCATE = 11, // Tapestry object location: publish, locate or unpublish an object's pointers
   POINTERS = 12, // reply to LOCATE: the next hop toward the object's root and any servers held
+  CONNECT = 13, // NAT traversal: relay allocation, hole punching, reachability; the reply is NODES
 }
 
 export const Flag = {
@@ -86,6 +87,25 @@ export interface LocateRequest extends Header, RequestFields {
   type: MessageType.LOCATE; op: number; object: NodeId; hop: number; ttlSec: number
 }
 
+/**
+ * NAT traversal between the asker and the responder, answered with NODES (see ConnectOp for what
+ * each op's `address` and reply contacts mean).
+ */
+export interface ConnectRequest extends Header, RequestFields { type: MessageType.CONNECT; op: number; address: Address }
+
+/** What a CONNECT request asks. */
+export const ConnectOp = {
+  /** "Relay for me": the reply's one contact is the responder at the relayed address it bound for the asker. Asked again, it refreshes. */
+  ALLOCATE: 0,
+  /** "I am at `address` (public); open your NAT toward it": the reply's contact is the responder at its own public address. */
+  PUNCH: 1,
+  /** "Have someone else reach me at `address`": the reply's contact is who will (a reachability test). */
+  REACH: 2,
+  /** From a REACH responder to the node it picked: "send a PING to `address`". The reply is empty. */
+  DIAL: 3,
+} as const
+const MAX_CONNECT_OP = 3
+
 /** What a LOCATE request does. */
 export const LocateOp = {
   /** Leave a pointer "object -> the asker" here, then pass it on toward the root. */
@@ -117,7 +137,7 @@ export interface Values extends Header, ReplyFields { type: MessageType.VALUES; 
 export interface Pointers extends Header, ReplyFields { type: MessageType.POINTERS; next: WireContact[]; servers: WireContact[] }
 export interface ErrorReply extends Header { type: MessageType.ERROR; code: number; reason: string }
 
-export type Request = Ping | FindNode | Get | Put | NeighborsRequest | LocateRequest
+export type Request = Ping | FindNode | Get | Put | NeighborsRequest | LocateRequest | ConnectRequest
 export type Reply = Pong | Stored | Nodes | Values | Pointers | ErrorReply
 export type Message = Request | Reply
 
@@ -129,7 +149,7 @@ export const ErrorReplyCode = {
 
 export function isRequest(m: Message): m is Request {
   return m.type === MessageType.PING || m.type === MessageType.FIND_NODE || m.type === MessageType.GET || m.type === MessageType.PUT || m.type === MessageType.NEIGHBORS ||
-    m.type === MessageType.LOCATE
+    m.type === MessageType.LOCATE || m.type === MessageType.CONNECT
 }
 
 export function contactSize(c: WireContact): number {
@@ -150,11 +170,13 @@ export function encodedSize(m: Message): number {
     case MessageType.GET:
     case MessageType.PUT:
     case MessageType.NEIGHBORS:
-    case MessageType.LOCATE: {
+    case MessageType.LOCATE:
+    case MessageType.CONNECT: {
       let n = HEADER_BYTES + (m.token !== undefined ? TOKEN_BYTES : 0) + 2 + (m.pad ?? 0)
       if (m.type === MessageType.FIND_NODE || m.type === MessageType.GET) n += ID_BYTES
       if (m.type === MessageType.NEIGHBORS) n += 2
       if (m.type === MessageType.LOCATE) n += 1 + ID_BYTES + 1 + TTL_SEC_BYTES
+      if (m.type === MessageType.CONNECT) n += 1 + packedAddressSize(m.address)
       if (m.type === MessageType.PUT) n += 1 + (m.cas !== undefined ? CAS_BYTES : 0) + (m.ttlMs !== undefined ? TTL_BYTES : 0) + 2 + m.record.length
       return n
     }
@@ -219,7 +241,8 @@ export function encode(m: Message): Uint8Array {
     case MessageType.GET:
     case MessageType.PUT:
     case MessageType.NEIGHBORS:
-    case MessageType.LOCATE: {
+    case MessageType.LOCATE:
+    case MessageType.CONNECT: {
       if (m.token !== undefined) o = writeU48(b, o, m.token)
       if (m.type === MessageType.FIND_NODE || m.type === MessageType.GET) { b.set(m.target, o); o += ID_BYTES }
       if (m.type === MessageType.NEIGHBORS) {
@@ -236,6 +259,11 @@ export function encode(m: Message): Uint8Array {
         b[o++] = m.hop
         new DataView(b.buffer).setUint32(o, m.ttlSec)
         o += TTL_SEC_BYTES
+      }
+      if (m.type === MessageType.CONNECT) {
+        if (!(Number.isInteger(m.op) && m.op >= 0 && m.op <= MAX_CONNECT_OP)) throw new WeftError('ERR_BAD_ARGUMENT', `unknown CONNECT op ${m.op}`)
+        b[o++] = m.op
+        o = packAddress(m.address, b, o)
       }
       if (m.type === MessageType.PUT) {
         b[o++] = (m.cas !== undefined ? PutOption.HAS_CAS : 0) | (m.ttlMs !== undefined ? PutOption.HAS_TTL : 0) | (m.cache ? PutOption.CACHE : 0)
@@ -347,7 +375,8 @@ function decodeOrThrow(packet: Uint8Array): Message {
     case MessageType.GET:
     case MessageType.PUT:
     case MessageType.NEIGHBORS:
-    case MessageType.LOCATE: {
+    case MessageType.LOCATE:
+    case MessageType.CONNECT: {
       let token: number | undefined
       if (flags & Flag.HAS_TOKEN) { need(b, o, TOKEN_BYTES, 'token'); token = readU48(b, o); o += TOKEN_BYTES }
       let target: NodeId | undefined
@@ -367,6 +396,13 @@ function decodeOrThrow(packet: Uint8Array): Message {
         hop = b[o++]
         ttlSec = new DataView(b.buffer, b.byteOffset + o, TTL_SEC_BYTES).getUint32(0)
         o += TTL_SEC_BYTES
+      }
+      let address: Address | undefined
+      if (type === MessageType.CONNECT) {
+        need(b, o, 2, 'connect op and address')
+        op = b[o++]
+        if (op > MAX_CONNECT_OP) throw new WeftError('ERR_BAD_MESSAGE', `unknown CONNECT op ${op}`)
+        ;[address, o] = unpackAddress(b, o)
       }
       let record: Uint8Array | undefined
       let cas: number | undefined
@@ -406,6 +442,7 @@ function decodeOrThrow(packet: Uint8Array): Message {
       else if (type === MessageType.PUT) m = { type, txid, sender, flags, record: record!, cas, ttlMs, cache, token, pad }
       else if (type === MessageType.NEIGHBORS) m = { type, txid, sender, flags, what, arg, token, pad }
       else if (type === MessageType.LOCATE) m = { type, txid, sender, flags, op, object: object!, hop, ttlSec, token, pad }
+      else if (type === MessageType.CONNECT) m = { type, txid, sender, flags, op, address: address!, token, pad }
       else m = { type: MessageType.PING, txid, sender, flags, token, pad }
       break
     }

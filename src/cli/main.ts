@@ -50,6 +50,8 @@ program.command('node')
   .option('--k <n>', 'bucket size', int('k', 1, 25), 20)
   .option('--alpha <n>', 'requests in flight per lookup', int('alpha', 1, 16), 3)
   .option('--no-encrypt', 'send plaintext datagrams (every node of a network must agree)')
+  .option('--no-nat-check', 'skip the NAT check at start (it finds out whether strangers reach this node, and takes a relay if not)')
+  .option('--relay <host:port>', 'a public peer to ask for a relayed address when behind NAT (repeatable; default: the bootstrap peers)', collect, [])
   .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (logs go to stderr: pretty on a terminal, JSON otherwise)').default('info').argParser(logLevel).env('WEFT_LOG_LEVEL'))
   .option('--mainline', 'also run a Mainline (BitTorrent DHT) node on a second UDP port')
   .option('--mainline-port <n>', 'UDP port of the Mainline node (0: any free port)', int('mainline port', 0, 65535), 6881)
@@ -62,12 +64,16 @@ program.command('node')
     const logger = createLogger({ level: parseLogLevel(o.logLevel) })
     const node = new Node({
       host: o.host, port: o.port, bootstrap: o.bootstrap, dataDir: o.data, keyFile: o.keyFile,
-      topology: o.topology, topologyOptions: { k: o.k, alpha: o.alpha }, encrypt: o.encrypt, logger, metrics: o.api !== false,
+      topology: o.topology, topologyOptions: { k: o.k, alpha: o.alpha }, encrypt: o.encrypt, nat: o.natCheck && o.bootstrap.length > 0, relays: o.relay.length ? o.relay : undefined, logger, metrics: o.api !== false,
       mainline: o.mainline ? { port: o.mainlinePort, bootstrap: o.mainlineBootstrap, bep42: !!o.mainlineBep42, network: o.network } : undefined,
     })
     console.log(`node id  ${node.idHex}`)
     await node.start()
     console.log(`address  ${node.address}`)
+    if (node.nat.type !== 'unknown' || node.nat.relayedAddress) {
+      console.log(`nat      ${node.nat.type}, ${node.nat.reachable ? 'reachable' : 'not reachable'} from strangers${node.nat.publicAddress ? `, seen as ${node.nat.publicAddress}` : ''}`)
+      if (node.nat.relayedAddress) console.log(`relayed  ${node.nat.relayedAddress} (through ${node.nat.relay})`)
+    }
     console.log(o.bootstrap.length ? `joined   through ${o.bootstrap.join(', ')}: ${node.topology.size()} peers known` : o.mainline && node.mainlineRendezvous?.joined ? `joined   through mainline: ${node.topology.size()} peers known` : 'started  a new network (no bootstrap peers given)')
     if (o.mainline) {
       const r = node.mainlineRendezvous
@@ -86,6 +92,16 @@ program.command('node')
   })
 
 const json = (v: unknown): void => console.log(JSON.stringify(v, null, 2))
+
+withApi(program.command('connect'))
+  .description('reach a peer at its public or relayed address through a running node, punching through NAT where it can')
+  .argument('<host:port>', "the peer's address")
+  .option('--json', 'print JSON')
+  .action(async (address: string, o) => {
+    const r = await callApi<{ address: string; path: string; id: string; ms: number }>(target(o), '/v1/connect', { method: 'POST', body: { address } })
+    if (o.json) return json(r)
+    console.log(`${r.id} at ${r.address}: ${r.path} in ${ms(r.ms)}`)
+  })
 
 withApi(program.command('lookup'))
   .description('find the nodes closest to a node id, through a running node')

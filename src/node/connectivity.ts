@@ -28,6 +28,8 @@ export interface NatStatus {
   publicAddress: Address | null
   relay: Address | null
   relayedAddress: Address | null
+  /** IP TTL of our punch openers: the smallest that gets through all of our NATs (measured behind a consistent NAT). */
+  openerTtl: number
 }
 
 export interface ConnectivityOptions {
@@ -37,7 +39,11 @@ export interface ConnectivityOptions {
   reachTimeoutMs: number
   /** How long a punch probes the peer's public address before settling for the relay. */
   punchTimeoutMs: number
-  /** IP TTL of the opener: past our own NAT (two hops), dead before the peer's. */
+  /**
+   * IP TTL of the opener: past our own NAT (two hops), dead before the peer's. Behind a
+   * consistent NAT, classify() measures the TTL that passes all our NATs (openerTtl up to
+   * openerTtl + 2: a double NAT needs 3) and uses that instead.
+   */
   openerTtl: number
   /** A relayed address is refreshed this often. */
   refreshMs: number
@@ -52,6 +58,11 @@ export const DEFAULT_CONNECTIVITY_OPTIONS: ConnectivityOptions = {
 }
 
 const REACH_TRIES = 6
+/** Opener TTLs tried when measuring ours: openerTtl, +1, +2. */
+const OPENER_TTL_TRIES = 3
+/** A dial-back's probes start after this (the asker opens toward the new port first) and come this often. */
+const DIAL_BACK_DELAY_MS = 250
+const DIAL_BACK_INTERVAL_MS = 250
 
 export interface ConnectResult {
   /** The address to use for the peer from now on (unchanged: a punched path keeps it). */
@@ -74,13 +85,14 @@ interface Deps {
 }
 
 export class Connectivity {
-  readonly status: NatStatus = { type: 'unknown', reachable: null, observed: [], publicAddress: null, relay: null, relayedAddress: null }
+  readonly status: NatStatus
   private readonly o: ConnectivityOptions
   private refresher: unknown = null
   private closed = false
 
   constructor(private readonly d: Deps, options: Partial<ConnectivityOptions> = {}) {
     this.o = { ...DEFAULT_CONNECTIVITY_OPTIONS, ...options }
+    this.status = { type: 'unknown', reachable: null, observed: [], publicAddress: null, relay: null, relayedAddress: null, openerTtl: this.o.openerTtl }
     d.rpc.handle(MessageType.CONNECT, (from, req) => this.answer(from, req as ConnectRequest))
   }
 
@@ -99,9 +111,13 @@ export class Connectivity {
         return this.d.paths.allocate(from, this.d.host).then(me)
       case ConnectOp.PUNCH:
         // Open our NAT toward the asker's public address, then say where we are; the asker's
-        // probes arrive after our opener left, so our NAT lets them in.
+        // probes arrive after our opener left, so our NAT lets them in. Also toward the address
+        // the request came from, when another: the asker's NAT may have moved its port since the
+        // asker learned its public address (Linux does, for all new flows, once one datagram from
+        // a stranger made it remap a port: seen in the NAT lab), and the request is a new flow.
         checkAddress(req.address)
-        this.d.paths.open(req.address, this.o.openerTtl)
+        this.d.paths.open(req.address, this.status.openerTtl)
+        if (from !== req.address) this.d.paths.open(from, this.status.openerTtl)
         return me(this.status.publicAddress ?? this.d.rpc.observedAddress ?? this.d.paths.address)
       case ConnectOp.REACH: {
         checkAddress(req.address)
@@ -109,13 +125,26 @@ export class Connectivity {
         const candidates = this.d.topology()?.closest(this.d.id, 16).filter((c) => c.address !== from && c.address !== req.address) ?? []
         if (candidates.length === 0) return { type: MessageType.NODES, contacts: [] }
         const helper = candidates[this.d.runtime.random.u32() % candidates.length]
-        this.d.rpc.request(helper.address, { type: MessageType.CONNECT, op: ConnectOp.DIAL, address: req.address }, expectedNodesReplyBytes(helper.address, 0), () => {})
-        return { type: MessageType.NODES, contacts: [{ id: helper.id, address: helper.address }] }
+        // Answer only once the helper has answered the DIAL: a contact that is gone would pass
+        // for a stranger who could not get through (seen in the NAT lab: open nodes called
+        // firewalled because the helper was a node stopped minutes before). The answer names
+        // the helper at the port it probes from, then at its own address.
+        return new Promise((resolve) => {
+          this.d.rpc.request(helper.address, { type: MessageType.CONNECT, op: ConnectOp.DIAL, address: req.address }, expectedNodesReplyBytes(helper.address, 1), (err, reply) => {
+            const port = !err && reply?.type === MessageType.NODES ? reply.contacts[0]?.address : undefined
+            resolve({ type: MessageType.NODES, contacts: port ? [{ id: helper.id, address: port }, { id: helper.id, address: helper.address }] : [] })
+          })
+        })
       }
       case ConnectOp.DIAL:
+        // Probe `address` from a port bound for this, and name it. A new port, not our own:
+        // a datagram from a stranger leaves an UNREPLIED entry on a NAT, and if the NATed node
+        // later sent to that same address, Linux would remap its port (for all its new flows);
+        // nobody ever sends to a port that lives two seconds. Only a node without NAT can dial:
+        // behind one, the asker would see another address than the one named.
         checkAddress(req.address)
-        this.d.rpc.request(req.address, { type: MessageType.PING }, expectedPongBytes(req.address), () => {})
-        return { type: MessageType.NODES, contacts: [] }
+        if (this.behindNat || this.private) throw new WeftError('ERR_BUSY', 'this node is behind NAT and cannot dial')
+        return this.d.paths.dialBack(req.address, this.d.host, { delayMs: DIAL_BACK_DELAY_MS, intervalMs: DIAL_BACK_INTERVAL_MS, forMs: this.o.reachTimeoutMs }).then(me)
       default:
         throw new WeftError('ERR_BAD_MESSAGE', `unknown CONNECT op ${req.op}`)
     }
@@ -123,8 +152,8 @@ export class Connectivity {
 
   // ---- asking
 
-  private async ask(to: Address, op: number, address: Address): Promise<Nodes> {
-    const { reply } = await this.d.rpc.requestAsync(to, { type: MessageType.CONNECT, op, address }, expectedNodesReplyBytes(to, 1))
+  private async ask(to: Address, op: number, address: Address, contacts = 1): Promise<Nodes> {
+    const { reply } = await this.d.rpc.requestAsync(to, { type: MessageType.CONNECT, op, address }, expectedNodesReplyBytes(to, contacts))
     if (reply.type !== MessageType.NODES) throw new WeftError('ERR_BAD_MESSAGE', 'a CONNECT must be answered with NODES')
     return reply
   }
@@ -151,33 +180,82 @@ export class Connectivity {
     const behindNat = seen.some((x) => x.as !== own)
     s.publicAddress = behindNat ? (as.size === 1 ? seen[0].as : null) : own
     if (behindNat) s.type = ips.size < 2 ? 'unknown' : as.size === 1 ? 'consistent' : 'random'
-    s.reachable = await this.reachable(seen.map((x) => x.by), behindNat ? seen[0].as : own)
+    const vias = seen.map((x) => x.by)
+    const [reachable, openerTtl] = await Promise.all([
+      this.reachable(vias, behindNat ? seen[0].as : own, !behindNat),
+      s.type === 'consistent' ? this.measureOpenerTtl(vias, seen[0].as) : Promise.resolve(null),
+    ])
+    s.reachable = reachable
+    if (openerTtl !== null) s.openerTtl = openerTtl
     if (!behindNat) s.type = s.reachable === true ? 'open' : s.reachable === false ? 'firewalled' : 'unknown'
     return s
+  }
+
+  /** Whether observers saw us at another address than our own. */
+  private get behindNat(): boolean {
+    return this.status.observed.some((x) => x.as !== this.d.paths.address)
   }
 
   /** Whether strangers cannot reach us, as far as `status` knows: behind NAT unless proven reachable. */
   get private(): boolean {
     const s = this.status
     if (s.type === 'random' || s.type === 'firewalled') return true
-    const behindNat = s.observed.some((x) => x.as !== this.d.paths.address)
-    return behindNat ? s.reachable !== true : s.reachable === false
+    return this.behindNat ? s.reachable !== true : s.reachable === false
   }
 
   /**
    * Asks one of `vias` to have another node send to `address`, and waits for that node's
-   * datagram. The test counts only when that node is a stranger (our NAT or firewall would let
-   * in a peer we talked to), so a few tries are made; null when none gave a stranger.
+   * datagram. The test counts only when that node is a stranger (a NAT that filters by IP would
+   * let in a peer we talked to), so a few tries are made; null when none gave a stranger.
    */
-  private async reachable(vias: Address[], address: Address): Promise<boolean | null> {
+  private async reachable(vias: Address[], address: Address, dialBack: boolean): Promise<boolean | null> {
     for (let i = 0; i < REACH_TRIES; i++) {
       let reply: Nodes
-      try { reply = await this.ask(vias[i % vias.length], ConnectOp.REACH, address) } catch { continue }
-      const stranger = reply.contacts[0]?.address
-      if (!stranger || this.d.rpc.knows(stranger)) continue
-      return this.d.paths.heardFrom(stranger, this.o.reachTimeoutMs)
+      try { reply = await this.ask(vias[i % vias.length], ConnectOp.REACH, address, 2) } catch { continue }
+      const [probing, helper] = reply.contacts
+      if (!probing || !helper || this.d.rpc.knows(helper.address)) continue
+      if (parseAddress(probing.address).host !== parseAddress(helper.address).host) continue
+      return this.d.paths.heardFrom(probing.address, this.o.reachTimeoutMs)
+    }
+    // No stranger among our peers' contacts (a small network: we talked to every server while
+    // joining). Without NAT, a peer's new port is stranger enough: a stateful firewall lets in
+    // only the exact ip:port we sent to. Behind NAT we stay without a verdict (private), as a NAT
+    // that filters by IP alone would let the known peer's new port in.
+    const port = dialBack ? await this.dialBackPort(vias, 0, address) : null
+    return port ? this.d.paths.heardFrom(port, this.o.reachTimeoutMs) : null
+  }
+
+  /** Asks one of `vias` (from the `first`th on) to probe `address` (ours) from a new port; that port's address, or null. */
+  private async dialBackPort(vias: Address[], first: number, address: Address): Promise<Address | null> {
+    for (let i = 0; i < vias.length; i++) {
+      const via = vias[(first + i) % vias.length]
+      try {
+        const port = (await this.ask(via, ConnectOp.DIAL, address)).contacts[0]?.address
+        // The port must be on the host we asked (not a private address behind its NAT).
+        if (port && parseAddress(port).host === parseAddress(via).host) return port
+      } catch { /* the next one */ }
     }
     return null
+  }
+
+  /**
+   * The smallest opener TTL that gets through all of our NATs: for each TTL tried, a peer dials
+   * back from a new port after we sent one datagram there with that TTL; the probes get in only
+   * if the datagram made the mapping on our outermost NAT. (Behind one NAT 2; behind a double
+   * NAT a TTL-2 opener dies at the outer NAT, so the peer's probes are dropped there: 3.)
+   * Null when no TTL tried worked (or no peer would dial back).
+   */
+  private async measureOpenerTtl(vias: Address[], publicAddress: Address): Promise<number | null> {
+    const ttls = Array.from({ length: OPENER_TTL_TRIES }, (_, i) => this.o.openerTtl + i)
+    const heard = await Promise.all(ttls.map(async (ttl, i) => {
+      const port = await this.dialBackPort(vias, i, publicAddress)
+      if (!port) return false
+      const heard = this.d.paths.heardFrom(port, this.o.reachTimeoutMs)
+      this.d.paths.open(port, ttl)
+      return heard
+    }))
+    const i = heard.indexOf(true)
+    return i < 0 ? null : ttls[i]
   }
 
   /** Takes a relayed address from the first of `relays` that grants one, and keeps it fresh. */

@@ -37,17 +37,22 @@ export const realRuntime: Runtime = {
 }
 
 const DEFAULT_TTL = 64 // Linux's default for UDP
+/** Datagrams held back while a low-TTL one leaves (a few at most in practice). */
+const MAX_HELD = 256
 
 // Parsed destinations, shared by all endpoints: the same few addresses are sent to again and again.
 const destinations = new Map<Address, HostPort>()
 
 class UdpEndpoint implements Endpoint {
   onPacket: (from: Address, bytes: Uint8Array) => void = () => {}
+  /** Datagrams waiting while a low-TTL datagram is on its way out (null: none is). */
+  private held: { to: Address; bytes: Uint8Array; ttl?: number }[] | null = null
   constructor(private readonly socket: Socket, readonly address: Address) {
     socket.on('message', (msg, rinfo) => this.onPacket(rinfo.family === 'IPv6' ? `[${rinfo.address}]:${rinfo.port}` : `${rinfo.address}:${rinfo.port}`, msg))
     socket.on('error', () => {}) // send errors (e.g. ICMP unreachable) surface as timeouts above
   }
   send(to: Address, bytes: Uint8Array): void {
+    if (this.held) { this.hold(to, bytes); return }
     let hp = destinations.get(to)
     if (!hp) {
       hp = parseAddress(to)
@@ -61,14 +66,28 @@ class UdpEndpoint implements Endpoint {
     }
   }
   sendWithTtl(to: Address, bytes: Uint8Array, ttl: number): void {
+    if (this.held) { this.hold(to, bytes, ttl); return }
     const hp = parseAddress(to)
     try {
       this.socket.setTTL(ttl)
-      // The TTL applies when the datagram leaves, after send() returns: restore it only then.
-      this.socket.send(bytes, hp.port, hp.host, () => { try { this.socket.setTTL(DEFAULT_TTL) } catch { /* closed meanwhile */ } })
+      // The TTL is the socket's and applies when a datagram leaves, after send() returns: restore
+      // it only in the callback, and hold every other datagram until then. Without the hold, the
+      // reply sent in the same tick as a PUNCH opener left with TTL 2 and died on the way (seen
+      // behind real NATs in the lab: every connect timed out).
+      this.held = []
+      this.socket.send(bytes, hp.port, hp.host, () => {
+        try { this.socket.setTTL(DEFAULT_TTL) } catch { /* closed meanwhile */ }
+        const held = this.held ?? []
+        this.held = null
+        for (const h of held) h.ttl === undefined ? this.send(h.to, h.bytes) : this.sendWithTtl(h.to, h.bytes, h.ttl)
+      })
     } catch {
       // As send(): an unusable address, or a closed socket.
+      this.held = null
     }
+  }
+  private hold(to: Address, bytes: Uint8Array, ttl?: number): void {
+    if (this.held!.length < MAX_HELD) this.held!.push({ to, bytes, ttl }) // past the bound: dropped, as a full socket buffer would
   }
   close(): Promise<void> {
     return new Promise((resolve) => this.socket.close(() => resolve()))

@@ -19,6 +19,8 @@ import type { Transport, TransportStats } from './transport.js'
 
 const enum Kind { RELAY_OUT = 0xd0, RELAY_IN = 0xd1, PROBE = 0xd2, PROBE_ACK = 0xd3 }
 const PROBE_BYTES = 9
+/** Dial-backs (probes from a port bound for one asker) running at once. */
+const MAX_DIAL_BACKS = 64
 /** The largest address a relay packet carries (IPv6). */
 export const RELAY_OVERHEAD = 1 + 19
 
@@ -76,6 +78,7 @@ export class PathTransport implements Transport {
   private readonly probes = new Map<string, (from: Address) => void>()
   private readonly watchers = new Map<Address, () => void>()
   private sweeper: TimerHandle | null = null
+  private dialBacks = 0
   private closed = false
 
   constructor(
@@ -215,6 +218,30 @@ export class PathTransport implements Transport {
       }
       tick()
     })
+  }
+
+  /**
+   * Binds a new port and, from `delayMs` on, sends a PROBE from it to `to` every `intervalMs`
+   * until `forMs` have passed; resolves with the new port's address at once. The asker never
+   * sent to that port, so a probe gets in only where its NAT or firewall lets strangers in (or
+   * where the asker has opened toward the port since). The delay lets the asker open first.
+   */
+  async dialBack(to: Address, host: string, timing: { delayMs: number; intervalMs: number; forMs: number }): Promise<Address> {
+    if (!this.network || this.dialBacks >= MAX_DIAL_BACKS) {
+      throw new WeftError('ERR_BUSY', `this node dials back to at most ${MAX_DIAL_BACKS} peers at once`)
+    }
+    this.dialBacks++
+    let endpoint: Endpoint
+    try { endpoint = await this.network.bind(host, 0) } catch (err) { this.dialBacks--; throw err }
+    const started = this.runtime.now()
+    const tick = (): void => {
+      if (this.closed || this.runtime.now() - started >= timing.forMs) { this.dialBacks--; void endpoint.close(); return }
+      this.pathStats.probesSent++
+      endpoint.send(to, this.probePacket(Kind.PROBE, this.runtime.random.bytes(8)))
+      this.runtime.setTimeout(tick, timing.intervalMs)
+    }
+    this.runtime.setTimeout(tick, timing.delayMs)
+    return endpoint.address
   }
 
   private setDirect(logical: Address, physical: Address): void {

@@ -99,9 +99,9 @@ export const ConnectOp = {
   ALLOCATE: 0,
   /** "I am at `address` (public); open your NAT toward it": the reply's contact is the responder at its own public address. */
   PUNCH: 1,
-  /** "Have someone else reach me at `address`": the reply's contact is who will (a reachability test). */
+  /** "Have someone else reach me at `address`": the reply's contacts are who will, at the port it probes from and at its own address (a reachability test). */
   REACH: 2,
-  /** From a REACH responder to the node it picked: "send a PING to `address`". The reply is empty. */
+  /** "Send PROBEs to `address` from a port bound for this": the reply's contact is the responder at that port. */
   DIAL: 3,
 } as const
 const MAX_CONNECT_OP = 3

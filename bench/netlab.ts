@@ -34,6 +34,8 @@ const PUBLICS = ['p1', 'p2', 'p3']
 const FIRST_PORT = 4600
 /** A whole round (start, 25 connects, stop) must end within this, or the run stops. */
 const ROUND_BUDGET_MS = 90_000
+/** One-way (UNREPLIED) conntrack lines kept per side of an attempt that did not go direct. */
+const CONNTRACK_LINES_KEPT = 8
 
 interface Attempt {
   round: number
@@ -46,7 +48,7 @@ interface Attempt {
   /** A two-way flow between the public addresses on each side's outermost NAT/firewall (null: no router there). */
   conntrack: { initiator: boolean | null; target: boolean | null }
   /** The conntrack entries between the two public addresses, when the path is not direct (for diagnosis). */
-  conntrackLines?: { initiator: string[]; target: string[] }
+  conntrackLines?: { initiator: string[]; target: string[]; entries: { initiator: number; target: number } }
   error?: string
 }
 
@@ -142,7 +144,9 @@ async function attempt(lab: NatLab, round: number, from: NatKind, to: NatKind, i
   const [i, t] = [lab.host(hostOf('i', from)), lab.host(hostOf('t', to))]
   const [fi, ft] = [await directFlow(lab, i.name, t.publicAddress), await directFlow(lab, t.name, i.publicAddress)]
   a.conntrack = { initiator: fi.seen, target: ft.seen }
-  if (a.path !== 'direct') a.conntrackLines = { initiator: fi.lines, target: ft.lines }
+  // A birthday attempt leaves over a thousand one-way entries: keep the two-way ones and a few others.
+  const some = (lines: string[]): string[] => [...lines.filter((l) => !l.includes('[UNREPLIED]')), ...lines.filter((l) => l.includes('[UNREPLIED]')).slice(0, CONNTRACK_LINES_KEPT)]
+  if (a.path !== 'direct') a.conntrackLines = { initiator: some(fi.lines), target: some(ft.lines), entries: { initiator: fi.lines.length, target: ft.lines.length } }
   return a
 }
 
@@ -164,6 +168,15 @@ function report(results: Attempt[], verdicts: Verdict[]): void {
     const count = (f: (v: Verdict) => string): Record<string, number> => vs.reduce<Record<string, number>>((m, v) => { m[f(v)] = (m[f(v)] ?? 0) + 1; return m }, {})
     return { kind, nodes: vs.length, type: count((v) => v.type), reachable: count((v) => (v.reachable === null ? 'no stranger to test with' : v.reachable ? 'yes' : 'no')), openerTtl: count((v) => String(v.openerTtl)), relayed: vs.filter((v) => v.relayed).length }
   })
+  // The birthday method's rates: pairs where it ran (a symmetric side, a target that needs a punch).
+  const rate = (f: (p: (typeof pairs)[number]) => boolean): { direct: number; attempts: number } => {
+    const ps = pairs.filter(f)
+    return { direct: ps.reduce((n, p) => n + p.paths.direct, 0), attempts: ps.reduce((n, p) => n + p.attempts, 0) }
+  }
+  const birthday = {
+    oneSide: rate((p) => (p.from === 'symmetric') !== (p.to === 'symmetric') && p.to !== 'open'),
+    bothSides: rate((p) => p.from === 'symmetric' && p.to === 'symmetric'),
+  }
   mkdirSync(`${ROOT}bench/results`, { recursive: true })
   const json = {
     date: new Date().toISOString(),
@@ -172,6 +185,7 @@ function report(results: Attempt[], verdicts: Verdict[]): void {
     attempts,
     durationS: Math.round((Date.now() - t0) / 1000),
     classification,
+    birthday,
     pairs,
     results,
   }
@@ -229,7 +243,8 @@ both answered, from the target's identity (the Noise session proves it). *Direct
 conntrack* means that on each side's outermost NAT or firewall the kernel holds a two-way UDP flow
 between the two public addresses: the traffic really went direct, not through the relay. The
 connect time is \`connect()\`'s own measure: the PUNCH round trip through the relay plus the probes
-until the first PROBE_ACK. For a relayed pair it is the PUNCH round trip plus the punch timeout
+until the first PROBE_ACK (with a symmetric side: its 256 sockets opening, and for a symmetric
+initiator the SPRAY round trip, then the probes until one hits). For a relayed pair it is the PUNCH round trip plus the punch timeout
 (2 s) after which \`connect()\` settles for the relay; the relay carried the session from the
 PUNCH on. Five pairs run at once on 2 CPUs, so a few ms of the direct times are queueing.
 
@@ -244,6 +259,9 @@ relay carries on under the same session); **plain** the target was reachable at 
 ${direct} of ${pairs.length} ordered pairs punched a direct path, ${pairs.filter((p) => p.paths.plain > 0).length} needed no punch (an open target), ${pairs.filter((p) => p.paths.relayed > 0).length} stayed on the relay.
 
 ${grid}
+
+The birthday method (step 5 below) made a direct path in ${birthday.oneSide.direct} of ${birthday.oneSide.attempts} attempts with a symmetric NAT on one side
+(the other cone, firewall, double or open), and in ${birthday.bothSides.direct} of ${birthday.bothSides.attempts} with symmetric NATs on both sides.
 
 ${rows}
 
@@ -272,6 +290,22 @@ ${rows}
    consistent NAT measures its TTL at start: for TTL 2, 3 and 4 it sends one datagram with that TTL
    to a new port of a peer, which then probes back from that port; the smallest TTL whose probes
    get in opened every NAT on the way (2 behind one NAT, 3 behind two).
+5. **Birthday method, for a symmetric side.** Behind a NAT that picks a new random port per
+   destination, no port can be named in advance. That side binds 256 fresh sockets and sends a
+   low-TTL opener from each toward the other side's public address (256 mappings on its NAT,
+   nothing reaching the other NAT); the other side then sends 1024 PROBEs from its own socket to
+   distinct random ports (1024..65535) of the symmetric side's IP. All miss with probability
+   about exp(-256 × 1024 / 64512) ≈ 2%. The probe that hits a mapped port reaches its socket,
+   which answers; from then on that socket carries the peer's traffic (the session above still
+   sees the same address), and the other 255 are closed. The order comes from the relay: when
+   the *target* is symmetric it opens its sockets on PUNCH, answers once the openers left and
+   names itself twice (the hint "probe random ports of my IP"), and the initiator sprays; when
+   the *initiator* is symmetric it reads the target's public address from the PUNCH answer,
+   opens its sockets, and asks the target through the relay to spray (CONNECT SPRAY: only at
+   the asker's own IP, so nobody can aim the probes at a third party). The spraying side sends
+   only outbound datagrams through its own NAT. With symmetric NATs on both sides the same is
+   tried, but the spraying side's NAT gives each probe a new random port, which the port-
+   restricted NAT in front of the sockets does not let in: it is expected to fail.
 
 ## What the real NATs taught (and the code now handles)
 
@@ -294,12 +328,20 @@ ${rows}
 
 ## Known gaps
 
-- **Symmetric NATs** (and any pair where the side that must be found has a random port) stay
-  relayed: the target's opener and its announced address use ports the initiator's probes never
-  match. Port prediction or the birthday method (many ports at once) would be needed; the relay
-  keeps them connected meanwhile. open → symmetric could be direct: the symmetric target would
-  send a full-TTL PROBE (its low-TTL opener is useless anyway) and the open initiator would adopt
-  the port it came from (a peer-reflexive address, as in ICE); not done.
+- **Symmetric on both sides** stays relayed: a probe gets in only if the sprayer's NAT happens to
+  pick the very port the sockets opened toward (about 1 in 64512) *and* the probe hits one of the
+  256 mapped ports; Tailscale's "birthday" figures assume one side keeps its port per
+  destination. Port prediction (NATs that allocate ports in sequence) would not help against
+  \`--random-fully\`. The relay keeps these pairs connected.
+- **The birthday method is costly**: 256 sockets for up to 3 s on the symmetric side, 1024 probes
+  (9 bytes each, in 64 ms) from the other, up to four attempts at once per node. Its misses land
+  on unmapped ports of the symmetric side's NAT as unsolicited datagrams, each leaving a
+  one-way (UNREPLIED) conntrack entry there for 30 s: harmless for a NAT that randomises every
+  new flow anyway. All probes miss about 1.7% of the time in theory (exp(-256 × 1024 / 64512));
+  five attempts per pair is a small sample of that.
+- **open → symmetric** uses the birthday method too; the cheaper peer-reflexive way (the
+  symmetric target sends a full-TTL PROBE to the open initiator, which adopts the port it came
+  from, as in ICE) is not done.
 - **Hairpinning**: two hosts behind one NAT are not tried here (Linux MASQUERADE does not hairpin;
   they would have to use their private addresses).
 - **A moved port on the target's side** is not noticed: if unsolicited traffic (say, the probes of

@@ -2,7 +2,8 @@
 // network namespaces of the NAT lab (test/netlab/lab.ts). Three open hosts are the bootstrap
 // peers, observers and relays; every other node starts with nat: true behind its NAT. Checked:
 // each node's NAT verdict, relayed addresses, a punched direct path between two cone NATs (and to
-// a double NAT, which needs a measured opener TTL of 3), the relay between two symmetric NATs,
+// a double NAT, which needs a measured opener TTL of 3), the birthday method between a cone and a
+// symmetric NAT (both ways), the relay between two symmetric NATs,
 // and lookups and a DHT put/get from NATed nodes. The matrix over all NAT pairs is
 // `npm run netlab` (bench/netlab.ts). Needs root on Linux; skipped with the reason otherwise.
 import { describe, test, before, after } from 'node:test'
@@ -127,6 +128,24 @@ describe('Weft behind real Linux NATs', { skip: avail.ok ? false : avail.why, ti
     assert.equal(r.path, 'direct')
     assert.equal((await directFlow(l, 'db', l.host('ca').publicAddress)).seen, true, `no two-way flow on db's outer NAT:\n${await l.conntrack('db')}`)
   })
+
+  // The birthday method (spec/wire.md 14.3): the side behind the symmetric NAT opens 256 ports,
+  // the other probes 1024 random ports of its IP; all miss about 2% of the time.
+  for (const [from, to] of [['ca', 'sa'], ['sb', 'cb']] as const) {
+    test(`${from} -> ${to} (${from[0] === 'c' ? 'cone -> symmetric' : 'symmetric -> cone'}): the birthday method punches a direct path`, async (t) => {
+      const l = lab!
+      const r = await P(from).must<Connected>('connect', { address: relayedOf(to) })
+      t.diagnostic(`${from} -> ${to}: ${r.path} in ${r.ms.toFixed(1)} ms`)
+      assert.equal(r.path, 'direct')
+      assert.equal(r.id, P(to).id)
+      const pong = await P(from).must<{ id: string }>('ping', { address: relayedOf(to) })
+      assert.equal(pong.id, P(to).id)
+      const onFrom = await directFlow(l, from, l.host(to).publicAddress)
+      const onTo = await directFlow(l, to, l.host(from).publicAddress)
+      assert.equal(onFrom.seen, true, `no two-way flow on ${from}'s NAT:\n${onFrom.lines.filter((x) => !x.includes('UNREPLIED')).join('\n')}`)
+      assert.equal(onTo.seen, true, `no two-way flow on ${to}'s NAT:\n${onTo.lines.filter((x) => !x.includes('UNREPLIED')).join('\n')}`)
+    })
+  }
 
   test('symmetric -> symmetric: the punch fails, the relay carries the connection', async (t) => {
     const l = lab!

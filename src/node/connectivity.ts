@@ -7,7 +7,7 @@ import type { NodeId } from '../identity/node-id.js'
 import type { Topology } from '../overlay/topology.js'
 import { expectedNodesReplyBytes, expectedPongBytes, type Rpc } from '../rpc/rpc.js'
 import type { Runtime } from '../runtime/runtime.js'
-import type { PathTransport } from '../transport/paths.js'
+import { BIRTHDAY_PORTS, BIRTHDAY_PROBES, type PathTransport } from '../transport/paths.js'
 import { parseAddress, type Address } from '../wire/address.js'
 import { ConnectOp, MessageType, type ConnectRequest, type Nodes } from '../wire/messages.js'
 
@@ -63,6 +63,8 @@ const OPENER_TTL_TRIES = 3
 /** A dial-back's probes start after this (the asker opens toward the new port first) and come this often. */
 const DIAL_BACK_DELAY_MS = 250
 const DIAL_BACK_INTERVAL_MS = 250
+/** The birthday sockets of a PUNCH's target outlive the asker's punch timeout by this (its answer and probes take a while to come). */
+const BIRTHDAY_SLACK_MS = 1000
 
 export interface ConnectResult {
   /** The address to use for the peer from now on (unchanged: a punched path keeps it). */
@@ -109,16 +111,37 @@ export class Connectivity {
       case ConnectOp.ALLOCATE:
         if (!this.o.relay || this.status.reachable === false || this.d.rpc.readOnly) throw new WeftError('ERR_BUSY', 'this node does not relay')
         return this.d.paths.allocate(from, this.d.host).then(me)
-      case ConnectOp.PUNCH:
+      case ConnectOp.PUNCH: {
+        checkAddress(req.address)
+        const mine = this.status.publicAddress ?? this.status.observed[0]?.as ?? this.d.rpc.observedAddress ?? this.d.paths.address
+        if (this.status.type === 'random') {
+          // Our NAT gives each destination a new random port, so the asker cannot guess ours:
+          // open many ports toward it (the birthday method, spec/wire.md 14.3), answer once the
+          // openers left, and name ourselves twice, meaning "probe random ports of my IP".
+          const toward = from !== req.address ? [req.address, from] : [req.address]
+          const both = { type: MessageType.NODES as const, contacts: [{ id: this.d.id, address: mine }, { id: this.d.id, address: mine }] }
+          return this.d.paths.birthdayOpen(from, toward, this.status.openerTtl, BIRTHDAY_PORTS, this.d.host, this.o.punchTimeoutMs + BIRTHDAY_SLACK_MS)
+            .then(() => both, () => me(mine)) // busy: a plain answer, the asker's probes fail and the relay carries on
+        }
         // Open our NAT toward the asker's public address, then say where we are; the asker's
         // probes arrive after our opener left, so our NAT lets them in. Also toward the address
         // the request came from, when another: the asker's NAT may have moved its port since the
         // asker learned its public address (Linux does, for all new flows, once one datagram from
         // a stranger made it remap a port: seen in the NAT lab), and the request is a new flow.
-        checkAddress(req.address)
         this.d.paths.open(req.address, this.status.openerTtl)
         if (from !== req.address) this.d.paths.open(from, this.status.openerTtl)
+        return me(mine)
+      }
+      case ConnectOp.SPRAY: {
+        // The asker is behind a random NAT and opened many ports toward us: probe random ports
+        // of its IP from our own socket. Only of the asker's own IP, so nobody can aim our
+        // probes at a third party; the answer does not wait for the probes.
+        checkAddress(req.address)
+        const ip = parseAddress(from).host
+        if (parseAddress(req.address).host !== ip) throw new WeftError('ERR_BAD_ADDRESS', 'SPRAY probes only the asker\'s own IP')
+        void this.d.paths.spray(from, ip, BIRTHDAY_PROBES, this.o.punchTimeoutMs)
         return me(this.status.publicAddress ?? this.d.rpc.observedAddress ?? this.d.paths.address)
+      }
       case ConnectOp.REACH: {
         checkAddress(req.address)
         // A random contact, so that an asker who already talked to this one can ask again.
@@ -291,11 +314,28 @@ export class Connectivity {
   async connect(address: Address): Promise<ConnectResult> {
     const started = this.d.runtime.now()
     const mine = this.status.publicAddress ?? this.d.rpc.observedAddress ?? this.d.paths.address
-    const reply = await this.ask(address, ConnectOp.PUNCH, mine)
-    const peer = reply.contacts[0]
+    const reply = await this.ask(address, ConnectOp.PUNCH, mine, 2)
+    const [peer, hint] = reply.contacts
     if (!peer) throw new WeftError('ERR_BAD_MESSAGE', 'a PUNCH answer names the peer')
     const done = (path: ConnectResult['path']): ConnectResult => ({ address, path, id: peer.id, ms: this.d.runtime.now() - started })
     if (peer.address === address) return done('plain')
+    const ip = parseAddress(peer.address).host
+    if (hint?.address === peer.address) {
+      // The target is behind a random NAT and has opened many ports toward us: probe random
+      // ports of its IP (the birthday method). From our own socket: only outbound datagrams.
+      return done(await this.d.paths.spray(address, ip, BIRTHDAY_PROBES, this.o.punchTimeoutMs) ? 'direct' : 'relayed')
+    }
+    if (this.status.type === 'random') {
+      // We are behind a random NAT: the target could not guess our port. Open many ports toward
+      // it, then (through the relay, after the openers left) have it probe random ports of our IP.
+      try {
+        const { done: won } = await this.d.paths.birthdayOpen(address, [peer.address], this.status.openerTtl, BIRTHDAY_PORTS, this.d.host, this.o.punchTimeoutMs)
+        await this.ask(address, ConnectOp.SPRAY, mine).catch(() => {})
+        return done(await won ? 'direct' : 'relayed')
+      } catch {
+        return done('relayed') // busy: the relay carries on
+      }
+    }
     const direct = await this.d.paths.probe(address, peer.address, this.o.punchTimeoutMs)
     return done(direct ? 'direct' : 'relayed')
   }

@@ -14,13 +14,37 @@
 // Addresses are packed as in spec/wire.md section 4.
 import { WeftError } from '../errors.js'
 import type { Endpoint, Network, Runtime, TimerHandle } from '../runtime/runtime.js'
-import { packAddress, packedAddressSize, parseAddress, unpackAddress, type Address } from '../wire/address.js'
+import { formatAddress, packAddress, packedAddressSize, parseAddress, unpackAddress, type Address } from '../wire/address.js'
 import type { Transport, TransportStats } from './transport.js'
 
 const enum Kind { RELAY_OUT = 0xd0, RELAY_IN = 0xd1, PROBE = 0xd2, PROBE_ACK = 0xd3 }
 const PROBE_BYTES = 9
 /** Dial-backs (probes from a port bound for one asker) running at once. */
 const MAX_DIAL_BACKS = 64
+/**
+ * The birthday method against a NAT that maps each destination to a new random port (spec/wire.md
+ * section 14.3): one side opens BIRTHDAY_PORTS fresh sockets toward the other, the other sends
+ * BIRTHDAY_PROBES probes to random ports of its IP. With n = 64512 ports a NAT can pick, all miss
+ * with probability about exp(-256 * 1024 / 64512) = 2%.
+ */
+export const BIRTHDAY_PORTS = 256
+export const BIRTHDAY_PROBES = 1024
+/** Birthday attempts (each with its sockets, or its probes) running at once. */
+const MAX_BIRTHDAYS = 4
+/**
+ * After the openers are handed to the sockets, this long before the peer may probe: a probe that
+ * reached our NAT before an opener left would take that opener's port (the NAT then gives the
+ * opener another), and the hit would be lost.
+ */
+const OPENERS_LEAVE_MS = 20
+/** Winning birthday sockets kept (one per peer reached that way); past it the oldest is closed. */
+const MAX_BIRTHDAY_PATHS = 64
+/** Probes go out in bursts of this many, one burst per tick: paced, so routers' queues keep them. */
+const SPRAY_BURST = 32
+const SPRAY_TICK_MS = 2
+/** The ports a NAT picks from for a socket bound above 1023 (Linux: 1024..65535). */
+const NAT_PORT_MIN = 1024
+const NAT_PORT_MAX = 65535
 /** The largest address a relay packet carries (IPv6). */
 export const RELAY_OVERHEAD = 1 + 19
 
@@ -77,6 +101,14 @@ export class PathTransport implements Transport {
   private readonly logicalOf = new Map<Address, Address>()
   private readonly probes = new Map<string, (from: Address) => void>()
   private readonly watchers = new Map<Address, () => void>()
+  // Birthday winners: the peer (as the layers above know it) -> the socket and address it is reached at.
+  private readonly viaSocket = new Map<Address, { endpoint: Endpoint; physical: Address }>()
+  private birthdays = 0
+  // Birthday attempts running, by peer: a retried PUNCH or SPRAY joins its first one instead of
+  // starting another (two sets of sockets for one peer: the asker would map to the first winner
+  // while a second one took over here, seen in the NAT lab).
+  private readonly birthdayRuns = new Map<Address, Promise<{ done: Promise<boolean> }>>()
+  private readonly sprays = new Map<Address, Promise<boolean>>()
   private sweeper: TimerHandle | null = null
   private dialBacks = 0
   private closed = false
@@ -100,11 +132,13 @@ export class PathTransport implements Transport {
   get allocationCount(): number { return this.allocations.size }
   /** Where datagrams for `address` go now: 'direct' after a punch, 'relay' through our relay, else 'plain'. */
   pathTo(address: Address): 'direct' | 'relay' | 'plain' {
-    return this.direct.has(address) ? 'direct' : this.viaRelay.has(address) ? 'relay' : 'plain'
+    return this.direct.has(address) || this.viaSocket.has(address) ? 'direct' : this.viaRelay.has(address) ? 'relay' : 'plain'
   }
 
   send(to: Address, bytes: Uint8Array): void {
     if (this.closed) return
+    const socket = this.viaSocket.get(to)
+    if (socket) { socket.endpoint.send(socket.physical, bytes); return }
     const physical = this.direct.get(to)
     if (physical) { this.inner.send(physical, bytes); return }
     if (this.relay && this.viaRelay.has(to)) {
@@ -121,6 +155,8 @@ export class PathTransport implements Transport {
       if (this.sweeper) this.runtime.clearTimeout(this.sweeper)
       for (const a of this.allocations.values()) void a.endpoint.close()
       this.allocations.clear()
+      for (const v of this.viaSocket.values()) void v.endpoint.close()
+      this.viaSocket.clear()
     }
     return this.inner.close()
   }
@@ -244,6 +280,147 @@ export class PathTransport implements Transport {
     return endpoint.address
   }
 
+  // ---- the birthday method (spec/wire.md section 14.3)
+
+  /**
+   * The side behind a random NAT: binds `count` fresh sockets and sends from each a low-TTL
+   * opener to every one of `toward` (each makes a mapping with a new random public port on our
+   * NAT, and dies before the peer's NAT). Resolves once the openers have been sent (then the
+   * peer may probe random ports of our IP), with `done`. The first PROBE from one of `toward` that gets
+   * in wins: we answer from that socket, and from then on datagrams for `logical` leave from it
+   * and what arrives there is handed up as from `logical`. `done` is true then, false when no
+   * probe came within `forMs`; every other socket is closed.
+   */
+  birthdayOpen(logical: Address, toward: Address[], ttl: number, count: number, host: string, forMs: number): Promise<{ done: Promise<boolean> }> {
+    const running = this.birthdayRuns.get(logical)
+    if (running) return running
+    const run = this.startBirthday(logical, toward, ttl, count, host, forMs)
+    this.birthdayRuns.set(logical, run)
+    const end = (): void => { if (this.birthdayRuns.get(logical) === run) this.birthdayRuns.delete(logical) }
+    run.then((r) => r.done).then(end, end)
+    return run
+  }
+
+  private async startBirthday(logical: Address, toward: Address[], ttl: number, count: number, host: string, forMs: number): Promise<{ done: Promise<boolean> }> {
+    if (!this.network || this.birthdays >= MAX_BIRTHDAYS) {
+      throw new WeftError('ERR_BUSY', `this node runs at most ${MAX_BIRTHDAYS} birthday attempts at once`)
+    }
+    this.birthdays++
+    const sockets: Endpoint[] = []
+    let settle: (ok: boolean) => void = () => {}
+    const done = new Promise<boolean>((resolve) => { settle = resolve })
+    let over = false
+    const finish = (winner: Endpoint | null, physical?: Address): void => {
+      if (over) return
+      over = true
+      this.runtime.clearTimeout(timer)
+      for (const e of sockets) if (e !== winner) void e.close()
+      this.birthdays--
+      const ok = winner !== null && physical !== undefined && !this.closed
+      if (ok) this.useSocket(logical, winner, physical)
+      else if (winner) void winner.close()
+      settle(ok)
+    }
+    const timer = this.runtime.setTimeout(() => finish(null), forMs)
+    // All at once: the asker's request waits for our answer, and may be retried meanwhile.
+    const network = this.network
+    const bound = await Promise.allSettled(Array.from({ length: count }, () => network.bind(host, 0)))
+    for (const b of bound) if (b.status === 'fulfilled') sockets.push(b.value)
+    const failed = bound.find((b): b is PromiseRejectedResult => b.status === 'rejected')
+    if (failed) {
+      finish(null)
+      throw failed.reason
+    }
+    if (over) { for (const e of sockets) void e.close(); return { done } } // timed out while binding
+    for (const e of sockets) {
+      e.onPacket = (from, b) => {
+        if (over || b[0] !== Kind.PROBE || b.length !== PROBE_BYTES || !toward.some((t) => sameHost(t, from))) return
+        this.pathStats.probesAnswered++
+        b[0] = Kind.PROBE_ACK
+        e.send(from, b)
+        finish(e, from)
+      }
+      for (const to of toward) {
+        const b = this.probePacket(Kind.PROBE, this.runtime.random.bytes(8))
+        this.pathStats.probesSent++
+        if (e.sendWithTtl) e.sendWithTtl(to, b, ttl)
+        else e.send(to, b)
+      }
+    }
+    await new Promise<void>((resolve) => this.runtime.setTimeout(resolve, OPENERS_LEAVE_MS))
+    return { done }
+  }
+
+  /**
+   * The other side: sends `count` PROBEs from our own socket to distinct random ports of `ip`,
+   * in paced bursts, and waits up to `timeoutMs` for a PROBE_ACK from that IP. On one, datagrams
+   * for `logical` go to the port that answered. Only outbound datagrams leave our NAT: safe.
+   */
+  spray(logical: Address, ip: string, count: number, timeoutMs: number): Promise<boolean> {
+    const running = this.sprays.get(logical)
+    if (running) return running
+    const run = this.startSpray(logical, ip, count, timeoutMs)
+    this.sprays.set(logical, run)
+    void run.then(() => { if (this.sprays.get(logical) === run) this.sprays.delete(logical) })
+    return run
+  }
+
+  private startSpray(logical: Address, ip: string, count: number, timeoutMs: number): Promise<boolean> {
+    if (this.birthdays >= MAX_BIRTHDAYS) return Promise.resolve(false)
+    this.birthdays++
+    const nonce = this.runtime.random.bytes(8)
+    const key = Buffer.from(nonce).toString('hex')
+    const ports = new Set<number>()
+    const span = NAT_PORT_MAX - NAT_PORT_MIN + 1
+    while (ports.size < Math.min(count, span)) ports.add(NAT_PORT_MIN + (this.runtime.random.u32() % span))
+    const queue = [...ports]
+    return new Promise((resolve) => {
+      let timer: TimerHandle | null = null
+      let over = false
+      const finish = (physical: Address | null): void => {
+        if (over) return
+        over = true
+        this.birthdays--
+        this.probes.delete(key)
+        if (timer) this.runtime.clearTimeout(timer)
+        if (physical && !this.closed) this.setDirect(logical, physical)
+        resolve(physical !== null)
+      }
+      this.probes.set(key, (from) => { if (parseAddress(from).host === ip) finish(from) })
+      const started = this.runtime.now()
+      const tick = (): void => {
+        if (over) return
+        if (this.closed || this.runtime.now() - started >= timeoutMs) { finish(null); return }
+        for (let i = 0; i < SPRAY_BURST && queue.length; i++) {
+          this.pathStats.probesSent++
+          this.inner.send(formatAddress(ip, queue.pop()!), this.probePacket(Kind.PROBE, nonce))
+        }
+        timer = this.runtime.setTimeout(tick, queue.length ? SPRAY_TICK_MS : Math.max(1, timeoutMs - (this.runtime.now() - started)))
+      }
+      tick()
+    })
+  }
+
+  /** Datagrams for `logical` leave from `endpoint` to `physical`; what comes from there is `logical`'s. */
+  private useSocket(logical: Address, endpoint: Endpoint, physical: Address): void {
+    const old = this.viaSocket.get(logical)
+    if (old && old.endpoint !== endpoint) void old.endpoint.close()
+    this.viaSocket.set(logical, { endpoint, physical })
+    if (this.viaSocket.size > MAX_BIRTHDAY_PATHS) {
+      const [first, v] = this.viaSocket.entries().next().value as [Address, { endpoint: Endpoint }]
+      this.viaSocket.delete(first)
+      void v.endpoint.close()
+    }
+    this.viaRelay.delete(logical)
+    this.pathStats.directPaths++
+    endpoint.onPacket = (from, b) => {
+      if (this.closed || from !== physical) return
+      if (b[0] === Kind.PROBE && b.length === PROBE_BYTES) { b[0] = Kind.PROBE_ACK; endpoint.send(from, b); return }
+      if (b[0] === Kind.PROBE_ACK || b[0] === Kind.RELAY_IN || b[0] === Kind.RELAY_OUT) return
+      this.deliver(logical, b)
+    }
+  }
+
   private setDirect(logical: Address, physical: Address): void {
     if (logical === physical) { this.viaRelay.delete(logical); return }
     bounded(this.direct, logical, physical, this.o.maxPeers)
@@ -327,6 +504,10 @@ function unwrap(b: Uint8Array): { address: Address; payload: Uint8Array } | null
   } catch {
     return null
   }
+}
+
+function sameHost(a: Address, b: Address): boolean {
+  return parseAddress(a).host === parseAddress(b).host
 }
 
 function bounded<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {

@@ -97,14 +97,19 @@ export interface ConnectRequest extends Header, RequestFields { type: MessageTyp
 export const ConnectOp = {
   /** "Relay for me": the reply's one contact is the responder at the relayed address it bound for the asker. Asked again, it refreshes. */
   ALLOCATE: 0,
-  /** "I am at `address` (public); open your NAT toward it": the reply's contact is the responder at its own public address. */
+  /**
+   * "I am at `address` (public); open your NAT toward it": the reply's contact is the responder at its own public address.
+   * A responder behind a random NAT opens many ports instead and names itself twice: "probe random ports of my IP".
+   */
   PUNCH: 1,
   /** "Have someone else reach me at `address`": the reply's contacts are who will, at the port it probes from and at its own address (a reachability test). */
   REACH: 2,
   /** "Send PROBEs to `address` from a port bound for this": the reply's contact is the responder at that port. */
   DIAL: 3,
+  /** "I opened many ports toward you: probe random ports of my IP, `address`'s": the reply's contact is the responder (birthday method). */
+  SPRAY: 4,
 } as const
-const MAX_CONNECT_OP = 3
+const MAX_CONNECT_OP = 4
 
 /** What a LOCATE request does. */
 export const LocateOp = {

@@ -76,6 +76,14 @@ test('two Weft nodes with no Weft bootstrap meet through Mainline, then ping and
     const item = await b.mainline.get(target, { salt: 'card' })
     assert.equal(Buffer.from(item!.v as Uint8Array).toString(), 'signed by a weft identity')
     assert.deepEqual(item!.k, a.identity.publicKey)
+
+    // /metrics shows the Mainline node's traffic and table beside Weft's.
+    const text = await b.metrics.text()
+    const value = (name: string) => Number(text.match(new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm'))?.[1] ?? NaN)
+    assert.ok(value('weft_mainline_packets_total{direction="out"}') > 0, text)
+    assert.ok(value('weft_mainline_queries_total{direction="out"}') > 0)
+    assert.equal(value('weft_mainline_routing_table_size'), b.mainline.table.size)
+    assert.ok(b.mainline.table.size > 0)
   } finally {
     await Promise.all(nodes.map((n) => n.stop()))
     await Promise.all(own.map((m) => m.close()))

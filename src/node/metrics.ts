@@ -75,6 +75,24 @@ export class NodeMetrics {
     copy('weft_rpc_timeouts_total', 'Requests that got no reply after every retry.', [], (s) => [[{}, s.rpc.timeouts]])
     copy('weft_rpc_queue_full_total', 'Requests refused because the request queue was full.', [], (s) => [[{}, s.rpc.queueFull]])
     copy('weft_rpc_handler_errors_total', 'Requests whose handler failed unexpectedly (answered BAD_REQUEST).', [], (s) => [[{}, s.rpc.handlerErrors]])
+    // The Mainline node (--mainline), when there is one: its own counters, read at scrape time.
+    const mainline = () => (node.isRunning && node.options.mainline ? node.mainline : null)
+    const copyMainline = <L extends string>(name: string, help: string, labelNames: L[], read: (m: NonNullable<ReturnType<typeof mainline>>) => [Partial<Record<L, string>>, number][]) =>
+      new Counter<L>({
+        name, help, labelNames, registers,
+        collect() {
+          this.reset()
+          const m = mainline()
+          if (m) for (const [labels, v] of read(m)) this.inc(labels, v)
+        },
+      })
+    copyMainline('weft_mainline_packets_total', 'Mainline (BitTorrent DHT) datagrams, by direction.', ['direction'], (m) => [[{ direction: 'in' }, m.stats.packetsIn], [{ direction: 'out' }, m.stats.packetsOut]])
+    copyMainline('weft_mainline_queries_total', 'Mainline queries, by direction.', ['direction'], (m) => [[{ direction: 'in' }, m.stats.queriesIn], [{ direction: 'out' }, m.stats.queriesOut]])
+    copyMainline('weft_mainline_dropped_total', 'Mainline datagrams dropped unanswered, by error code.', ['code'], (m) =>
+      Object.entries(m.stats.droppedByCode).map(([code, n]) => [{ code }, n ?? 0]))
+    copyMainline('weft_mainline_refused_total', 'Mainline queries answered with a KRPC error, by error code.', ['code'], (m) =>
+      Object.entries(m.stats.refusedByCode).map(([code, n]) => [{ code }, n ?? 0]))
+    new Gauge({ name: 'weft_mainline_routing_table_size', help: 'Contacts in the Mainline routing table.', registers, collect() { this.set(mainline()?.table.size ?? 0) } })
     new Gauge({ name: 'weft_dht_records', help: 'DHT records held in the local store.', registers, collect() { this.set(status()?.records.count ?? 0) } })
     new Gauge({ name: 'weft_dht_record_bytes', help: 'Encoded bytes of the DHT records held.', registers, collect() { this.set(status()?.records.bytes ?? 0) } })
     new Gauge({ name: 'weft_uptime_seconds', help: 'Seconds since the node started.', registers, collect() { this.set((status()?.uptimeMs ?? 0) / 1000) } })

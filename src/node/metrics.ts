@@ -42,15 +42,17 @@ export class NodeMetrics {
     })
     new Gauge({ name: 'weft_routing_table_size', help: 'Contacts in the routing table.', registers, collect() { this.set(node.isRunning ? node.topology.size() : 0) } })
     // Counters kept by the transport and rpc layers, copied at scrape time.
-    const copy = <L extends string>(name: string, help: string, labelNames: L[], read: (s: NonNullable<ReturnType<typeof status>>) => [Partial<Record<L, string>>, number][]) =>
+    // A counter that copies, at scrape time, what `source` (when there is one) already counts.
+    const copier = <S>(source: () => S | null) => <L extends string>(name: string, help: string, labelNames: L[], read: (s: S) => [Partial<Record<L, string>>, number][]) =>
       new Counter<L>({
         name, help, labelNames, registers,
         collect() {
           this.reset()
-          const s = status()
+          const s = source()
           if (s) for (const [labels, v] of read(s)) this.inc(labels, v)
         },
       })
+    const copy = copier(status)
     copy('weft_bytes_total', 'UDP payload bytes, by direction.', ['direction'], (s) => [[{ direction: 'in' }, s.transport.bytesIn], [{ direction: 'out' }, s.transport.bytesOut]])
     copy('weft_packets_total', 'Datagrams, by direction.', ['direction'], (s) => [[{ direction: 'in' }, s.transport.packetsIn], [{ direction: 'out' }, s.transport.packetsOut]])
     copy('weft_packets_dropped_total', 'Datagrams dropped unanswered, by reason.', ['reason'], (s) => [
@@ -77,15 +79,7 @@ export class NodeMetrics {
     copy('weft_rpc_handler_errors_total', 'Requests whose handler failed unexpectedly (answered BAD_REQUEST).', [], (s) => [[{}, s.rpc.handlerErrors]])
     // The Mainline node (--mainline), when there is one: its own counters, read at scrape time.
     const mainline = () => (node.isRunning && node.options.mainline ? node.mainline : null)
-    const copyMainline = <L extends string>(name: string, help: string, labelNames: L[], read: (m: NonNullable<ReturnType<typeof mainline>>) => [Partial<Record<L, string>>, number][]) =>
-      new Counter<L>({
-        name, help, labelNames, registers,
-        collect() {
-          this.reset()
-          const m = mainline()
-          if (m) for (const [labels, v] of read(m)) this.inc(labels, v)
-        },
-      })
+    const copyMainline = copier(mainline)
     copyMainline('weft_mainline_packets_total', 'Mainline (BitTorrent DHT) datagrams, by direction.', ['direction'], (m) => [[{ direction: 'in' }, m.stats.packetsIn], [{ direction: 'out' }, m.stats.packetsOut]])
     copyMainline('weft_mainline_queries_total', 'Mainline queries, by direction.', ['direction'], (m) => [[{ direction: 'in' }, m.stats.queriesIn], [{ direction: 'out' }, m.stats.queriesOut]])
     copyMainline('weft_mainline_dropped_total', 'Mainline datagrams dropped unanswered, by error code.', ['code'], (m) =>

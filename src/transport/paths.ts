@@ -417,7 +417,7 @@ export class PathTransport implements Transport {
       if (this.closed || from !== physical) return
       if (b[0] === Kind.PROBE && b.length === PROBE_BYTES) { b[0] = Kind.PROBE_ACK; endpoint.send(from, b); return }
       if (b[0] === Kind.PROBE_ACK || b[0] === Kind.RELAY_IN || b[0] === Kind.RELAY_OUT) return
-      this.deliver(logical, b)
+      this.onPacket(logical, b)
     }
   }
 
@@ -463,7 +463,7 @@ export class PathTransport implements Transport {
         if (!inner) { this.pathStats.malformed++; return }
         this.pathStats.relayedIn++
         if (!this.direct.has(inner.address)) bounded(this.viaRelay, inner.address, true, this.o.maxPeers)
-        this.deliver(inner.address, inner.payload)
+        this.onPacket(inner.address, inner.payload)
         return
       }
       case Kind.PROBE:
@@ -479,12 +479,8 @@ export class PathTransport implements Transport {
         return
       default:
         if (this.viaRelay.has(from)) this.viaRelay.delete(from) // a direct datagram: the punch worked from its side
-        this.deliver(this.logicalOf.get(from) ?? from, b)
+        this.onPacket(this.logicalOf.get(from) ?? from, b)
     }
-  }
-
-  private deliver(from: Address, bytes: Uint8Array): void {
-    this.onPacket(from, bytes)
   }
 }
 

@@ -102,7 +102,6 @@ interface Session {
   receive: CipherState
   sendCounter: number
   replay: ReplayWindow
-  remoteKey: Uint8Array // Ed25519
   remoteId: NodeId
   initiator: boolean
   createdAt: number
@@ -448,7 +447,7 @@ export class SecureTransport implements Transport {
     const now = this.runtime.now()
     const s: Session = {
       address, localIndex, remoteIndex, send, receive, sendCounter: 0, replay: new ReplayWindow(),
-      remoteKey, remoteId: idFromPublicKey(remoteKey), initiator, createdAt: now, lastUsed: now,
+      remoteId: idFromPublicKey(remoteKey), initiator, createdAt: now, lastUsed: now,
     }
     const peer = this.peer(address)
     if (!peer.current && this.sessions >= this.o.maxSessions) this.evictOne()

@@ -10,13 +10,14 @@
 // Writes docs/nat-traversal.md and bench/results/netlab.json.
 //
 //   npm run netlab [-- --attempts=5]
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { NatLab, netlabAvailable, type NatKind } from '../test/netlab/lab.js'
 import { WeftPeer, directFlow, flushConntrack } from '../test/netlab/weft-client.js'
 import type { NatStatus } from '../src/node/connectivity.js'
 import { percentile } from './lib/stats.js'
+import { currentSection } from './lib/doc-sections.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const RESULTS = `${ROOT}bench/results/netlab.json`
@@ -357,7 +358,9 @@ ${rows}
   filters by IP alone would let a known peer's new port in; so it is used only without NAT, and
   a real stranger (another IP) is always tried first.
 `
-  writeFileSync(DOC, doc)
+  // The 50-node network's section (bench/netlab-network.ts, run next) is carried over.
+  const network = existsSync(DOC) ? currentSection(readFileSync(DOC, 'utf8'), 'network') : ''
+  writeFileSync(DOC, network ? `${doc.trimEnd()}\n\n${network}` : doc)
   log(`wrote ${DOC.slice(ROOT.length)} and ${RESULTS.slice(ROOT.length)}`)
   console.log('\n' + grid)
 }

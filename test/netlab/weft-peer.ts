@@ -16,6 +16,7 @@ async function run(cmd: Record<string, unknown>): Promise<unknown> {
   const s = (k: string): string => String(cmd[k])
   switch (cmd.op) {
     case 'status': return node.status()
+    case 'peers': return node.peers().map((p) => ({ ...p, id: typeof p.id === 'string' ? p.id : Buffer.from(p.id).toString('hex') }))
     case 'connect': return node.connect(s('address')).then((r) => ({ ...r, id: Buffer.from(r.id).toString('hex') }))
     case 'ping': return node.ping(s('address'))
     case 'lookup': {

@@ -2,7 +2,7 @@
 // Noise_XX_25519_ChaChaPoly_SHA256 and Noise_IK_25519_ChaChaPoly_SHA256. https://noiseprotocol.org/noise.html
 // Sans-IO: bytes in, bytes out. node:crypto does X25519, ChaCha20-Poly1305, SHA-256 and HMAC.
 import {
-  createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman,
+  createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, createSecretKey, diffieHellman,
   generateKeyPairSync, type KeyObject,
 } from 'node:crypto'
 import { WeftError } from '../errors.js'
@@ -16,7 +16,6 @@ export const MAX_MESSAGE_BYTES = 65535 // the spec's bound on any Noise message
 
 // DER prefixes that wrap a raw 32-byte X25519 private or public key (RFC 8410).
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
-const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex')
 const EMPTY = new Uint8Array(0)
 // REKEY encrypts under the one nonce that EncryptWithAd never uses, 2^64-1.
 const REKEY_NONCE = Buffer.concat([Buffer.alloc(4), Buffer.alloc(8, 0xff)])
@@ -52,7 +51,8 @@ function privateKeyObject(raw: Uint8Array): KeyObject {
   }
 }
 const publicKeyObject = (raw: Uint8Array) => createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64(raw) }, format: 'jwk' })
-const rawPublic = (key: KeyObject) => bytes(key.export({ type: 'spki', format: 'der' }).subarray(SPKI_PREFIX.length))
+// JWK export too: a hundred times faster than DER's.
+const rawPublic = (key: KeyObject) => bytes(Buffer.from(key.export({ format: 'jwk' }).x!, 'base64url'))
 
 // Key objects made by keyPairFromPrivate, so a handshake does not parse the same key again
 // (OpenSSL's key decoding costs more than the Diffie-Hellman itself). Pairs are not to be mutated.
@@ -67,8 +67,10 @@ export function keyPairFromPrivate(privateKey: Uint8Array): KeyPair {
 }
 
 export function generateKeyPair(): KeyPair {
-  const der = generateKeyPairSync('x25519').privateKey.export({ type: 'pkcs8', format: 'der' })
-  return keyPairFromPrivate(der.subarray(PKCS8_PREFIX.length))
+  const { privateKey, publicKey } = generateKeyPairSync('x25519')
+  const pair = { publicKey: rawPublic(publicKey), privateKey: bytes(Buffer.from(privateKey.export({ format: 'jwk' }).d!, 'base64url')) }
+  keyObjects.set(pair, privateKey)
+  return pair
 }
 
 const sha256 = (...parts: Uint8Array[]) => parts.reduce((h, p) => h.update(p), createHash('sha256')).digest()
@@ -89,13 +91,20 @@ function nonceBytes(n: number): Buffer {
   return iv
 }
 
-function seal(key: Uint8Array, iv: Buffer, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+// Per datagram, node:crypto's fixed costs (making the cipher, importing the key) outweigh the
+// cipher itself: the key is imported once per cipher state, and the ciphertext and tag are
+// written straight into the caller's buffer after its `head` bytes (one allocation per packet).
+function sealInto(key: KeyObject, iv: Buffer, ad: Uint8Array, plaintext: Uint8Array, head: number): Uint8Array {
   const cipher = createCipheriv('chacha20-poly1305', key, iv, { authTagLength: TAG_BYTES })
   cipher.setAAD(ad, { plaintextLength: plaintext.length })
-  return bytes(Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]))
+  const out = new Uint8Array(head + plaintext.length + TAG_BYTES)
+  out.set(cipher.update(plaintext), head)
+  cipher.final() // a stream cipher: nothing is left over
+  out.set(cipher.getAuthTag(), head + plaintext.length)
+  return out
 }
 
-function open(key: Uint8Array, iv: Buffer, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
+function open(key: KeyObject, iv: Buffer, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
   if (ciphertext.length < TAG_BYTES) return null
   const end = ciphertext.length - TAG_BYTES
   const decipher = createDecipheriv('chacha20-poly1305', key, iv, { authTagLength: TAG_BYTES })
@@ -107,21 +116,30 @@ function open(key: Uint8Array, iv: Buffer, ad: Uint8Array, ciphertext: Uint8Arra
   } catch {
     return null
   }
-  return bytes(plaintext)
+  // A Buffer from node:crypto owns its memory (not the shared pool): safe to hand up as it is.
+  return new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.length)
 }
 
 export class CipherState {
   #key: Uint8Array
+  #keyObject: KeyObject
   #n = 0
   constructor(key: Uint8Array) {
     this.#key = bytes(checkKey(key, 'a cipher key'))
+    this.#keyObject = createSecretKey(this.#key)
   }
   /** Explicit-nonce AEAD for transport messages that may arrive out of order (UDP). */
   encrypt(nonce: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-    return seal(this.#key, nonceBytes(checkNonce(nonce)), ad, plaintext)
+    return sealInto(this.#keyObject, nonceBytes(checkNonce(nonce)), ad, plaintext, 0)
+  }
+  /** As encrypt, with `ad` itself written in front of the ciphertext: a whole packet in one buffer. */
+  encryptAfter(nonce: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+    const out = sealInto(this.#keyObject, nonceBytes(checkNonce(nonce)), ad, plaintext, ad.length)
+    out.set(ad)
+    return out
   }
   decrypt(nonce: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
-    return open(this.#key, nonceBytes(checkNonce(nonce)), ad, ciphertext)
+    return open(this.#keyObject, nonceBytes(checkNonce(nonce)), ad, ciphertext)
   }
   /** Noise's implicit-nonce use (n counts up from 0), as in the spec's EncryptWithAd/DecryptWithAd. */
   encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
@@ -136,7 +154,8 @@ export class CipherState {
     return out
   }
   rekey(): void {
-    this.#key = seal(this.#key, REKEY_NONCE, EMPTY, new Uint8Array(KEY_BYTES)).slice(0, KEY_BYTES)
+    this.#key = sealInto(this.#keyObject, REKEY_NONCE, EMPTY, new Uint8Array(KEY_BYTES), 0).slice(0, KEY_BYTES)
+    this.#keyObject = createSecretKey(this.#key)
   }
   /** The next implicit nonce. */
   get nonce(): number {
@@ -185,12 +204,26 @@ function freshLocal(): Local {
   return { publicKey: rawPublic(publicKey), key: privateKey }
 }
 
-function remote(raw: Uint8Array): Remote {
+// Static keys come back (every handshake with a peer, both patterns): their key objects are kept,
+// a bounded few, so a handshake imports only the new ephemeral key.
+const STATIC_KEYS_KEPT = 1024
+const staticKeys = new Map<string, KeyObject>()
+
+function remote(raw: Uint8Array, isStatic = false): Remote {
+  const id = isStatic ? b64(raw) : ''
+  const kept = isStatic ? staticKeys.get(id) : undefined
+  if (kept) return { raw: bytes(raw), key: kept }
+  let key: KeyObject
   try {
-    return { raw: bytes(raw), key: publicKeyObject(raw) }
+    key = publicKeyObject(raw)
   } catch (err) {
     throw fail('ERR_HANDSHAKE', 'not an X25519 public key', err)
   }
+  if (isStatic) {
+    if (staticKeys.size >= STATIC_KEYS_KEPT) staticKeys.delete(staticKeys.keys().next().value!)
+    staticKeys.set(id, key)
+  }
+  return { raw: bytes(raw), key }
 }
 
 // X25519. OpenSSL refuses an all-zero result (the peer sent a low-order point), and so do we.
@@ -233,7 +266,7 @@ export class Handshake {
     const h = new Uint8Array(KEY_BYTES)
     if (name.length <= KEY_BYTES) h.set(name)
     else h.set(sha256(name))
-    this.#st = { index: 0, ck: h, h, k: null, e: null, re: null, rs: rs === undefined ? null : remote(checkKey(rs, 'rs')) }
+    this.#st = { index: 0, ck: h, h, k: null, e: null, re: null, rs: rs === undefined ? null : remote(checkKey(rs, 'rs'), true) }
     this.#mixHash(prologue)
     if (PATTERNS[pattern].responderStaticKnown) this.#mixHash(initiator ? this.#st.rs!.raw : this.#s.publicKey)
   }
@@ -283,7 +316,7 @@ export class Handshake {
         if (token === 'e') {
           st.re = remote(take(KEY_BYTES))
           this.#mixHash(st.re.raw)
-        } else if (token === 's') st.rs = remote(this.#decryptAndHash(take(KEY_BYTES + (st.k ? TAG_BYTES : 0))))
+        } else if (token === 's') st.rs = remote(this.#decryptAndHash(take(KEY_BYTES + (st.k ? TAG_BYTES : 0))), true)
         else this.#mixKey(this.#dh(token))
       }
       const payload = this.#decryptAndHash(message.subarray(at))

@@ -243,7 +243,7 @@ export class SecureTransport implements Transport {
     writeU32(header, 5, Math.floor(n / 2 ** 32))
     writeU32(header, 9, n >>> 0)
     s.lastUsed = this.runtime.now()
-    this.inner.send(s.address, Buffer.concat([header, s.send.encrypt(n, header, bytes)]))
+    this.inner.send(s.address, s.send.encryptAfter(n, header, bytes))
   }
 
   private initiate(to: Address, peer: Peer, attempt = 1): void {

@@ -36,6 +36,8 @@ export type ErrorCode =
   | 'ERR_DECRYPT' // a sealed message that does not authenticate
   | 'ERR_BAD_KEY' // bytes that are not a usable public key
   | 'ERR_BAD_BENCODE' // bytes that are not canonical bencode (Mainline KRPC)
+  | 'ERR_UNSUPPORTED' // a feature this node does not have (yet)
+  | 'ERR_FORBIDDEN' // a pub-sub publisher the topic's owner has not authorized
 
 export class WeftError extends Error {
   readonly code: ErrorCode

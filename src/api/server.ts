@@ -9,6 +9,8 @@ import { lookupReport, type Node } from '../node/node.js'
 import { decodeRecord } from '../services/dht/records.js'
 import { parseAddress } from '../wire/address.js'
 import { checkBind, tokenMatches } from './auth.js'
+import { isDashboardFile, registerDashboard } from './dashboard.js'
+import type { DevnetView } from './devnet.js'
 import { errorBody, httpStatus, toWeftError } from './errors.js'
 
 export { callApi, type ApiTarget } from './client.js'
@@ -22,6 +24,8 @@ export interface ApiOptions {
   token?: string
   /** Where API errors are logged; default: the node's logger. */
   logger?: Logger
+  /** The devnet this node belongs to: the dashboard's /v1/devnet routes show all of it. */
+  devnet?: DevnetView
 }
 
 export interface ApiServer {
@@ -57,6 +61,7 @@ export function buildApi(node: Node, options: ApiOptions = {}): FastifyInstance 
   const { token } = options
   if (token !== undefined) {
     app.addHook('onRequest', async (req) => {
+      if (isDashboardFile(req)) return // the page's own files hold no data; its API calls carry the token
       if (!tokenMatches(req.headers.authorization, token)) {
         throw new WeftError('ERR_UNAUTHORIZED', 'this API needs "Authorization: Bearer <token>" (weft: --api-token or WEFT_API_TOKEN)')
       }
@@ -131,6 +136,7 @@ export function buildApi(node: Node, options: ApiOptions = {}): FastifyInstance 
     const metrics = node.metrics
     return reply.type(metrics.contentType).send(await metrics.text())
   })
+  registerDashboard(app, node, options.devnet)
   return app
 }
 

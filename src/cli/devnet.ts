@@ -2,8 +2,9 @@
 // and kept up with a live summary until Ctrl-C.
 import type { TopologyName } from '../overlay/registry.js'
 import { startApi } from '../api/server.js'
+import { createDevnet } from '../api/devnet.js'
 import { isWeftError } from '../errors.js'
-import { createTestnet, measureLookups, type LookupBatch, type Testnet } from '../node/testnet.js'
+import { measureLookups, type LookupBatch, type Testnet } from '../node/testnet.js'
 import { SeededRandom } from '../runtime/prng.js'
 import { ms, table } from './format.js'
 import { progress } from './progress.js'
@@ -54,24 +55,27 @@ async function dhtRound(net: Testnet, count: number, seed: string): Promise<void
 export async function runDevnet(o: DevnetOptions): Promise<void> {
   const bar = progress('joining', o.nodes)
   const started = Date.now()
-  const net = await createTestnet({ nodes: o.nodes, seed: o.seed, node: { topology: o.topology, encrypt: o.encrypt }, onProgress: (d) => bar.update(d) })
+  // Traffic between the nodes is counted per link for the dashboard.
+  const devnet = await createDevnet({ nodes: o.nodes, seed: o.seed, node: { topology: o.topology, encrypt: o.encrypt }, onProgress: (d) => bar.update(d) })
+  const { net } = devnet
   bar.stop()
   const peers = net.nodes.map((n) => n.topology.size())
   console.log(`devnet: ${o.nodes} nodes on 127.0.0.1 joined in ${((Date.now() - started) / 1000).toFixed(1)} s (seed ${o.seed}); ` +
     `routing table sizes ${Math.min(...peers)}..${Math.max(...peers)}; bootstrap ${net.bootstrap}`)
   // The API (and node 0's metrics) from before the first batch, so /metrics shows it happen.
-  const api = o.api ? await startApi(net.nodes[0], o.api, { token: o.apiToken }).catch((err) => {
+  const api = o.api ? await startApi(net.nodes[0], o.api, { token: o.apiToken, devnet }).catch((err) => {
     if (!isWeftError(err, 'ERR_PORT_IN_USE')) throw err
     console.log(`${err.message}; serving the API on a free port instead`)
-    return startApi(net.nodes[0], '127.0.0.1:0', { token: o.apiToken })
+    return startApi(net.nodes[0], '127.0.0.1:0', { token: o.apiToken, devnet })
   }) : null
   if (api) console.log(`API of node ${net.nodes[0].idHex.slice(0, 16)}… at http://${api.address}/v1/status, metrics at /metrics (try: weft peers --api ${api.address})`)
+  if (api) console.log(`dashboard: http://${api.address}/`)
   console.log(`running ${o.lookups} lookups for random ids from random nodes...`)
   printBatch(await measureLookups(net, o.lookups, o.seed))
   await dhtRound(net, Math.min(50, o.lookups), o.seed)
   if (o.exit) {
     await api?.close()
-    await net.close()
+    await devnet.close()
     return
   }
   console.log('the network stays up; a summary every few seconds; Ctrl-C to stop')

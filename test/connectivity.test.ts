@@ -93,3 +93,44 @@ test('a public node is classified open; a relay refuses past its bound; bad CONN
     await world.settle(Promise.all([first, ...others].map((x) => x.stop({ leave: false }))))
   }
 })
+
+test(`when its relay stops answering, a private node takes another and is reached at the new relayed address (seed ${SEED})`, async () => {
+  const world = new MemoryWorld(`${SEED}:relay-lost`)
+  const behindFirewall: Network = { bind: (host, port) => Promise.resolve(world.bindNow(host, port, true)) }
+  let n = 0
+  const make = (host: string, extra: NodeOptions = {}) => new Node({
+    host, identity: seededIdentity(`${SEED}:relay-lost`, n), runtime: world.runtime(n++), network: world, encrypt: true, ...extra,
+  })
+  const first = make('198.51.100.1', SMALL)
+  await world.settle(first.start())
+  const publics = Array.from({ length: 12 }, (_, i) => make(`198.51.100.${i + 2}`, { ...SMALL, bootstrap: [first.address] }))
+  for (const p of publics) await world.settle(p.start())
+  const refreshMs = 5_000
+  const hidden = make('10.0.0.5', { ...SMALL, network: behindFirewall, bootstrap: [first.address], nat: true, connectivity: { refreshMs } })
+  const nodes = [first, ...publics, hidden]
+  const changes: (string | null)[] = []
+  hidden.on('nat:relayed', (a) => changes.push(a))
+  try {
+    await world.settle(hidden.start())
+    const oldRelay = hidden.nat.relay!
+    const oldRelayed = hidden.nat.relayedAddress!
+    assert.ok(oldRelay && oldRelayed, JSON.stringify(hidden.nat))
+    const relayNode = nodes.find((x) => x.address === oldRelay)!
+    await world.settle(relayNode.stop({ leave: false }))
+    // The next refresh goes unanswered (with the rpc layer's retries), then another relay takes over.
+    await world.settle(new Promise((resolve) => world.schedule(refreshMs + 10_000, () => resolve(null))))
+    const s = hidden.status().nat
+    assert.equal(s.relayLost, 1)
+    assert.equal(s.relayReplaced, 1)
+    assert.ok(s.relay && s.relay !== oldRelay, `relay ${s.relay} (old ${oldRelay})`)
+    assert.ok(s.relayedAddress && s.relayedAddress !== oldRelayed)
+    assert.deepEqual(changes, [s.relayedAddress])
+    // A stranger reaches the hidden node at its new relayed address.
+    const stranger = publics.find((p) => p.isRunning && p.address !== s.relay && !rpcOf(hidden).knows(p.address))
+    assert.ok(stranger, 'no stranger left')
+    const pong = await world.settle(stranger.ping(s.relayedAddress))
+    assert.equal(pong.id, hidden.idHex)
+  } finally {
+    await world.settle(Promise.all(nodes.filter((x) => x.isRunning).map((x) => x.stop({ leave: false }))))
+  }
+})

@@ -84,6 +84,10 @@ interface Deps {
   id: NodeId
   /** The host our socket is bound to: relayed ports are bound on it too. */
   host: string
+  /** Where to look for a new relay when ours stops answering (public peers we know). */
+  relayCandidates?: () => Address[]
+  /** Told when our relayed address changes (a new relay took over), or is lost (null). */
+  onRelayed?: (relayed: Address | null) => void
 }
 
 export class Connectivity {
@@ -91,6 +95,9 @@ export class Connectivity {
   private readonly o: ConnectivityOptions
   private refresher: unknown = null
   private closed = false
+  /** The relays last offered to takeRelay: the first place to look for a replacement. */
+  private relays: Address[] = []
+  readonly stats = { relayLost: 0, relayReplaced: 0 }
 
   constructor(private readonly d: Deps, options: Partial<ConnectivityOptions> = {}) {
     this.o = { ...DEFAULT_CONNECTIVITY_OPTIONS, ...options }
@@ -281,8 +288,12 @@ export class Connectivity {
     return i < 0 ? null : ttls[i]
   }
 
-  /** Takes a relayed address from the first of `relays` that grants one, and keeps it fresh. */
+  /**
+   * Takes a relayed address from the first of `relays` that grants one, and keeps it fresh; when
+   * that relay stops answering, another takes over (spec/wire.md 14.1).
+   */
   async takeRelay(relays: Address[]): Promise<Address> {
+    this.relays = [...relays]
     for (const server of relays) {
       try {
         const reply = await this.ask(server, ConnectOp.ALLOCATE, this.d.paths.address)
@@ -302,8 +313,30 @@ export class Connectivity {
     if (this.refresher) this.d.runtime.clearTimeout(this.refresher as object)
     this.refresher = this.d.runtime.setTimeout(() => {
       if (this.closed) return
-      this.ask(server, ConnectOp.ALLOCATE, this.d.paths.address).catch(() => {}).finally(() => this.keepRelay(server))
+      this.ask(server, ConnectOp.ALLOCATE, this.d.paths.address).then(
+        () => this.keepRelay(server),
+        // The rpc layer retried already: the relay is gone (or refuses us now). Its relayed
+        // address is dead with it, so peers must hear of the new one.
+        () => { if (!this.closed) void this.replaceRelay(server) },
+      )
     }, this.o.refreshMs)
+  }
+
+  private async replaceRelay(dead: Address): Promise<void> {
+    this.stats.relayLost++
+    this.status.relay = null
+    this.status.relayedAddress = null
+    this.d.paths.useRelay(null)
+    const candidates = [...new Set([...this.relays, ...(this.d.relayCandidates?.() ?? [])])].filter((a) => a !== dead)
+    try {
+      const relayed = await this.takeRelay(candidates)
+      this.stats.relayReplaced++
+      this.d.onRelayed?.(relayed)
+    } catch {
+      this.d.onRelayed?.(null)
+      // Nobody granted one: try again later, the old relay included (it may be back).
+      this.refresher = this.d.runtime.setTimeout(() => { if (!this.closed) void this.replaceRelay('') }, this.o.refreshMs)
+    }
   }
 
   /**

@@ -97,7 +97,7 @@ export interface NodeStatus {
   /** Encrypted sessions: open now, and the counters (null when the node runs in plaintext). */
   sessions: (SessionStats & { open: number }) | null
   /** NAT type, reachability, relay; and the path layer's counters. */
-  nat: NatStatus & { paths: PathStats }
+  nat: NatStatus & { paths: PathStats; relayLost: number; relayReplaced: number }
   rpc: RpcStats
   /** DHT records held in the local store and their encoded bytes. */
   records: { count: number; bytes: number }
@@ -108,6 +108,8 @@ export interface NodeEvents {
   'peer:removed': [Contact]
   started: []
   stopped: []
+  /** Our relayed address changed: a new relay took over from one that stopped answering (null: none yet). */
+  'nat:relayed': [Address | null]
 }
 
 export interface LookupReport extends Omit<LookupResult, 'target' | 'closest'> {
@@ -251,7 +253,14 @@ export class Node extends EventEmitter<NodeEvents> {
     overlay.onJoin = (contact) => this.dhtService?.welcome(contact)
     this.transport = transport
     this.paths = paths
-    this.connectivity = new Connectivity({ runtime: this.runtime, rpc, paths, topology: () => this.overlay, id: this.identity.id, host: o.host ?? '127.0.0.1' }, o.connectivity)
+    this.connectivity = new Connectivity({
+      runtime: this.runtime, rpc, paths, topology: () => this.overlay, id: this.identity.id, host: o.host ?? '127.0.0.1',
+      relayCandidates: () => overlay.entries().map((e) => e.address), // routing-table entries are public servers
+      onRelayed: (relayed) => {
+        this.log.info({ relay: this.connectivity?.status.relay, relayed }, relayed ? 'a new relay took over' : 'relay lost, none found yet')
+        this.emit('nat:relayed', relayed)
+      },
+    }, o.connectivity)
     this.rpc = rpc
     this.overlay = overlay
     this.startedAt = this.runtime.now()
@@ -412,7 +421,7 @@ export class Node extends EventEmitter<NodeEvents> {
       rttMs: rpc!.smoothedRttMs === null ? null : Math.round(rpc!.smoothedRttMs * 1000) / 1000,
       transport: { ...transport!.stats },
       sessions: transport instanceof SecureTransport ? { ...transport.sessionStats, open: transport.sessionCount } : null,
-      nat: { ...this.connectivity!.status, observed: this.connectivity!.status.observed.slice(), paths: { ...this.paths!.pathStats } },
+      nat: { ...this.connectivity!.status, observed: this.connectivity!.status.observed.slice(), paths: { ...this.paths!.pathStats }, ...this.connectivity!.stats },
       rpc: { ...rpc!.stats, malformedByCode: { ...rpc!.stats.malformedByCode } },
       records: { count: this.recordStore?.size ?? 0, bytes: this.recordStore?.bytes ?? 0 },
     }

@@ -211,8 +211,8 @@ export class PathTransport implements Transport {
   // ---- relay, client side
 
   /** From now on, datagrams that reach `relayed` come to us through `server`, and our answers go back that way. */
-  useRelay(server: Address, relayed: Address): void {
-    this.relay = { server, relayed }
+  useRelay(server: Address | null, relayed?: Address): void {
+    this.relay = server === null || relayed === undefined ? null : { server, relayed }
   }
 
   // ---- punching

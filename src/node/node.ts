@@ -11,6 +11,7 @@ import { realRuntime, udpNetwork } from '../runtime/udp.js'
 import { PacketTransport, type Transport, type TransportStats } from '../transport/transport.js'
 import { SecureTransport, SESSION_OVERHEAD, type SessionOptions, type SessionStats } from '../transport/session.js'
 import { PathTransport, RELAY_OVERHEAD, type PathOptions, type PathStats } from '../transport/paths.js'
+import { ChannelTransport, type ChannelsOptions, type ChannelsStats, type PeerChannel } from '../transport/channels.js'
 import { Connectivity, type ConnectivityOptions, type ConnectResult, type NatStatus } from './connectivity.js'
 import { Dht, type DhtOptions } from '../services/dht/dht.js'
 import { Tapestry } from '../overlay/tapestry/tapestry.js'
@@ -50,6 +51,8 @@ export interface NodeOptions {
   encrypt?: boolean
   /** Bounds and timers of the encrypted sessions. */
   sessions?: Partial<SessionOptions>
+  /** Bounds of the reliable channels (Node.channel) and of each channel's window and buffers. */
+  channels?: Partial<ChannelsOptions>
   /**
    * Find out after joining what NAT this node is behind and whether strangers reach it; if they
    * do not, stay out of routing tables (ask as a client) and take a relayed address from
@@ -96,6 +99,8 @@ export interface NodeStatus {
   transport: TransportStats
   /** Encrypted sessions: open now, and the counters (null when the node runs in plaintext). */
   sessions: (SessionStats & { open: number }) | null
+  /** Reliable channels (Node.channel): open now, and the counters. */
+  channels: ChannelsStats & { open: number }
   /** NAT type, reachability, relay; and the path layer's counters. */
   nat: NatStatus & { paths: PathStats; relayLost: number; relayReplaced: number }
   rpc: RpcStats
@@ -110,6 +115,8 @@ export interface NodeEvents {
   stopped: []
   /** Our relayed address changed: a new relay took over from one that stopped answering (null: none yet). */
   'nat:relayed': [Address | null]
+  /** A peer opened a reliable channel to us (see Node.channel). */
+  channel: [PeerChannel]
 }
 
 export interface LookupReport extends Omit<LookupResult, 'target' | 'closest'> {
@@ -121,7 +128,8 @@ export class Node extends EventEmitter<NodeEvents> {
   readonly identity: Identity
   private readonly runtime: Runtime
   private readonly network: Network
-  private transport: Transport | null = null
+  private transport: ChannelTransport | null = null
+  private sealed: Transport | null = null
   private paths: PathTransport | null = null
   private connectivity: Connectivity | null = null
   private rpc: Rpc | null = null
@@ -230,9 +238,12 @@ export class Node extends EventEmitter<NodeEvents> {
     const encrypt = o.encrypt ?? this.network === udpNetwork
     const packets = new PacketTransport(endpoint, MAX_PACKET + (encrypt ? SESSION_OVERHEAD : 0) + RELAY_OVERHEAD)
     const paths = new PathTransport(packets, this.runtime, this.network, (to, b, ttl) => packets.sendWithTtl(to, b, ttl), o.paths)
-    const transport = encrypt
+    const sealed = encrypt
       ? new SecureTransport(paths, this.runtime, this.identity, senderIdOf, { ...o.sessions, maxPacket: MAX_PACKET })
       : paths
+    // Reliable channels share the session with the rpc layer: their packets are told apart by their first byte.
+    const transport = new ChannelTransport(sealed, this.runtime, o.channels)
+    transport.onChannel = (c) => this.emit('channel', c)
     const rpc = new Rpc(this.runtime, transport, this.identity.id, o.rpc)
     // With a NAT check to come, join as a client: nobody should list us before we know strangers reach us.
     rpc.readOnly = (o.readOnly ?? false) || !!o.nat
@@ -252,6 +263,7 @@ export class Node extends EventEmitter<NodeEvents> {
     }
     overlay.onJoin = (contact) => this.dhtService?.welcome(contact)
     this.transport = transport
+    this.sealed = sealed
     this.paths = paths
     this.connectivity = new Connectivity({
       runtime: this.runtime, rpc, paths, topology: () => this.overlay, id: this.identity.id, host: o.host ?? '127.0.0.1',
@@ -323,6 +335,7 @@ export class Node extends EventEmitter<NodeEvents> {
     this.rpc = null
     this.overlay = null
     this.transport = null
+    this.sealed = null
     this.paths = null
     this.connectivity?.close()
     this.connectivity = null
@@ -381,6 +394,15 @@ export class Node extends EventEmitter<NodeEvents> {
   /** This node's NAT status (type, reachability, relay). */
   get nat(): NatStatus { return this.running().connectivity!.status }
 
+  /**
+   * A reliable, ordered message channel to the peer at `address` (inside its encrypted session
+   * when the node encrypts): messages arrive once and in order, or the channel fails. The peer
+   * sees it as a 'channel' event. Several streams per peer are told apart by `stream`.
+   */
+  channel(address: Address, stream = 0): PeerChannel {
+    return this.running().transport!.channel(canonicalAddress(address), stream)
+  }
+
   /** Finds the k nodes nearest `target` (a node id as 64 hex digits or 32 bytes). */
   async lookup(target: string | Uint8Array, options: LookupOptions = {}): Promise<LookupResult> {
     const id = typeof target === 'string' ? idFromHex(target) : target
@@ -420,7 +442,8 @@ export class Node extends EventEmitter<NodeEvents> {
       uptimeMs: Math.round(this.runtime.now() - this.startedAt),
       rttMs: rpc!.smoothedRttMs === null ? null : Math.round(rpc!.smoothedRttMs * 1000) / 1000,
       transport: { ...transport!.stats },
-      sessions: transport instanceof SecureTransport ? { ...transport.sessionStats, open: transport.sessionCount } : null,
+      sessions: this.sealed instanceof SecureTransport ? { ...this.sealed.sessionStats, open: this.sealed.sessionCount } : null,
+      channels: { ...transport!.channelStats, open: transport!.open },
       nat: { ...this.connectivity!.status, observed: this.connectivity!.status.observed.slice(), paths: { ...this.paths!.pathStats }, ...this.connectivity!.stats },
       rpc: { ...rpc!.stats, malformedByCode: { ...rpc!.stats.malformedByCode } },
       records: { count: this.recordStore?.size ?? 0, bytes: this.recordStore?.bytes ?? 0 },

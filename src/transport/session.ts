@@ -31,6 +31,7 @@ const PROLOGUE = new TextEncoder().encode('weft session v1')
 const KEY_BYTES = 32
 const XX_INIT_BYTES = 160 // message 1 padded to at least RESP's size: no amplification
 const MAX_COUNTER = 2 ** 48 // far more than a session ever sends before it is rekeyed
+const FINAL_RESEND_MS = 200
 
 export interface SessionOptions {
   /** Largest packet the layer above sends; sealed packets are at most this plus SESSION_OVERHEAD. */
@@ -92,6 +93,8 @@ export interface SessionStats {
   evicted: number
   idleClosed: number
   rekeys: number
+  /** XX message 3 sent again: the responder had not yet shown it has the keys. */
+  finalResent: number
 }
 
 interface Session {
@@ -106,6 +109,13 @@ interface Session {
   initiator: boolean
   createdAt: number
   lastUsed: number
+  /**
+   * XX initiator: our message 3, until the responder shows it has the keys (any DATA from it).
+   * Message 3 is never answered, so its loss would leave the responder unable to read us: it is
+   * sent again, at most every FINAL_RESEND_MS, in front of what we send meanwhile.
+   */
+  final: Uint8Array | null
+  finalSentAt: number
 }
 
 interface Pending {
@@ -158,7 +168,7 @@ export class SecureTransport implements Transport {
   readonly sessionStats: SessionStats = {
     handshakesStarted: 0, handshakesAnswered: 0, sessionsOpened: 0, handshakeFailures: 0, handshakeTimeouts: 0, handshakeReplays: 0,
     decryptFailures: 0, replays: 0, misdirected: 0, crossedHandshakes: 0, idMismatch: 0, malformed: 0, queueDropped: 0, halfOpenDropped: 0,
-    evicted: 0, idleClosed: 0, rekeys: 0,
+    evicted: 0, idleClosed: 0, rekeys: 0, finalResent: 0,
   }
   onPacket: (from: Address, bytes: Uint8Array) => void = () => {}
   private readonly o: SessionOptions
@@ -242,7 +252,12 @@ export class SecureTransport implements Transport {
     writeU32(header, 1, s.remoteIndex)
     writeU32(header, 5, Math.floor(n / 2 ** 32))
     writeU32(header, 9, n >>> 0)
-    s.lastUsed = this.runtime.now()
+    const now = s.lastUsed = this.runtime.now()
+    if (s.final && now - s.finalSentAt >= FINAL_RESEND_MS) {
+      s.finalSentAt = now
+      this.sessionStats.finalResent++
+      this.inner.send(s.address, s.final)
+    }
     this.inner.send(s.address, s.send.encryptAfter(n, header, bytes))
   }
 
@@ -331,6 +346,7 @@ export class SecureTransport implements Transport {
     if (!plain) { this.sessionStats.decryptFailures++; return }
     s.replay.mark(n)
     s.lastUsed = this.runtime.now()
+    s.final = null // the responder has the keys
     this.deliver(peer, s, plain)
   }
 
@@ -400,6 +416,7 @@ export class SecureTransport implements Transport {
     const remoteIndex = readU32(b, 1)
     const payload = p.hs.readMessage(b.subarray(9))
     let key: Uint8Array
+    let final: Uint8Array | null = null
     if (p.pattern === 'IK') {
       key = this.keys.get(from)!
     } else {
@@ -410,12 +427,14 @@ export class SecureTransport implements Transport {
       head[0] = Kind.FINAL
       writeU32(head, 1, remoteIndex)
       const first = this.takeFirstIfFits(peer, 5 + 48 + 32 + TAG_BYTES)
-      this.inner.send(from, Buffer.concat([head, p.hs.writeMessage(Buffer.concat([this.identity.publicKey, first]))]))
+      final = Buffer.concat([head, p.hs.writeMessage(Buffer.concat([this.identity.publicKey, first]))])
+      this.inner.send(from, final)
     }
     const hs = p.hs
     this.dropPending(peer)
     const rekey = peer.current !== null
     const s = this.open(from, hs, p.localIndex, remoteIndex, key, true)
+    s.final = final
     if (rekey && peer.queue.length === 0) this.seal(s, new Uint8Array(0)) // tells the responder to move to the new keys
     for (const q of peer.queue) this.seal(s, q)
     peer.queue = []
@@ -433,6 +452,9 @@ export class SecureTransport implements Transport {
     this.checkKey(h.hs, key)
     const s = this.open(from, h.hs, h.localIndex, h.remoteIndex, key, false)
     this.deliver(this.peer(from), s, payload.subarray(KEY_BYTES))
+    // The initiator resends message 3 until it hears from us under the new keys: when what it
+    // carried got no answer at once (one-way traffic), an empty DATA tells it we have them.
+    if (s.sendCounter === 0 && this.byIndex.get(s.localIndex) === s) this.seal(s, new Uint8Array(0))
   }
 
   /** The static key the handshake proved must be the X25519 form of the Ed25519 key the peer names. */
@@ -447,7 +469,7 @@ export class SecureTransport implements Transport {
     const now = this.runtime.now()
     const s: Session = {
       address, localIndex, remoteIndex, send, receive, sendCounter: 0, replay: new ReplayWindow(),
-      remoteId: idFromPublicKey(remoteKey), initiator, createdAt: now, lastUsed: now,
+      remoteId: idFromPublicKey(remoteKey), initiator, createdAt: now, lastUsed: now, final: null, finalSentAt: now,
     }
     const peer = this.peer(address)
     if (!peer.current && this.sessions >= this.o.maxSessions) this.evictOne()

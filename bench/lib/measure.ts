@@ -27,6 +27,8 @@ export interface LookupFigures {
   memoryKiBPerNode?: { heapTotal: number; heapUsed: number; external: number; arrayBuffers: number }
   /** Weft only: fraction of lookups that returned exactly the true k nearest (checked after timing). */
   exact?: number
+  /** Weft only: the same lookups run again right after, with every session they need open. */
+  sessionsUp?: { p50Ms: number; p95Ms: number; lookupsPerSec: number; datagramsPerLookup: number }
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))

@@ -2,7 +2,7 @@
 // Deterministic: fast-check runs from WEFT_SEED (default 42); a failure names the seed to replay.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHash, generateKeyPairSync, sign } from 'node:crypto'
+import { generateKeyPairSync, sign } from 'node:crypto'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -43,11 +43,11 @@ function withTempDir(fn: (dir: string) => void): void {
 
 // ---- keys and ids ---------------------------------------------------------------------------
 
-test('the node id is SHA-256 of the raw Ed25519 public key (RFC 8032 test vector 1)', () => {
+test('the node id is the raw Ed25519 public key (RFC 8032 test vector 1)', () => {
   const seed = Buffer.from('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60', 'hex')
   const me = identityFromSeed(seed)
   assert.equal(hex(me.publicKey), 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a')
-  assert.equal(hex(me.id), createHash('sha256').update(me.publicKey).digest('hex'))
+  assert.equal(hex(me.id), hex(me.publicKey))
   assert.deepEqual(idFromPublicKey(me.publicKey), me.id)
   const sig = signBytes(me, new Uint8Array(0))
   assert.equal(hex(sig), 'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b')
@@ -56,7 +56,9 @@ test('the node id is SHA-256 of the raw Ed25519 public key (RFC 8032 test vector
   assert.equal(verifyBytes(me.publicKey.subarray(1), new Uint8Array(0), sig), false)
   assert.equal(verifyBytes(me.publicKey, new Uint8Array(0), sig.subarray(1)), false)
   const fresh = generateIdentity()
-  assert.equal(hex(fresh.id), createHash('sha256').update(fresh.publicKey).digest('hex'))
+  assert.equal(hex(fresh.id), hex(fresh.publicKey))
+  assert.notEqual(fresh.id, fresh.publicKey, 'a copy, not the same bytes')
+  assert.throws(() => idFromPublicKey(new Uint8Array(31)), (e: { code?: string }) => e.code === 'ERR_BAD_KEY')
 })
 
 test('identityFromSeed is deterministic, and refuses a seed that is not 32 bytes', () => {

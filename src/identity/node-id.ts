@@ -1,5 +1,7 @@
-// Node ids: 256-bit values (SHA-256 of the node's Ed25519 public key), kept as raw bytes.
-import { createHash } from 'node:crypto'
+// Node ids: 256-bit values, kept as raw bytes. A node's id is its Ed25519 public key itself: then
+// every contact (id, address) a lookup learns also names the key its session is sealed to, and
+// the first packet to any peer rides in a Noise IK handshake (no round trip for XX). Random keys
+// are uniform in the bytes the XOR metric reads first (the low bytes of y).
 import { WeftError } from '../errors.js'
 
 export const ID_BYTES = 32
@@ -7,7 +9,8 @@ export const ID_BITS = ID_BYTES * 8
 export type NodeId = Uint8Array
 
 export function idFromPublicKey(publicKey: Uint8Array): NodeId {
-  return new Uint8Array(createHash('sha256').update(publicKey).digest())
+  if (publicKey.length !== ID_BYTES) throw new WeftError('ERR_BAD_KEY', `an Ed25519 public key is ${ID_BYTES} bytes, got ${publicKey.length}`)
+  return new Uint8Array(publicKey)
 }
 
 export function idToHex(id: Uint8Array): string {

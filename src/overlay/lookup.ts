@@ -132,6 +132,7 @@ export function iterativeFindNode(p: LookupParams): Promise<LookupResult> {
         inFlight--
         pump()
       }
+      if (c.id !== null) p.rpc.expectPeer(c.address, c.id)
       p.rpc.request(c.address, request, expect, (err, reply) => {
         if (!c.slow) inFlight--
         else c.slow = false

@@ -181,6 +181,8 @@ export class Rpc {
   }
 
   handlerFor(type: MessageType): RequestHandler | undefined { return this.handlers[type] }
+  /** The node we expect at `address` (a contact's id, which is its key): the transport can seal the first request to it. */
+  expectPeer(address: Address, id: NodeId): void { this.transport.hintPeerKey?.(address, id) }
 
   get inFlight(): number { return this.pending.size }
   get smoothedRttMs(): number | null { return this.rtt.smoothed }

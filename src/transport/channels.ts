@@ -99,6 +99,7 @@ export class ChannelTransport implements Transport {
   get stats(): TransportStats { return this.inner.stats }
   get open(): number { return this.channels.size }
   send(to: Address, bytes: Uint8Array): void { this.inner.send(to, bytes) }
+  hintPeerKey(to: Address, publicKey: Uint8Array): void { this.inner.hintPeerKey?.(to, publicKey) }
 
   /** The channel to `address` on `stream`: the open one, or a new one. */
   channel(address: Address, stream = 0): PeerChannel {

@@ -9,10 +9,10 @@
 //   DATA  E4 | receiver index (4) | counter (8) | ciphertext and tag       (the 13 header bytes are AD)
 // Handshake payloads carry the sender's Ed25519 public key, whose X25519 form must be the static
 // key the handshake proved (identity/dh-key.ts), and the first queued packet when it fits:
-//   IK 1: key | timestamp (8, ms) | packet    IK 2: empty
+//   IK 1: key | timestamp (8, ms) | packet    IK 2: the answer to that packet, when given at once
 //   XX 1: empty    XX 2: key    XX 3: key | packet
-// IK needs the responder's key: known from an earlier session or given by addPeerKey (a peer
-// record); otherwise XX. A replayed IK message 1 is refused by its timestamp (the last one per
+// IK needs the responder's key: known from an earlier session, given by addPeerKey (a peer
+// record) or hinted by hintPeerKey (a contact's id is its key); otherwise XX. A replayed IK message 1 is refused by its timestamp (the last one per
 // peer is kept); XX cannot be replayed, the responder's ephemeral key is new each time.
 import { WeftError } from '../errors.js'
 import { x25519PrivateFromIdentity, x25519PublicFromEd25519 } from '../identity/dh-key.js'
@@ -132,6 +132,8 @@ interface Peer {
   next: Session | null // answered while a session was open: used once the initiator sends on it
   pending: Pending | null
   queue: Uint8Array[]
+  /** Answering an IK message 1: what the layer above sends now is held for message 2. */
+  holding: boolean
 }
 
 /** An XX handshake this node answered, waiting for message 3. */
@@ -204,6 +206,18 @@ export class SecureTransport implements Transport {
   /** Sessions open now. */
   get sessionCount(): number { return this.sessions }
 
+  /**
+   * A key the layers above expect at an address (a contact's id is its key): used for IK when no
+   * key is known there yet. A wrong one costs one IK attempt, then XX (the handshake timeout).
+   */
+  hintPeerKey(address: Address, publicKey: Uint8Array): void {
+    if (publicKey.length !== KEY_BYTES || this.keys.has(address) || this.peers.get(address)?.current) return
+    try {
+      x25519PublicFromEd25519(publicKey) // refuses what cannot be a key; the result is kept for the handshake
+    } catch { return }
+    this.remember(this.keys, address, publicKey)
+  }
+
   /** Tells the transport a peer's Ed25519 key (from its signed peer record): the first packet to it goes out sealed (IK). */
   addPeerKey(address: Address, publicKey: Uint8Array): void {
     if (publicKey.length !== KEY_BYTES) throw new WeftError('ERR_BAD_ARGUMENT', 'an Ed25519 public key is 32 bytes')
@@ -229,7 +243,7 @@ export class SecureTransport implements Transport {
     }
     if (peer.queue.length >= this.o.maxQueued) { this.sessionStats.queueDropped++; return }
     peer.queue.push(bytes)
-    if (!peer.pending) this.initiate(to, peer)
+    if (!peer.pending && !peer.holding) this.initiate(to, peer)
   }
 
   close(): Promise<void> {
@@ -381,11 +395,32 @@ export class SecureTransport implements Transport {
       if (!(stamp > (this.lastTimestamp.get(id) ?? -Infinity))) { this.sessionStats.handshakeReplays++; return }
       this.remember(this.lastTimestamp, id, stamp)
       const localIndex = this.newIndex()
-      const reply = hs.writeMessage(new Uint8Array(0))
+      const peer = this.peer(from)
+      let first: Uint8Array | null = payload.subarray(KEY_BYTES + 8)
+      let held: Uint8Array[] = []
+      if (!peer.current && first.length > 0) {
+        // A new peer's first packet is handed up now, and the answer (when the layer above
+        // answers at once) rides in message 2: sent apart, it could overtake message 2 and
+        // reach a peer with no session to open it.
+        const claimed = this.senderOf(first)
+        if (claimed && !equal(claimed, idFromPublicKey(key))) this.sessionStats.idMismatch++
+        else {
+          const waiting = peer.queue
+          peer.queue = []
+          peer.holding = true
+          try { this.onPacket(from, first) } finally { peer.holding = false }
+          held = peer.queue
+          peer.queue = waiting
+        }
+        first = null
+      }
+      const answer = held.length > 0 && 9 + KEY_BYTES + TAG_BYTES + held[0].length <= this.o.maxPacket + SESSION_OVERHEAD ? held.shift()! : new Uint8Array(0)
+      const reply = hs.writeMessage(answer)
       this.sessionStats.handshakesAnswered++
       this.inner.send(from, Buffer.concat([this.respHead(localIndex, remoteIndex), reply]))
       const s = this.open(from, hs, localIndex, remoteIndex, Buffer.from(key), false)
-      this.deliver(this.peer(from), s, payload.subarray(KEY_BYTES + 8))
+      for (const h of held) this.seal(s, h)
+      if (first) this.deliver(peer, s, first)
       return
     }
     // XX: answer, and keep the state until message 3, within a bound.
@@ -417,8 +452,10 @@ export class SecureTransport implements Transport {
     const payload = p.hs.readMessage(b.subarray(9))
     let key: Uint8Array
     let final: Uint8Array | null = null
+    let ikAnswer: Uint8Array | null = null
     if (p.pattern === 'IK') {
       key = this.keys.get(from)!
+      if (payload.length > 0) ikAnswer = payload
     } else {
       if (payload.length !== KEY_BYTES) throw new WeftError('ERR_HANDSHAKE', 'XX message 2 must carry the responder key')
       key = Buffer.from(payload)
@@ -438,6 +475,7 @@ export class SecureTransport implements Transport {
     if (rekey && peer.queue.length === 0) this.seal(s, new Uint8Array(0)) // tells the responder to move to the new keys
     for (const q of peer.queue) this.seal(s, q)
     peer.queue = []
+    if (ikAnswer) this.deliver(peer, s, ikAnswer) // the answer to our first packet, carried in message 2
   }
 
   private onFinal(from: Address, b: Uint8Array): void {
@@ -503,7 +541,7 @@ export class SecureTransport implements Transport {
 
   private peer(address: Address): Peer {
     let peer = this.peers.get(address)
-    if (!peer) { peer = { current: null, previous: null, next: null, pending: null, queue: [] }; this.peers.set(address, peer) }
+    if (!peer) { peer = { current: null, previous: null, next: null, pending: null, queue: [], holding: false }; this.peers.set(address, peer) }
     return peer
   }
 

@@ -17,6 +17,8 @@ export interface Transport {
   send(to: Address, bytes: Uint8Array): void
   onPacket: (from: Address, bytes: Uint8Array) => void
   close(): Promise<void>
+  /** The Ed25519 key expected at `to` (a contact's id): an encrypting transport seals its first packet to it. */
+  hintPeerKey?(to: Address, publicKey: Uint8Array): void
 }
 
 /** Plain datagrams over an endpoint, with a size bound on what comes in. */

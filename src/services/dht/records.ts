@@ -79,7 +79,7 @@ export function recordKey(r: DhtRecord): Uint8Array {
   }
 }
 
-/** The id of the peer behind a provider record: SHA-256 of its key, like a node id. */
+/** The id of the peer behind a provider record: its key, like a node id. */
 export function providerId(r: ProviderRecord): Uint8Array {
   return idFromPublicKey(r.publicKey)
 }

@@ -51,6 +51,7 @@ program.command('node')
   .option('--alpha <n>', 'requests in flight per lookup', int('alpha', 1, 16), 3)
   .option('--no-encrypt', 'send plaintext datagrams (every node of a network must agree)')
   .option('--no-nat-check', 'skip the NAT check at start (it finds out whether strangers reach this node, and takes a relay if not)')
+  .option('--upnp', 'ask the router to forward the UDP port (UPnP, then NAT-PMP) before the NAT check')
   .option('--relay <host:port>', 'a public peer to ask for a relayed address when behind NAT (repeatable; default: the bootstrap peers)', collect, [])
   .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (logs go to stderr: pretty on a terminal, JSON otherwise)').default('info').argParser(logLevel).env('WEFT_LOG_LEVEL'))
   .option('--mainline', 'also run a Mainline (BitTorrent DHT) node on a second UDP port')
@@ -64,7 +65,7 @@ program.command('node')
     const logger = createLogger({ level: parseLogLevel(o.logLevel) })
     const node = new Node({
       host: o.host, port: o.port, bootstrap: o.bootstrap, dataDir: o.data, keyFile: o.keyFile,
-      topology: o.topology, topologyOptions: { k: o.k, alpha: o.alpha }, encrypt: o.encrypt, nat: o.natCheck && o.bootstrap.length > 0, relays: o.relay.length ? o.relay : undefined, logger, metrics: o.api !== false,
+      topology: o.topology, topologyOptions: { k: o.k, alpha: o.alpha }, encrypt: o.encrypt, nat: o.natCheck && o.bootstrap.length > 0, portMapping: !!o.upnp, relays: o.relay.length ? o.relay : undefined, logger, metrics: o.api !== false,
       mainline: o.mainline ? { port: o.mainlinePort, bootstrap: o.mainlineBootstrap, bep42: !!o.mainlineBep42, network: o.network } : undefined,
     })
     console.log(`node id  ${node.idHex}`)

@@ -12,12 +12,14 @@ import { PacketTransport, type Transport, type TransportStats } from '../transpo
 import { SecureTransport, SESSION_OVERHEAD, type SessionOptions, type SessionStats } from '../transport/session.js'
 import { PathTransport, RELAY_OVERHEAD, type PathOptions, type PathStats } from '../transport/paths.js'
 import { ChannelTransport, type ChannelsOptions, type ChannelsStats, type PeerChannel } from '../transport/channels.js'
+import { mapPort, type PortMapping, type PortMappingOptions } from './port-mapping.js'
 import { Connectivity, type ConnectivityOptions, type ConnectResult, type NatStatus } from './connectivity.js'
 import { Dht, type DhtOptions } from '../services/dht/dht.js'
 import { Tapestry } from '../overlay/tapestry/tapestry.js'
 import { RecordStore, type RecordStoreOptions } from '../services/dht/store.js'
 import { canonicalAddress, type Address } from '../wire/address.js'
 import { join } from 'node:path'
+import { networkInterfaces } from 'node:os'
 import { MAX_PACKET, MessageType, senderIdOf } from '../wire/messages.js'
 import { silentLogger, type Logger } from './log.js'
 import { NodeMetrics } from './metrics.js'
@@ -53,6 +55,8 @@ export interface NodeOptions {
   sessions?: Partial<SessionOptions>
   /** Bounds of the reliable channels (Node.channel) and of each channel's window and buffers. */
   channels?: Partial<ChannelsOptions>
+  /** Ask the router for a UDP port mapping (UPnP, then NAT-PMP) before the NAT check. Off by default. */
+  portMapping?: boolean | Partial<PortMappingOptions>
   /**
    * Find out after joining what NAT this node is behind and whether strangers reach it; if they
    * do not, stay out of routing tables (ask as a client) and take a relayed address from
@@ -102,7 +106,7 @@ export interface NodeStatus {
   /** Reliable channels (Node.channel): open now, and the counters. */
   channels: ChannelsStats & { open: number }
   /** NAT type, reachability, relay; and the path layer's counters. */
-  nat: NatStatus & { paths: PathStats; relayLost: number; relayReplaced: number }
+  nat: NatStatus & { paths: PathStats; relayLost: number; relayReplaced: number; portMapping: { protocol: string; externalAddress: string } | null }
   rpc: RpcStats
   /** DHT records held in the local store and their encoded bytes. */
   records: { count: number; bytes: number }
@@ -130,6 +134,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly network: Network
   private transport: ChannelTransport | null = null
   private sealed: Transport | null = null
+  private portMapping: PortMapping | null = null
   private paths: PathTransport | null = null
   private connectivity: Connectivity | null = null
   private rpc: Rpc | null = null
@@ -301,6 +306,7 @@ export class Node extends EventEmitter<NodeEvents> {
       throw err
     }
     this.log.info({ id: this.idHex, address: transport.address, peers: overlay.size(), bootstrap: o.bootstrap ?? [] }, overlay.size() ? 'joined the network' : 'started a new network')
+    if (o.portMapping) await this.mapPort(o.portMapping === true ? {} : o.portMapping)
     if (o.nat) await this.checkNat()
     this.emit('started')
   }
@@ -327,6 +333,8 @@ export class Node extends EventEmitter<NodeEvents> {
     }
     const { rpc, transport, recordStore } = this
     if (!rpc) return
+    await this.portMapping?.close()
+    this.portMapping = null
     await this.mainlineParts?.close()
     this.mainlineParts = null
     this.dhtService?.close()
@@ -394,6 +402,18 @@ export class Node extends EventEmitter<NodeEvents> {
   /** This node's NAT status (type, reachability, relay). */
   get nat(): NatStatus { return this.running().connectivity!.status }
 
+  /** Asks the router to forward our port; on failure (no gateway, refused) the node goes on without. */
+  private async mapPort(options: Partial<PortMappingOptions>): Promise<void> {
+    const [host, port] = splitHostPort(this.address)
+    const lan = host === '0.0.0.0' ? firstLanAddress() : host
+    try {
+      this.portMapping = await mapPort(lan, port, options)
+      this.log.info({ protocol: this.portMapping.protocol, external: this.portMapping.externalAddress }, 'port mapped on the router')
+    } catch (err) {
+      this.log.warn({ err }, 'no port mapping')
+    }
+  }
+
   /**
    * A reliable, ordered message channel to the peer at `address` (inside its encrypted session
    * when the node encrypts): messages arrive once and in order, or the channel fails. The peer
@@ -444,7 +464,8 @@ export class Node extends EventEmitter<NodeEvents> {
       transport: { ...transport!.stats },
       sessions: this.sealed instanceof SecureTransport ? { ...this.sealed.sessionStats, open: this.sealed.sessionCount } : null,
       channels: { ...transport!.channelStats, open: transport!.open },
-      nat: { ...this.connectivity!.status, observed: this.connectivity!.status.observed.slice(), paths: { ...this.paths!.pathStats }, ...this.connectivity!.stats },
+      nat: { ...this.connectivity!.status, observed: this.connectivity!.status.observed.slice(), paths: { ...this.paths!.pathStats }, ...this.connectivity!.stats,
+        portMapping: this.portMapping && { protocol: this.portMapping.protocol, externalAddress: this.portMapping.externalAddress } },
       rpc: { ...rpc!.stats, malformedByCode: { ...rpc!.stats.malformedByCode } },
       records: { count: this.recordStore?.size ?? 0, bytes: this.recordStore?.bytes ?? 0 },
     }
@@ -454,4 +475,15 @@ export class Node extends EventEmitter<NodeEvents> {
 /** A lookup result in printable form (hex ids). */
 export function lookupReport(r: LookupResult): LookupReport {
   return { ...r, target: idToHex(r.target), closest: r.closest.map((c) => ({ id: idToHex(c.id), address: c.address })) }
+}
+
+function splitHostPort(address: Address): [string, number] {
+  const i = address.lastIndexOf(':')
+  return [address.slice(0, i).replace(/^\[|\]$/g, ''), Number(address.slice(i + 1))]
+}
+
+/** Our first IPv4 address that is not loopback: what the router knows us by when we bind 0.0.0.0. */
+function firstLanAddress(): string {
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address
+  return '127.0.0.1'
 }

@@ -78,7 +78,8 @@ const body = `## Encrypted sessions on the wire (virtual time)
 geo latency model, so the wire costs what a real network's does and CPU costs nothing). Each N is
 one seeded network built twice, encrypt on and off; ${lookups} lookups, then the same ${lookups} again with
 every session they need already open. "First contact" pays a handshake for each peer it has no
-session with: XX (the peer's key is not known yet) delays the first request by one round trip.
+session with: as a node id is its key, the request rides in a Noise IK message 1 and the answer
+in message 2, so no round trip is added (with XX, before ids were keys: p50 +140 % at N=200).
 CPU on one core is the other half of the cost: the encryption table of \`npm run bench\` (loopback).
 ${new Date().toISOString().slice(0, 10)}, seed ${seed}; figures in \`bench/results/session-cost.json\`.
 

@@ -11,25 +11,14 @@ import { compile, type TopLevelSpec } from 'vega-lite'
 import { DANDELION_DEFAULTS } from '../src/gossip/dandelion.js'
 import { runDandelionSim, type DandelionSimResult } from '../src/gossip/dandelion-sim.js'
 import { section, spliceSection } from './lib/doc-sections.js'
+import { arg, flag, num } from './lib/args.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const RESULTS = `${ROOT}bench/results/dandelion.json`
 const DOC = `${ROOT}docs/benchmarks.md`
 const SVG = `${ROOT}docs/dandelion.svg`
 
-const argv = process.argv.slice(2)
-function arg(name: string): string | undefined {
-  const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`))
-  if (i < 0) return undefined
-  return argv[i].includes('=') ? argv[i].slice(name.length + 3) : argv[i + 1]
-}
-function num(name: string, dflt: number, ok: (x: number) => boolean): number {
-  const v = arg(name)
-  const x = v === undefined ? dflt : Number(v)
-  if (!Number.isFinite(x) || !ok(x)) { console.error(`--${name}: bad value ${v}`); process.exit(2) }
-  return x
-}
-const quick = argv.includes('--quick')
+const quick = flag('quick')
 const nodes = num('nodes', quick ? 1000 : 10_000, (x) => Number.isInteger(x) && x >= 50 && x <= 200_000)
 const epochs = num('epochs', quick ? 1 : 10, (x) => Number.isInteger(x) && x >= 1 && x <= 100)
 const seed = arg('seed') ?? '1'
@@ -48,7 +37,7 @@ interface DandelionBench {
 }
 
 // --plot-only: redraw the plot and the section from bench/results/dandelion.json without running anything.
-const plotOnly = argv.includes('--plot-only')
+const plotOnly = flag('plot-only')
 const previous = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as DandelionBench) : null
 if (plotOnly && !previous) { console.error(`--plot-only needs ${RESULTS}`); process.exit(2) }
 const runs: Row[] = plotOnly ? previous!.runs : []

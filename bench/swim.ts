@@ -17,25 +17,14 @@ import { LAN_DEFAULTS } from '../src/gossip/swim.js'
 import { runSwimSim, type SwimSimOptions, type SwimSimResult } from '../src/gossip/swim-sim.js'
 import { section, spliceSection } from './lib/doc-sections.js'
 import { summarize, type Summary } from './lib/stats.js'
+import { arg, flag, num } from './lib/args.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const RESULTS = `${ROOT}bench/results/swim.json`
 const DOC = `${ROOT}docs/benchmarks.md`
 const SVG = `${ROOT}docs/swim.svg`
 
-const argv = process.argv.slice(2)
-function arg(name: string): string | undefined {
-  const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`))
-  if (i < 0) return undefined
-  return argv[i].includes('=') ? argv[i].slice(name.length + 3) : argv[i + 1]
-}
-function num(name: string, dflt: number, ok: (x: number) => boolean): number {
-  const v = arg(name)
-  const x = v === undefined ? dflt : Number(v)
-  if (!Number.isFinite(x) || !ok(x)) { console.error(`--${name}: bad value ${v}`); process.exit(2) }
-  return x
-}
-const quick = argv.includes('--quick')
+const quick = flag('quick')
 const nodes = num('nodes', quick ? 1000 : 10_000, (x) => Number.isInteger(x) && x >= 10 && x <= 100_000)
 const slowNodes = num('slow-nodes', quick ? 500 : 2000, (x) => Number.isInteger(x) && x >= 10 && x <= 100_000)
 const loss = num('loss', 0.01, (x) => x >= 0 && x < 1)
@@ -112,7 +101,7 @@ function run(scenario: 'detection' | 'slow', lifeguard: boolean): RunSummary {
 
 const previous = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as SwimBench) : null
 // --plot-only: redraw the plot and the section from bench/results/swim.json without running anything.
-const plotOnly = argv.includes('--plot-only')
+const plotOnly = flag('plot-only')
 if (plotOnly && !previous) { console.error(`--plot-only needs ${RESULTS}`); process.exit(2) }
 const runs: RunSummary[] = plotOnly ? previous!.runs : []
 for (const scenario of plotOnly ? [] : (['detection', 'slow'] as const)) {

@@ -4,6 +4,8 @@ import { writeFileSync } from 'node:fs'
 import { totalmem } from 'node:os'
 import { getHeapStatistics } from 'node:v8'
 import { Option, InvalidArgumentError, type Command } from 'commander'
+import { UNSTRUCTURED_LIMITS } from '../gossip/unstructured.js'
+import { UnstructuredNetwork, type UnstructuredResult } from '../gossip/unstructured-sim.js'
 import { topologyNames } from '../overlay/registry.js'
 import { latencyModels } from '../sim/latency.js'
 import { plotLocation, plotReports } from '../sim/plot.js'
@@ -56,7 +58,7 @@ function ensureHeap(): boolean {
 export function addSimCommand(program: Command): void {
   program.command('sim')
     .description('run the real protocol code on a simulated network (virtual time, seeded) and report lookups against an oracle')
-    .addOption(new Option('--topology <name>', 'overlay to simulate').choices(topologyNames).default('kademlia'))
+    .addOption(new Option('--topology <name>', 'overlay to simulate (unstructured: flooding or random walks on a random graph, see --search)').choices([...topologyNames, 'unstructured']).default('kademlia'))
     .option('--nodes <n[,n...]>', 'network size, or several sizes (1e3,1e4,1e5,1e6)', sizes, [1000])
     .option('--lookups <n>', 'lookups to measure, each from a random node to a random key', count('lookups', 1, 10_000_000), 1000)
     .option('--seed <s>', 'seed: the same seed and arguments give the same simulated results', '1')
@@ -80,9 +82,15 @@ export function addSimCommand(program: Command): void {
     .option('--alpha <n>', 'requests in flight per lookup', count('alpha', 1, 16), 3)
     .option('--concurrency <n>', 'lookups in flight at once', count('concurrency', 1, 10_000), 32)
     .option('--out <file>', 'write the simulated results as JSON (byte-identical for the same seed); wall time and memory go to <file>.machine.json')
+    .addOption(new Option('--search <how>', 'unstructured: flood (Gnutella: every neighbour, once per query) or walk (random walkers)').choices(['flood', 'walk']).default('flood'))
+    .option('--ttl <n>', 'unstructured: hops a query may travel (default 7 flooding, 1024 walking)', count('ttl', 1, UNSTRUCTURED_LIMITS.maxTtl))
+    .option('--walkers <n>', 'unstructured: random walkers per search', count('walkers', 1, UNSTRUCTURED_LIMITS.maxWalkers), 16)
+    .option('--replicas <r>', 'unstructured: peers holding the item searched for: a count, or a share of the nodes below 1 (e.g. 0.001)', replicaCount, 1)
+    .option('--degree <n>', 'unstructured: neighbours per peer (a random graph, regular-ish)', count('degree', 1, 64), 5)
     .option('--plot <file>', 'write an SVG chart of hops and latency (and hops against size for several sizes); with --objects also <file>.location.svg (stretch)')
     .action(async (o) => {
       if (ensureHeap()) return
+      if (o.topology === 'unstructured' && !o.compare) return simUnstructured(o)
       let bar: Progress | null = null
       let barKey = ''
       const runs: { topology: string; b?: number }[] = []
@@ -140,4 +148,39 @@ export function addSimCommand(program: Command): void {
         }
       }
     })
+}
+
+const replicaCount = (v: string): number => {
+  const n = Number(v)
+  if (!(n > 0) || (n >= 1 && !Number.isInteger(n))) throw new InvalidArgumentError('--replicas must be a whole number of at least 1, or a share of the nodes above 0 and below 1')
+  return n
+}
+
+/** `weft sim --topology unstructured`: searches for a rare item by flooding or random walks (src/gossip/unstructured-sim.ts). */
+function simUnstructured(o: Record<string, unknown>): void {
+  const mode = o.search as 'flood' | 'walk'
+  const ttl = (o.ttl as number | undefined) ?? (mode === 'flood' ? 7 : 1024)
+  if (o.plot) console.error('--plot: no chart for one unstructured setting (npm run bench:unstructured draws docs/unstructured.svg)')
+  const rows: UnstructuredResult[] = [], walls: number[] = []
+  for (const nodes of o.nodes as number[]) {
+    const started = Date.now()
+    const r = o.replicas as number
+    const replicas = r < 1 ? Math.max(1, Math.round(r * nodes)) : r
+    if (replicas >= nodes) throw new InvalidArgumentError(`--replicas must be below the number of nodes (${nodes})`)
+    const net = new UnstructuredNetwork({ nodes, seed: String(o.seed), degree: o.degree as number })
+    const bar = progress(`${nodes.toLocaleString('en')} nodes: searching`, o.lookups as number)
+    try {
+      rows.push(net.run({ mode, ttl, walkers: o.walkers as number, replicas, searches: o.lookups as number, onProgress: (d) => bar.update(d) }))
+    } finally { bar.stop() }
+    walls.push(Date.now() - started)
+  }
+  console.log(table(['search', 'nodes', 'degree', 'replicas', 'searches', 'success', 'msgs/search', 'queries', 'hits', 'hops mean', 'p95', 'reached', 'wall'],
+    rows.map((s, i) => [s.method, s.nodes.toLocaleString('en'), s.degree.toFixed(2), s.replicas, s.searches, `${(s.successRate * 100).toFixed(2)} %`, s.messagesPerSearch.toFixed(1),
+      s.queryMessagesPerSearch.toFixed(1), s.hitMessagesPerSearch.toFixed(1), s.hops.mean.toFixed(2), s.hops.p95, s.mode === 'flood' ? s.reachedPerSearch.toFixed(0) : '-', `${(walls[i] / 1000).toFixed(1)} s`])))
+  console.log(`unstructured: ${mode === 'flood' ? 'flooding with a TTL, once per query id' : 'random walkers with a TTL, no checking back'}; seed ${o.seed}`)
+  if (o.out) {
+    writeFileSync(o.out as string, JSON.stringify(rows.length === 1 ? rows[0] : rows, null, 2) + '\n')
+    writeFileSync(`${o.out}.machine.json`, JSON.stringify(rows.map((r, i) => ({ nodes: r.nodes, wallMs: walls[i] })), null, 2) + '\n')
+    console.log(`wrote ${o.out} and ${o.out}.machine.json`)
+  }
 }

@@ -24,7 +24,7 @@ import {
   type BenchResults, type DhtEntry, type DhtParams, type DhtResults, type LookupEntry, type MachineInfo, type RoundTripSummary, type RunParams
 } from './lib/report.js'
 import { canPin, runDhtIsolated, runIsolated, runRoundTripsIsolated, type RoundTripRun } from './lib/spawn.js'
-import { currentSection, spliceSection } from './lib/doc-sections.js'
+import { currentSection, sectionNames, spliceSection } from './lib/doc-sections.js'
 import { round } from './lib/stats.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)) // dist/bench/ -> repository root
@@ -252,10 +252,10 @@ async function main(): Promise<void> {
     const wrote = [lookupResults && RESULTS, dhtResults && DHT_RESULTS].filter(Boolean)
     if (forDocLookup) {
       mkdirSync(`${ROOT}docs`, { recursive: true })
-      // npm run bench:sim and bench:topologies write those parts: carry them over.
+      // The other benches (bench:sim, bench:topologies, bench:swim, ...) write marked parts: carry them all over.
       const old = existsSync(DOC) ? readFileSync(DOC, 'utf8') : ''
       let doc = renderMarkdown(forDocLookup, forDocDht)
-      for (const name of ['sim', 'topologies', 'tapestry']) { const kept = currentSection(old, name); if (kept) doc = spliceSection(doc, name, kept) }
+      for (const name of sectionNames(old)) { const kept = currentSection(old, name); if (kept) doc = spliceSection(doc, name, kept) }
       writeFileSync(DOC, doc)
       wrote.push(DOC)
     } else {

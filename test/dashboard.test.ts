@@ -59,7 +59,7 @@ async function refused(app: FastifyInstance, url: string, code: string, status: 
 test('the dashboard routes answer as spec/openapi.yaml says', async () => {
   const [served, other] = [devnet.nodes[0], devnet.nodes[40]]
   const info = await http('/v1/dashboard')
-  assert.deepEqual(info.body, { id: served.idHex, topology: 'kademlia', devnet: { nodes: NODES, traffic: true }, pubsub: false })
+  assert.deepEqual(info.body, { id: served.idHex, topology: 'kademlia', devnet: { nodes: NODES, traffic: true }, pubsub: true })
 
   const nodes = await http('/v1/devnet/nodes')
   assert.equal(nodes.body.nodes.length, NODES)
@@ -155,7 +155,7 @@ const noBrowser = !existsSync(CHROMIUM) && !isRoot
   ? `${CHROMIUM} is missing and we are not root: install Debian's chromium (apt-get install chromium) to run the browser test`
   : false
 
-test('the dashboard in headless Chromium: 64 nodes, a lookup, put then get, a report', { skip: noBrowser, timeout: 180_000 }, async () => {
+test('the dashboard in headless Chromium: 64 nodes, a lookup, put then get, publish and see it arrive, a report', { skip: noBrowser, timeout: 180_000 }, async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: .ci/run installs it (apt-get install -y --no-install-recommends chromium)`)
   mkdirSync(ARTIFACTS, { recursive: true })
   const browser: Browser = await chromium.launch({
@@ -221,14 +221,28 @@ test('the dashboard in headless Chromium: 64 nodes, a lookup, put then get, a re
     assert.equal(await page.getAttribute('[data-testid=error]', 'data-code'), 'ERR_NOT_FOUND')
     await shot('4-get')
 
-    // 5. Another node, picked on the picture: its identity and table.
+    // 5. Pub-sub: subscribe to a topic from the page, publish to it, see the message arrive.
+    const topic = `dashboard-${SEED}`
+    const message = `hello subscribers ${SEED}`
+    await page.fill('#pubsub-topic', topic)
+    await page.click('#pubsub-subscribe')
+    await page.waitForSelector('#pubsub-status[data-state=ready]', { timeout: 20_000 })
+    await page.fill('#pubsub-message', message)
+    await page.click('#pubsub-publish')
+    await page.waitForSelector('#pubsub-published[data-state=done]', { timeout: 20_000 })
+    await page.waitForSelector('[data-testid=pubsub-message]', { timeout: 20_000 })
+    assert.equal(await page.textContent('[data-testid=pubsub-message] q'), message)
+    assert.match(await page.textContent('[data-testid=pubsub-message]') ?? '', new RegExp(`on ${topic} from ${devnet.nodes[0].idHex.slice(0, 8)}`))
+    await shot('5-pubsub')
+
+    // 6. Another node, picked on the picture: its identity and table.
     const pick = devnet.nodes[17]
     await page.click(`svg.devnet circle.node[data-id="${pick.idHex}"]`)
     await page.waitForFunction((id) => document.querySelector('[data-testid=node-id]')?.textContent === id, pick.idHex)
     await page.waitForFunction((n) => document.querySelectorAll('#table-picture .contact[data-id]').length === n, pick.peers().length)
-    await shot('5-other-node')
+    await shot('6-other-node')
 
-    // 6. A simulator report, opened from a file.
+    // 7. A simulator report, opened from a file.
     const reports = await runSimulations({ sizes: [100, 300], lookups: 50, seed: SEED, build: 'oracle' })
     const file = `${ARTIFACTS}sim-report.json`
     writeFileSync(file, JSON.stringify(reports.map((r) => r.simulated), null, 2))
@@ -237,10 +251,9 @@ test('the dashboard in headless Chromium: 64 nodes, a lookup, put then get, a re
     const rows = await page.$$eval('[data-testid=report-table] tbody tr', (trs) => trs.map((tr) => tr.children[2].textContent))
     assert.deepEqual(rows, ['100', '300'])
     assert.equal(await page.locator('#report-view svg.chart').count(), 2)
-    // Pub-sub is not there yet: its panel is present and disabled.
-    assert.equal(await page.getAttribute('[data-testid=pubsub-panel]', 'aria-disabled'), 'true')
-    assert.ok(await page.locator('#pubsub-fields').isDisabled())
-    await shot('6-report')
+    assert.equal(await page.getAttribute('[data-testid=pubsub-panel]', 'aria-disabled'), null, 'the pub-sub panel is on')
+    assert.equal(await page.locator('#pubsub-fields').isDisabled(), false)
+    await shot('7-report')
 
     // The expected ERR_NOT_FOUND above is the only error the page met (a 404 logs one console line).
     assert.deepEqual(problems.filter((p) => !/404/.test(p)), [])

@@ -18,6 +18,11 @@ export function currentSection(doc: string, name: string): string {
   return a >= 0 && b > a ? doc.slice(a, b + END.length) + '\n' : ''
 }
 
+/** The names of every marked section in a document, in order. */
+export function sectionNames(doc: string): string[] {
+  return [...doc.matchAll(/<!-- ([a-z0-9-]+):start -->/g)].map((m) => m[1])
+}
+
 /** Wraps a body in the markers of `name`. */
 export function section(name: string, body: string): string {
   const [START, END] = markers(name)

@@ -146,9 +146,8 @@ export function registerDashboard(app: FastifyInstance, node: Node, devnet?: Dev
     id: node.idHex,
     topology: node.topology.name,
     devnet: devnet ? { nodes: devnet.nodes.length, traffic: devnet.traffic !== null } : null,
-    // Pub-sub is not in the node yet: the page keeps its panel disabled until this is true (and
-    // the publish/subscribe routes exist).
-    pubsub: false,
+    // The page's pub-sub panel uses /v1/pubsub/publish and /v1/pubsub/subscribe.
+    pubsub: true,
   }))
 
   const devnetNode = (hex: string): Node => {

@@ -12,6 +12,7 @@ import { checkBind, tokenMatches } from './auth.js'
 import { isDashboardFile, registerDashboard } from './dashboard.js'
 import type { DevnetView } from './devnet.js'
 import { errorBody, httpStatus, toWeftError } from './errors.js'
+import { registerPubSub } from './pubsub-routes.js'
 
 export { callApi, type ApiTarget } from './client.js'
 
@@ -137,6 +138,7 @@ export function buildApi(node: Node, options: ApiOptions = {}): FastifyInstance 
     return reply.type(metrics.contentType).send(await metrics.text())
   })
   registerDashboard(app, node, options.devnet)
+  registerPubSub(app, node)
   return app
 }
 

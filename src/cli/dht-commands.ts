@@ -9,6 +9,7 @@ import { generateIdentity, loadIdentity, saveIdentity } from '../identity/keys.j
 import { idToHex } from '../identity/node-id.js'
 import { encodeRecord, signMutable } from '../services/dht/records.js'
 import { table } from './format.js'
+import { publishToTopic } from './pubsub-commands.js'
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64')
 const json = (v: unknown): void => console.log(JSON.stringify(v, null, 2))
@@ -116,10 +117,15 @@ export function addDhtCommands(program: Command, withApi: (cmd: Command) => Comm
     })
 
   withApi(program.command('publish'))
-    .description('Tapestry: leave pointers to the node on the route to an object\'s root (a name is hashed to an id); republished while the node runs')
-    .argument('<name-or-object>', 'a name, or an object id of 64 hex digits')
+    .description('pub-sub: publish <topic> <message> on a topic; Tapestry: publish <name-or-object> leaves pointers to the node on the route to an object\'s root (a name is hashed to an id), republished while the node runs')
+    .argument('<name-or-object>', 'a topic (with a message), or a name or object id of 64 hex digits (Tapestry)')
+    .argument('[message]', 'pub-sub: the message to publish on the topic')
     .option('--json', 'print JSON')
-    .action(async (name: string, o) => {
+    .option('--owner <hex>', "pub-sub: a restricted topic's owner key (64 hex digits)")
+    .option('--authorization <hex>', "pub-sub: the owner's authorization of this node on a restricted topic")
+    .option('--private', 'pub-sub: publish through a Dandelion++ stem first (hides where the message entered)')
+    .action(async (name: string, message: string | undefined, o) => {
+      if (message !== undefined) return publishToTopic(target(o), name, message, o)
       const r = await callApi<{ object: string; pointers: number; hops: number; reachedRoot: boolean }>(target(o), '/v1/tapestry/publish', { method: 'POST', body: { object: topicKey(name) } })
       return o.json ? json(r) : console.log(`${r.object}\t(pointers on ${r.pointers} nodes, ${r.hops} hops${r.reachedRoot ? ', root reached' : ', root not reached'})`)
     })

@@ -11,6 +11,7 @@ import { Node, type LookupReport, type NodeStatus, type PeerInfo } from '../node
 import { parseAddress } from '../wire/address.js'
 import { runDevnet } from './devnet.js'
 import { addDhtCommands } from './dht-commands.js'
+import { addPubSubCommands } from './pubsub-commands.js'
 import { addSimCommand } from './sim-command.js'
 import { fail, ms, table } from './format.js'
 
@@ -162,6 +163,7 @@ program.command('devnet')
   })
 
 addDhtCommands(program, withApi, target)
+addPubSubCommands(program, withApi, target)
 addSimCommand(program)
 
 program.parseAsync().then(() => process.exit(0), (err) => fail(err instanceof WeftError ? err : err))

@@ -25,6 +25,10 @@ import { silentLogger, type Logger } from './log.js'
 import { NodeMetrics } from './metrics.js'
 import { attachMainline, type MainlineAttachment, type MainlineNodeOptions } from '../services/mainline/attach.js'
 import type { Mainline, RendezvousRound } from '../services/mainline/index.js'
+import { Gossip, gossipOptions } from '../gossip/gossip.js'
+import type { HyParViewOptions } from '../gossip/hyparview.js'
+import type { PlumtreeOptions } from '../gossip/plumtree.js'
+import { PubSub, type PubSubOptions } from '../services/pubsub/pubsub.js'
 
 /** How long a graceful leave may take before the node closes anyway. */
 const LEAVE_TIMEOUT_MS = 2000
@@ -81,6 +85,9 @@ export interface NodeOptions {
   metrics?: boolean
   /** Also run a Mainline (BitTorrent DHT) node on a second UDP port; see docs/mainline.md. */
   mainline?: MainlineNodeOptions
+  /** Gossip channels (HyParView views, Plumtree timers and caches) and pub-sub bounds; see docs/pubsub.md. */
+  gossip?: { hyparview?: Partial<HyParViewOptions>; plumtree?: Partial<PlumtreeOptions>; maxChannels?: number }
+  pubsub?: Partial<PubSubOptions>
 }
 
 export interface PeerInfo {
@@ -146,6 +153,8 @@ export class Node extends EventEmitter<NodeEvents> {
   private starting: Promise<void> | null = null
   private nodeMetrics: NodeMetrics | null = null
   private mainlineParts: MainlineAttachment | null = null
+  private gossipLayer: Gossip | null = null
+  private pubsubService: PubSub | null = null
   readonly log: Logger
 
   constructor(readonly options: NodeOptions = {}) {
@@ -207,6 +216,8 @@ export class Node extends EventEmitter<NodeEvents> {
   get isRunning(): boolean { return this.rpc !== null }
   /** The DHT: put/get, putMutable/getMutable, announce/providers. */
   get dht(): Dht { return this.running().dhtService! }
+  /** Pub-sub: subscribe(topic) (an async iterator), publish(topic, data), authorize (restricted topics). */
+  get pubsub(): PubSub { return this.running().pubsubService! }
   /** Tapestry's object location (publish, locate, unpublish): only on a node started with topology 'tapestry'. */
   get tapestry(): Tapestry {
     const t = this.running().overlay
@@ -286,6 +297,16 @@ export class Node extends EventEmitter<NodeEvents> {
         ...o.store, limits: o.dht?.limits, path: o.dataDir ? join(o.dataDir, 'weft.db') : undefined, now: this.runtime.wallClock(),
       })
       this.dhtService = new Dht({ runtime: this.runtime, rpc, topology: overlay, identity: this.identity, store, address: () => transport.address }, o.dht)
+      const dht = this.dhtService
+      this.gossipLayer = new Gossip({ runtime: this.runtime, rpc, id: this.identity.id, address: () => transport.address, send: (to, b) => transport.send(to, b) }, gossipOptions(o.gossip))
+      // Members of a topic meet through provider records under the topic id.
+      this.pubsubService = new PubSub({
+        runtime: this.runtime, gossip: this.gossipLayer, identity: this.identity, address: () => transport.address,
+        rendezvous: {
+          announce: async (topic) => { await dht.announce(topic) },
+          find: async (topic) => (await dht.providers(topic)).flatMap((p) => p.addresses.map((address) => ({ id: idFromHex(p.id), address }))),
+        },
+      }, o.pubsub)
       // A bad address is the caller's error, not a timeout; "localhost:4000" means 127.0.0.1:4000.
       const given = (o.bootstrap ?? []).map(canonicalAddress).filter((a) => a !== transport.address)
       // With no bootstrap peers, a node that ran before rejoins through the table it saved.
@@ -337,6 +358,10 @@ export class Node extends EventEmitter<NodeEvents> {
     this.portMapping = null
     await this.mainlineParts?.close()
     this.mainlineParts = null
+    this.pubsubService?.close(leave) // a graceful stop says DISCONNECT to each topic's neighbours
+    this.pubsubService = null
+    this.gossipLayer?.close()
+    this.gossipLayer = null
     this.dhtService?.close()
     this.dhtService = null
     this.recordStore = null

@@ -17,6 +17,12 @@ export const CAS_BYTES = 8
 export const MAX_NEXT_HOPS = 4 // next hops in one POINTERS reply: the primary and its backups
 export const MAX_SERVERS = 8 // servers in one POINTERS reply
 
+export const CHANNEL_BYTES = 32 // a gossip overlay's id (0: the node's own broadcast overlay; pub-sub: the topic's hash)
+export const MAX_GOSSIP_CONTACTS = 16 // contacts in one MEMBERSHIP message (a shuffle sample and its origin)
+export const BROADCAST_ID_BYTES = 16 // a broadcast message id
+export const MAX_BROADCAST_IDS = 64 // ids in one IHAVE or GRAFT
+export const MAX_BROADCAST_PAYLOAD = 1200 // payload bytes of one GOSSIP
+
 export const enum MessageType {
   PING = 1,
   PONG = 2,
@@ -31,7 +37,12 @@ export const enum MessageType {
   LOCATE = 11, // Tapestry object location: publish, locate or unpublish an object's pointers
   POINTERS = 12, // reply to LOCATE: the next hop toward the object's root and any servers held
   CONNECT = 13, // NAT traversal: relay allocation, hole punching, reachability; the reply is NODES
+  MEMBERSHIP = 14, // HyParView partial views: JOIN, FORWARD_JOIN, NEIGHBOR, DISCONNECT, SHUFFLE, SHUFFLE_REPLY (spec 3.14)
+  BROADCAST = 15, // Plumtree: GOSSIP (eager push of a payload), IHAVE (lazy push of ids), GRAFT, PRUNE (spec 3.15)
 }
+
+/** The highest message type this version knows; the types from 1 to it are all defined. */
+export const LAST_TYPE = MessageType.BROADCAST
 
 export const Flag = {
   HAS_TOKEN: 0x01, // request: carries the round-trip token the responder gave this address
@@ -93,6 +104,31 @@ export interface LocateRequest extends Header, RequestFields {
  */
 export interface ConnectRequest extends Header, RequestFields { type: MessageType.CONNECT; op: number; address: Address }
 
+/**
+ * HyParView membership in the overlay `channel` (spec 3.14). `op`: MembershipOp; `ttl`: the random
+ * walk's time to live (FORWARD_JOIN, SHUFFLE); `priority`: NEIGHBOR's (1: high, the asker has no
+ * other neighbour). `contacts`: FORWARD_JOIN: [the newcomer]; SHUFFLE: [the origin, ...sample];
+ * SHUFFLE_REPLY: the sample. JOIN and NEIGHBOR are answered (PONG: accepted; ERROR BUSY: refused);
+ * the others are one-way (no reply).
+ */
+export interface MembershipRequest extends Header, RequestFields {
+  type: MessageType.MEMBERSHIP; op: number; channel: Uint8Array; ttl: number; priority: number; contacts: WireContact[]
+}
+export const MembershipOp = { JOIN: 0, FORWARD_JOIN: 1, NEIGHBOR: 2, DISCONNECT: 3, SHUFFLE: 4, SHUFFLE_REPLY: 5 } as const
+const MAX_MEMBERSHIP_OP = 5
+
+/**
+ * Plumtree broadcast in the overlay `channel` (spec 3.15), one-way. `op`: BroadcastOp; `round`: hops
+ * from the origin at the receiver (GOSSIP, IHAVE); `ids`: GOSSIP: exactly one; IHAVE: 1..MAX_BROADCAST_IDS;
+ * GRAFT: 0..MAX_BROADCAST_IDS (none: "make this link eager", nothing to resend); PRUNE: none;
+ * STEM (a Dandelion++ stem hop, not broadcast): exactly one. `payload`: GOSSIP and STEM only.
+ */
+export interface BroadcastRequest extends Header, RequestFields {
+  type: MessageType.BROADCAST; op: number; channel: Uint8Array; round: number; ids: Uint8Array[]; payload: Uint8Array
+}
+export const BroadcastOp = { GOSSIP: 0, IHAVE: 1, GRAFT: 2, PRUNE: 3, STEM: 4 } as const
+const MAX_BROADCAST_OP = 4
+
 /** What a CONNECT request asks. */
 export const ConnectOp = {
   /** "Relay for me": the reply's one contact is the responder at the relayed address it bound for the asker. Asked again, it refreshes. */
@@ -142,7 +178,7 @@ export interface Values extends Header, ReplyFields { type: MessageType.VALUES; 
 export interface Pointers extends Header, ReplyFields { type: MessageType.POINTERS; next: WireContact[]; servers: WireContact[] }
 export interface ErrorReply extends Header { type: MessageType.ERROR; code: number; reason: string }
 
-export type Request = Ping | FindNode | Get | Put | NeighborsRequest | LocateRequest | ConnectRequest
+export type Request = Ping | FindNode | Get | Put | NeighborsRequest | LocateRequest | ConnectRequest | MembershipRequest | BroadcastRequest
 export type Reply = Pong | Stored | Nodes | Values | Pointers | ErrorReply
 export type Message = Request | Reply
 
@@ -154,7 +190,7 @@ export const ErrorReplyCode = {
 
 export function isRequest(m: Message): m is Request {
   return m.type === MessageType.PING || m.type === MessageType.FIND_NODE || m.type === MessageType.GET || m.type === MessageType.PUT || m.type === MessageType.NEIGHBORS ||
-    m.type === MessageType.LOCATE || m.type === MessageType.CONNECT
+    m.type === MessageType.LOCATE || m.type === MessageType.CONNECT || m.type === MessageType.MEMBERSHIP || m.type === MessageType.BROADCAST
 }
 
 export function contactSize(c: WireContact): number {
@@ -176,8 +212,12 @@ export function encodedSize(m: Message): number {
     case MessageType.PUT:
     case MessageType.NEIGHBORS:
     case MessageType.LOCATE:
-    case MessageType.CONNECT: {
+    case MessageType.CONNECT:
+    case MessageType.MEMBERSHIP:
+    case MessageType.BROADCAST: {
       let n = HEADER_BYTES + (m.token !== undefined ? TOKEN_BYTES : 0) + 2 + (m.pad ?? 0)
+      if (m.type === MessageType.MEMBERSHIP) n += 1 + CHANNEL_BYTES + 2 + contactsSize(m.contacts)
+      if (m.type === MessageType.BROADCAST) n += 1 + CHANNEL_BYTES + 2 + m.ids.length * BROADCAST_ID_BYTES + 2 + m.payload.length
       if (m.type === MessageType.FIND_NODE || m.type === MessageType.GET) n += ID_BYTES
       if (m.type === MessageType.NEIGHBORS) n += 2
       if (m.type === MessageType.LOCATE) n += 1 + ID_BYTES + 1 + TTL_SEC_BYTES
@@ -247,8 +287,34 @@ export function encode(m: Message): Uint8Array {
     case MessageType.PUT:
     case MessageType.NEIGHBORS:
     case MessageType.LOCATE:
-    case MessageType.CONNECT: {
+    case MessageType.CONNECT:
+    case MessageType.MEMBERSHIP:
+    case MessageType.BROADCAST: {
       if (m.token !== undefined) o = writeU48(b, o, m.token)
+      if (m.type === MessageType.MEMBERSHIP) {
+        if (!(Number.isInteger(m.op) && m.op >= 0 && m.op <= MAX_MEMBERSHIP_OP)) throw new WeftError('ERR_BAD_ARGUMENT', `unknown MEMBERSHIP op ${m.op}`)
+        if (m.channel.length !== CHANNEL_BYTES) throw new WeftError('ERR_BAD_ARGUMENT', `a channel id is ${CHANNEL_BYTES} bytes`)
+        if (!(Number.isInteger(m.ttl) && m.ttl >= 0 && m.ttl <= 255 && (m.priority === 0 || m.priority === 1))) throw new WeftError('ERR_BAD_ARGUMENT', 'MEMBERSHIP ttl must be a byte and priority 0 or 1')
+        b[o++] = m.op
+        b.set(m.channel, o); o += CHANNEL_BYTES
+        b[o++] = m.ttl; b[o++] = m.priority
+        o = writeContacts(b, o, m.contacts, MAX_GOSSIP_CONTACTS)
+      }
+      if (m.type === MessageType.BROADCAST) {
+        checkBroadcast(m.op, m.ids.length, m.payload.length, (c) => new WeftError('ERR_BAD_ARGUMENT', c))
+        if (m.channel.length !== CHANNEL_BYTES) throw new WeftError('ERR_BAD_ARGUMENT', `a channel id is ${CHANNEL_BYTES} bytes`)
+        if (!(Number.isInteger(m.round) && m.round >= 0 && m.round <= 255)) throw new WeftError('ERR_BAD_ARGUMENT', 'BROADCAST round must be a byte')
+        b[o++] = m.op
+        b.set(m.channel, o); o += CHANNEL_BYTES
+        b[o++] = m.round
+        b[o++] = m.ids.length
+        for (const id of m.ids) {
+          if (id.length !== BROADCAST_ID_BYTES) throw new WeftError('ERR_BAD_ARGUMENT', `a broadcast id is ${BROADCAST_ID_BYTES} bytes`)
+          b.set(id, o); o += BROADCAST_ID_BYTES
+        }
+        o = writeU16(b, o, m.payload.length)
+        b.set(m.payload, o); o += m.payload.length
+      }
       if (m.type === MessageType.FIND_NODE || m.type === MessageType.GET) { b.set(m.target, o); o += ID_BYTES }
       if (m.type === MessageType.NEIGHBORS) {
         if (!(m.what >= 0 && m.what <= 255 && m.arg >= 0 && m.arg <= 255)) throw new WeftError('ERR_BAD_ARGUMENT', 'NEIGHBORS what and arg must be bytes')
@@ -322,6 +388,15 @@ export function encode(m: Message): Uint8Array {
   return b
 }
 
+/** The shape rules of a BROADCAST op, shared by the encoder and the decoder. */
+function checkBroadcast(op: number, ids: number, payload: number, error: (reason: string) => WeftError): void {
+  if (!(Number.isInteger(op) && op >= 0 && op <= MAX_BROADCAST_OP)) throw error(`unknown BROADCAST op ${op}`)
+  if (payload > MAX_BROADCAST_PAYLOAD) throw error(`a broadcast payload of ${payload} bytes exceeds ${MAX_BROADCAST_PAYLOAD}`)
+  const carries = op === BroadcastOp.GOSSIP || op === BroadcastOp.STEM
+  if (carries ? ids !== 1 : op === BroadcastOp.PRUNE ? ids !== 0 : op === BroadcastOp.IHAVE ? ids < 1 || ids > MAX_BROADCAST_IDS : ids > MAX_BROADCAST_IDS) throw error(`a BROADCAST op ${op} cannot carry ${ids} ids`)
+  if (!carries && payload !== 0) throw error(`only a GOSSIP or STEM carries a payload (op ${op})`)
+}
+
 export type DecodeResult = { ok: true; message: Message } | { ok: false; error: WeftError }
 
 /**
@@ -381,9 +456,38 @@ function decodeOrThrow(packet: Uint8Array): Message {
     case MessageType.PUT:
     case MessageType.NEIGHBORS:
     case MessageType.LOCATE:
-    case MessageType.CONNECT: {
+    case MessageType.CONNECT:
+    case MessageType.MEMBERSHIP:
+    case MessageType.BROADCAST: {
       let token: number | undefined
       if (flags & Flag.HAS_TOKEN) { need(b, o, TOKEN_BYTES, 'token'); token = readU48(b, o); o += TOKEN_BYTES }
+      let gossip: MembershipRequest | BroadcastRequest | undefined
+      if (type === MessageType.MEMBERSHIP) {
+        need(b, o, 1 + CHANNEL_BYTES + 2, 'membership op, channel, ttl and priority')
+        const op = b[o++]
+        if (op > MAX_MEMBERSHIP_OP) throw new WeftError('ERR_BAD_MESSAGE', `unknown MEMBERSHIP op ${op}`)
+        const channel = b.subarray(o, o + CHANNEL_BYTES); o += CHANNEL_BYTES
+        const ttl = b[o++], priority = b[o++]
+        if (priority > 1) throw new WeftError('ERR_BAD_MESSAGE', `MEMBERSHIP priority ${priority} is not 0 or 1`)
+        const contacts: WireContact[] = []
+        o = readContacts(b, o, MAX_GOSSIP_CONTACTS, 'membership contact', contacts)
+        gossip = { type, txid, sender, flags, op, channel, ttl, priority, contacts, token }
+      }
+      if (type === MessageType.BROADCAST) {
+        need(b, o, 1 + CHANNEL_BYTES + 2, 'broadcast op, channel, round and id count')
+        const op = b[o++]
+        const channel = b.subarray(o, o + CHANNEL_BYTES); o += CHANNEL_BYTES
+        const round = b[o++], count = b[o++]
+        need(b, o, count * BROADCAST_ID_BYTES + 2, 'broadcast ids and payload length')
+        const ids: Uint8Array[] = []
+        for (let i = 0; i < count; i++) { ids.push(b.subarray(o, o + BROADCAST_ID_BYTES)); o += BROADCAST_ID_BYTES }
+        const len = (b[o] << 8) | b[o + 1]
+        o += 2
+        checkBroadcast(op, count, len, (c) => new WeftError('ERR_BAD_MESSAGE', c))
+        need(b, o, len, 'broadcast payload')
+        const payload = b.subarray(o, o + len); o += len
+        gossip = { type, txid, sender, flags, op, channel, round, ids, payload, token }
+      }
       let target: NodeId | undefined
       if (type === MessageType.FIND_NODE || type === MessageType.GET) { need(b, o, ID_BYTES, 'target'); target = b.subarray(o, o + ID_BYTES); o += ID_BYTES }
       let what = 0, arg = 0
@@ -448,6 +552,7 @@ function decodeOrThrow(packet: Uint8Array): Message {
       else if (type === MessageType.NEIGHBORS) m = { type, txid, sender, flags, what, arg, token, pad }
       else if (type === MessageType.LOCATE) m = { type, txid, sender, flags, op, object: object!, hop, ttlSec, token, pad }
       else if (type === MessageType.CONNECT) m = { type, txid, sender, flags, op, address: address!, token, pad }
+      else if (gossip) { gossip.pad = pad; m = gossip }
       else m = { type: MessageType.PING, txid, sender, flags, token, pad }
       break
     }

@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   window.setInterval(refresh, NODE_EVERY_MS)
   mountLookup({ from: () => ({ id: selected, devnet: info.devnet !== null }), onError: showError, onTrace: (t) => picture?.showTrace(t) })
   mountDht(showError)
-  mountPubsub(info)
+  mountPubsub(info, showError)
   mountReports(showError)
   document.body.dataset.ready = 'true'
 }

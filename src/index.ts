@@ -23,3 +23,4 @@ export {
   type PutResult as MainlinePutResult, type RendezvousRound, type BValue,
 } from './services/mainline/index.js'
 export { DEFAULT_MAINLINE_PORT, type MainlineNodeOptions } from './services/mainline/attach.js'
+export type { Membership, MembershipOptions, MembershipEvents, MembershipStats, Member, MemberEvent } from './gossip/membership.js'

@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Node } from './node.js'
 
 /** Wire message types by number (wire/messages.ts), as label values. */
-const TYPE_NAMES = ['unknown', 'ping', 'pong', 'find_node', 'nodes', 'error', 'get', 'put', 'values', 'stored', 'neighbors', 'locate', 'pointers', 'connect', 'membership', 'broadcast']
+const TYPE_NAMES = ['unknown', 'ping', 'pong', 'find_node', 'nodes', 'error', 'get', 'put', 'values', 'stored', 'neighbors', 'locate', 'pointers', 'connect', 'membership', 'broadcast', 'swim']
 export const messageTypeName = (type: number): string => TYPE_NAMES[type] ?? 'unknown'
 
 /** Seconds: from a loopback round trip to a lookup across a slow, lossy network. */

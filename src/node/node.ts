@@ -29,6 +29,7 @@ import { Gossip, gossipOptions } from '../gossip/gossip.js'
 import type { HyParViewOptions } from '../gossip/hyparview.js'
 import type { PlumtreeOptions } from '../gossip/plumtree.js'
 import { PubSub, type PubSubOptions } from '../services/pubsub/pubsub.js'
+import { Membership, membershipOptions, type MemberEvent, type MembershipOptions } from '../gossip/membership.js'
 
 /** How long a graceful leave may take before the node closes anyway. */
 const LEAVE_TIMEOUT_MS = 2000
@@ -88,6 +89,12 @@ export interface NodeOptions {
   /** Gossip channels (HyParView views, Plumtree timers and caches) and pub-sub bounds; see docs/pubsub.md. */
   gossip?: { hyparview?: Partial<HyParViewOptions>; plumtree?: Partial<PlumtreeOptions>; maxChannels?: number }
   pubsub?: Partial<PubSubOptions>
+  /**
+   * SWIM membership with Lifeguard (see `node.membership` and docs/gossip.md): failure detection and
+   * member:join / suspect / alive / fail / leave events. Off by default; `true` joins through the
+   * bootstrap peers with memberlist's LAN timers; an object sets the seeds and the SWIM timers.
+   */
+  membership?: boolean | Partial<MembershipOptions>
 }
 
 export interface PeerInfo {
@@ -128,6 +135,12 @@ export interface NodeEvents {
   'nat:relayed': [Address | null]
   /** A peer opened a reliable channel to us (see Node.channel). */
   channel: [PeerChannel]
+  /** SWIM membership (options.membership): a member joined, is suspected, refuted a suspicion, failed or left. */
+  'member:join': [MemberEvent]
+  'member:suspect': [MemberEvent]
+  'member:alive': [MemberEvent]
+  'member:fail': [MemberEvent]
+  'member:leave': [MemberEvent]
 }
 
 export interface LookupReport extends Omit<LookupResult, 'target' | 'closest'> {
@@ -155,6 +168,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private mainlineParts: MainlineAttachment | null = null
   private gossipLayer: Gossip | null = null
   private pubsubService: PubSub | null = null
+  private membershipLayer: Membership | null = null
   readonly log: Logger
 
   constructor(readonly options: NodeOptions = {}) {
@@ -218,6 +232,11 @@ export class Node extends EventEmitter<NodeEvents> {
   get dht(): Dht { return this.running().dhtService! }
   /** Pub-sub: subscribe(topic) (an async iterator), publish(topic, data), authorize (restricted topics). */
   get pubsub(): PubSub { return this.running().pubsubService! }
+  /** SWIM membership: join(seeds), leave(), members() and member:* events (only with options.membership). */
+  get membership(): Membership {
+    if (!this.options.membership) throw new WeftError('ERR_BAD_ARGUMENT', 'node.membership needs the membership option')
+    return this.running().membershipLayer!
+  }
   /** Tapestry's object location (publish, locate, unpublish): only on a node started with topology 'tapestry'. */
   get tapestry(): Tapestry {
     const t = this.running().overlay
@@ -307,6 +326,12 @@ export class Node extends EventEmitter<NodeEvents> {
           find: async (topic) => (await dht.providers(topic)).flatMap((p) => p.addresses.map((address) => ({ id: idFromHex(p.id), address }))),
         },
       }, o.pubsub)
+      const membership = o.membership ? membershipOptions(o.membership) : null
+      if (membership) {
+        const m = this.membershipLayer = new Membership({ runtime: this.runtime, rpc, id: this.identity.id, address: () => transport.address, send: (to, b) => transport.send(to, b) }, membership)
+        m.onEvent = (kind, member) => this.emit(`member:${kind}`, member)
+        m.start()
+      }
       // A bad address is the caller's error, not a timeout; "localhost:4000" means 127.0.0.1:4000.
       const given = (o.bootstrap ?? []).map(canonicalAddress).filter((a) => a !== transport.address)
       // With no bootstrap peers, a node that ran before rejoins through the table it saved.
@@ -315,6 +340,11 @@ export class Node extends EventEmitter<NodeEvents> {
         if (given.length === 0 && isWeftError(err, 'ERR_BOOTSTRAP_FAILED')) return // nobody from last time is up: start anew
         throw err
       })
+      if (membership) {
+        // The overlay's bootstrap peers are the seeds unless others are given; none: a new group.
+        const seeds = (membership.seeds ?? given).map(canonicalAddress).filter((a) => a !== transport.address)
+        if (seeds.length) await this.membershipLayer!.join(seeds).catch((err: unknown) => this.log.warn({ err }, 'membership: no seed answered'))
+      }
       if (o.mainline) {
         this.mainlineParts = await attachMainline({
           runtime: this.runtime, network: this.network, host: o.host ?? '127.0.0.1', log: this.log,
@@ -343,11 +373,11 @@ export class Node extends EventEmitter<NodeEvents> {
 
   private async leaveAndClose(leave: boolean): Promise<void> {
     const overlay = this.overlay!
-    if (leave && overlay.leave) {
+    if (leave && (overlay.leave || this.membershipLayer)) {
       // Bounded: a neighbour that does not answer must not hold the node up.
       let timer: unknown = null
       await Promise.race([
-        overlay.leave().catch(() => {}),
+        Promise.all([overlay.leave?.().catch(() => {}), this.membershipLayer?.leave().catch(() => {})]),
         new Promise<void>((resolve) => { timer = this.runtime.setTimeout(resolve, LEAVE_TIMEOUT_MS) }),
       ])
       this.runtime.clearTimeout(timer as object)
@@ -360,6 +390,8 @@ export class Node extends EventEmitter<NodeEvents> {
     this.mainlineParts = null
     this.pubsubService?.close(leave) // a graceful stop says DISCONNECT to each topic's neighbours
     this.pubsubService = null
+    this.membershipLayer?.close()
+    this.membershipLayer = null
     this.gossipLayer?.close()
     this.gossipLayer = null
     this.dhtService?.close()

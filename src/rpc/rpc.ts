@@ -185,6 +185,13 @@ export class Rpc {
   /** The node we expect at `address` (a contact's id, which is its key): the transport can seal the first request to it. */
   expectPeer(address: Address, id: NodeId): void { this.transport.hintPeerKey?.(address, id) }
 
+  /** The round-trip token `address` last gave us (for a one-way message that must prove our address); undefined: none. */
+  heldToken(address: Address): number | undefined {
+    const slot = this.peers.find(address)
+    const held = slot < 0 ? NaN : this.peers.f[slot * Field.COUNT + Field.HELD_TOKEN]
+    return held === held ? held : undefined
+  }
+
   get inFlight(): number { return this.pending.size }
   get smoothedRttMs(): number | null { return this.rtt.smoothed }
 

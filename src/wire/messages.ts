@@ -22,6 +22,11 @@ export const MAX_GOSSIP_CONTACTS = 16 // contacts in one MEMBERSHIP message (a s
 export const BROADCAST_ID_BYTES = 16 // a broadcast message id
 export const MAX_BROADCAST_IDS = 64 // ids in one IHAVE or GRAFT
 export const MAX_BROADCAST_PAYLOAD = 1200 // payload bytes of one GOSSIP
+/** Payload bytes of one SWIM message: what is left of a packet after the header, a token and the two length fields. */
+export const MAX_SWIM_BYTES = MAX_PACKET - HEADER_BYTES - TOKEN_BYTES - 4
+/** SWIM payload: u8 type (1..5), u32 seq, ..., u8 update count: at least this many bytes. */
+const MIN_SWIM_BYTES = 6
+const MAX_SWIM_TYPE = 5
 
 export const enum MessageType {
   PING = 1,
@@ -39,10 +44,11 @@ export const enum MessageType {
   CONNECT = 13, // NAT traversal: relay allocation, hole punching, reachability; the reply is NODES
   MEMBERSHIP = 14, // HyParView partial views: JOIN, FORWARD_JOIN, NEIGHBOR, DISCONNECT, SHUFFLE, SHUFFLE_REPLY (spec 3.14)
   BROADCAST = 15, // Plumtree: GOSSIP (eager push of a payload), IHAVE (lazy push of ids), GRAFT, PRUNE (spec 3.15)
+  SWIM = 16, // SWIM membership: PING, ACK, PING_REQ, NACK, GOSSIP with piggybacked updates (spec 3.16; gossip/swim-codec.ts)
 }
 
 /** The highest message type this version knows; the types from 1 to it are all defined. */
-export const LAST_TYPE = MessageType.BROADCAST
+export const LAST_TYPE = MessageType.SWIM
 
 export const Flag = {
   HAS_TOKEN: 0x01, // request: carries the round-trip token the responder gave this address
@@ -129,6 +135,13 @@ export interface BroadcastRequest extends Header, RequestFields {
 export const BroadcastOp = { GOSSIP: 0, IHAVE: 1, GRAFT: 2, PRUNE: 3, STEM: 4 } as const
 const MAX_BROADCAST_OP = 4
 
+/**
+ * SWIM membership (spec 3.16), one-way, txid 0. `payload`: a SWIM message as gossip/swim-codec.ts
+ * writes it (1..MAX_SWIM_BYTES bytes, its first byte a SWIM type 1..5); this layer checks only the
+ * frame, the membership layer decodes the rest (and drops what does not decode, counted).
+ */
+export interface SwimRequest extends Header, RequestFields { type: MessageType.SWIM; payload: Uint8Array }
+
 /** What a CONNECT request asks. */
 export const ConnectOp = {
   /** "Relay for me": the reply's one contact is the responder at the relayed address it bound for the asker. Asked again, it refreshes. */
@@ -178,7 +191,7 @@ export interface Values extends Header, ReplyFields { type: MessageType.VALUES; 
 export interface Pointers extends Header, ReplyFields { type: MessageType.POINTERS; next: WireContact[]; servers: WireContact[] }
 export interface ErrorReply extends Header { type: MessageType.ERROR; code: number; reason: string }
 
-export type Request = Ping | FindNode | Get | Put | NeighborsRequest | LocateRequest | ConnectRequest | MembershipRequest | BroadcastRequest
+export type Request = Ping | FindNode | Get | Put | NeighborsRequest | LocateRequest | ConnectRequest | MembershipRequest | BroadcastRequest | SwimRequest
 export type Reply = Pong | Stored | Nodes | Values | Pointers | ErrorReply
 export type Message = Request | Reply
 
@@ -190,7 +203,7 @@ export const ErrorReplyCode = {
 
 export function isRequest(m: Message): m is Request {
   return m.type === MessageType.PING || m.type === MessageType.FIND_NODE || m.type === MessageType.GET || m.type === MessageType.PUT || m.type === MessageType.NEIGHBORS ||
-    m.type === MessageType.LOCATE || m.type === MessageType.CONNECT || m.type === MessageType.MEMBERSHIP || m.type === MessageType.BROADCAST
+    m.type === MessageType.LOCATE || m.type === MessageType.CONNECT || m.type === MessageType.MEMBERSHIP || m.type === MessageType.BROADCAST || m.type === MessageType.SWIM
 }
 
 export function contactSize(c: WireContact): number {
@@ -214,10 +227,12 @@ export function encodedSize(m: Message): number {
     case MessageType.LOCATE:
     case MessageType.CONNECT:
     case MessageType.MEMBERSHIP:
-    case MessageType.BROADCAST: {
+    case MessageType.BROADCAST:
+    case MessageType.SWIM: {
       let n = HEADER_BYTES + (m.token !== undefined ? TOKEN_BYTES : 0) + 2 + (m.pad ?? 0)
       if (m.type === MessageType.MEMBERSHIP) n += 1 + CHANNEL_BYTES + 2 + contactsSize(m.contacts)
       if (m.type === MessageType.BROADCAST) n += 1 + CHANNEL_BYTES + 2 + m.ids.length * BROADCAST_ID_BYTES + 2 + m.payload.length
+      if (m.type === MessageType.SWIM) n += 2 + m.payload.length
       if (m.type === MessageType.FIND_NODE || m.type === MessageType.GET) n += ID_BYTES
       if (m.type === MessageType.NEIGHBORS) n += 2
       if (m.type === MessageType.LOCATE) n += 1 + ID_BYTES + 1 + TTL_SEC_BYTES
@@ -289,7 +304,8 @@ export function encode(m: Message): Uint8Array {
     case MessageType.LOCATE:
     case MessageType.CONNECT:
     case MessageType.MEMBERSHIP:
-    case MessageType.BROADCAST: {
+    case MessageType.BROADCAST:
+    case MessageType.SWIM: {
       if (m.token !== undefined) o = writeU48(b, o, m.token)
       if (m.type === MessageType.MEMBERSHIP) {
         if (!(Number.isInteger(m.op) && m.op >= 0 && m.op <= MAX_MEMBERSHIP_OP)) throw new WeftError('ERR_BAD_ARGUMENT', `unknown MEMBERSHIP op ${m.op}`)
@@ -312,6 +328,11 @@ export function encode(m: Message): Uint8Array {
           if (id.length !== BROADCAST_ID_BYTES) throw new WeftError('ERR_BAD_ARGUMENT', `a broadcast id is ${BROADCAST_ID_BYTES} bytes`)
           b.set(id, o); o += BROADCAST_ID_BYTES
         }
+        o = writeU16(b, o, m.payload.length)
+        b.set(m.payload, o); o += m.payload.length
+      }
+      if (m.type === MessageType.SWIM) {
+        checkSwim(m.payload, (c) => new WeftError('ERR_BAD_ARGUMENT', c))
         o = writeU16(b, o, m.payload.length)
         b.set(m.payload, o); o += m.payload.length
       }
@@ -397,6 +418,13 @@ function checkBroadcast(op: number, ids: number, payload: number, error: (reason
   if (!carries && payload !== 0) throw error(`only a GOSSIP or STEM carries a payload (op ${op})`)
 }
 
+/** The frame rules of a SWIM payload, shared by the encoder and the decoder. */
+function checkSwim(payload: Uint8Array, error: (reason: string) => WeftError): void {
+  if (payload.length > MAX_SWIM_BYTES) throw error(`a SWIM payload of ${payload.length} bytes exceeds ${MAX_SWIM_BYTES}`)
+  if (payload.length < MIN_SWIM_BYTES) throw error(`a SWIM payload of ${payload.length} bytes is shorter than ${MIN_SWIM_BYTES}`)
+  if (payload[0] < 1 || payload[0] > MAX_SWIM_TYPE) throw error(`unknown SWIM message type ${payload[0]}`)
+}
+
 export type DecodeResult = { ok: true; message: Message } | { ok: false; error: WeftError }
 
 /**
@@ -458,10 +486,11 @@ function decodeOrThrow(packet: Uint8Array): Message {
     case MessageType.LOCATE:
     case MessageType.CONNECT:
     case MessageType.MEMBERSHIP:
-    case MessageType.BROADCAST: {
+    case MessageType.BROADCAST:
+    case MessageType.SWIM: {
       let token: number | undefined
       if (flags & Flag.HAS_TOKEN) { need(b, o, TOKEN_BYTES, 'token'); token = readU48(b, o); o += TOKEN_BYTES }
-      let gossip: MembershipRequest | BroadcastRequest | undefined
+      let gossip: MembershipRequest | BroadcastRequest | SwimRequest | undefined
       if (type === MessageType.MEMBERSHIP) {
         need(b, o, 1 + CHANNEL_BYTES + 2, 'membership op, channel, ttl and priority')
         const op = b[o++]
@@ -487,6 +516,15 @@ function decodeOrThrow(packet: Uint8Array): Message {
         need(b, o, len, 'broadcast payload')
         const payload = b.subarray(o, o + len); o += len
         gossip = { type, txid, sender, flags, op, channel, round, ids, payload, token }
+      }
+      if (type === MessageType.SWIM) {
+        need(b, o, 2, 'SWIM payload length')
+        const len = (b[o] << 8) | b[o + 1]
+        o += 2
+        need(b, o, len, 'SWIM payload')
+        const payload = b.subarray(o, o + len); o += len
+        checkSwim(payload, (c) => new WeftError('ERR_BAD_MESSAGE', c))
+        gossip = { type, txid, sender, flags, payload, token }
       }
       let target: NodeId | undefined
       if (type === MessageType.FIND_NODE || type === MessageType.GET) { need(b, o, ID_BYTES, 'target'); target = b.subarray(o, o + ID_BYTES); o += ID_BYTES }

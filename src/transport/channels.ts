@@ -54,7 +54,6 @@ export class PeerChannel {
   onError: (err: WeftError) => void = () => {}
   /** Called once when the channel closes, whatever the reason. */
   onClose: () => void = () => {}
-  lastUsed = 0
   #ended = false
 
   constructor(readonly address: Address, readonly stream: number, readonly channel: Channel, private readonly release: (c: PeerChannel) => void) {}
@@ -125,7 +124,6 @@ export class ChannelTransport implements Transport {
       c = this.create(from, stream)
       this.onChannel(c)
     }
-    c.lastUsed = this.runtime.now()
     c.channel.receive(bytes.subarray(CHANNEL_HEADER_BYTES))
   }
 
@@ -163,7 +161,6 @@ export class ChannelTransport implements Transport {
       pc.onError(err)
       pc.close()
     }
-    pc.lastUsed = this.runtime.now()
     this.channels.set(key, pc)
     this.perPeer.set(address, (this.perPeer.get(address) ?? 0) + 1)
     return pc

@@ -13,6 +13,7 @@ import { isDashboardFile, registerDashboard } from './dashboard.js'
 import type { DevnetView } from './devnet.js'
 import { errorBody, httpStatus, toWeftError } from './errors.js'
 import { registerPubSub } from './pubsub-routes.js'
+import { registerPolyring } from './polyring-routes.js'
 
 export { callApi, type ApiTarget } from './client.js'
 
@@ -139,6 +140,7 @@ export function buildApi(node: Node, options: ApiOptions = {}): FastifyInstance 
   })
   registerDashboard(app, node, options.devnet)
   registerPubSub(app, node)
+  registerPolyring(app, node)
   return app
 }
 

@@ -12,8 +12,12 @@ import { parseAddress } from '../wire/address.js'
 import { runDevnet } from './devnet.js'
 import { addDhtCommands } from './dht-commands.js'
 import { addPubSubCommands } from './pubsub-commands.js'
+import { addPolyringCommands } from './polyring-commands.js'
+import { parseShape, runPolyringDevnet } from './polyring-devnet.js'
+import { formatGuid } from '../overlay/polyring/guid.js'
 import { addSimCommand } from './sim-command.js'
 import { fail, ms, table } from './format.js'
+import { readFileSync } from 'node:fs'
 
 const int = (name: string, min: number, max: number) => (v: string): number => {
   const n = Number(v)
@@ -29,6 +33,19 @@ const tokenOption = () => new Option('--api-token <token>', 'bearer token of the
 /** The two options every client command has: where the API is, and its token. */
 const withApi = (cmd: Command): Command => cmd.addOption(apiOption()).addOption(tokenOption())
 const target = (o: { api: string; apiToken?: string }): ApiTarget => ({ address: o.api, token: o.apiToken })
+/** --network-key: 64 hex digits, or @FILE holding 64 hex digits or a passphrase (stretched with scrypt). */
+const networkKey = (v: string): Uint8Array | string => {
+  let text = v
+  if (v.startsWith('@')) {
+    try { text = readFileSync(v.slice(1), 'utf8').trim() } catch (err) { throw new InvalidArgumentError(`cannot read ${v.slice(1)}: ${(err as Error).message}`) }
+    if (!/^[0-9a-fA-F]{64}$/.test(text)) {
+      if (text.length === 0) throw new InvalidArgumentError(`${v.slice(1)} is empty`)
+      return text // a passphrase
+    }
+  }
+  if (!/^[0-9a-fA-F]{64}$/.test(text)) throw new InvalidArgumentError('a network key is 64 hex digits, or @FILE (64 hex digits or a passphrase)')
+  return new Uint8Array(Buffer.from(text, 'hex'))
+}
 const logLevel = (v: string): string => {
   try { return parseLogLevel(v) } catch (err) { throw new InvalidArgumentError((err as Error).message) }
 }
@@ -47,10 +64,15 @@ program.command('node')
   .addOption(apiOption())
   .option('--no-api', 'do not serve the control API')
   .addOption(new Option('--api-token <token>', 'require this bearer token on the API (needed to bind it to a non-loopback address)').env('WEFT_API_TOKEN'))
-  .addOption(new Option('--topology <name>', 'how the network is organised (every node of a network must use the same)').choices(topologyNames).default('kademlia'))
+  .addOption(new Option('--topology <name>', 'how the network is organised (every node of a network must use the same; polyring: a polyring over Kademlia)').choices([...topologyNames, 'polyring']).default('kademlia'))
+  .option('--centre', 'with --topology polyring: join the centre ring (through --bootstrap; with none, start it as [0])')
+  .option('--parent <host:port|guid>', 'with --topology polyring: join under this parent (its address, or its GUID such as [4.2], reached through --bootstrap)')
+  .option('--region <label>', 'with --topology polyring: a region label told to neighbours')
+  .option('--hosted', 'with --topology polyring: a hosted peer (run by the operator: inner rings)')
   .option('--k <n>', 'bucket size', int('k', 1, 25), 20)
   .option('--alpha <n>', 'requests in flight per lookup', int('alpha', 1, 16), 3)
   .option('--no-encrypt', 'send plaintext datagrams (every node of a network must agree)')
+  .option('--network-key <hex|@file>', 'a private network: only nodes with this key get any answer (64 hex digits, or @FILE with hex or a passphrase)', networkKey)
   .option('--no-nat-check', 'skip the NAT check at start (it finds out whether strangers reach this node, and takes a relay if not)')
   .option('--upnp', 'ask the router to forward the UDP port (UPnP, then NAT-PMP) before the NAT check')
   .option('--relay <host:port>', 'a public peer to ask for a relayed address when behind NAT (repeatable; default: the bootstrap peers)', collect, [])
@@ -62,16 +84,21 @@ program.command('node')
   .option('--network <name>', 'with --mainline: meet the Weft network NAME on Mainline (announce there; join through it when no Weft peer answers)')
   .action(async (o) => {
     if (o.api !== false) checkBind(parseAddress(o.api).host, o.apiToken) // before joining: a refused API is a user error
+    if (o.networkKey !== undefined && o.encrypt === false) throw new WeftError('ERR_BAD_ARGUMENT', '--network-key needs encryption: drop --no-encrypt')
     if (!o.mainline && (o.network !== undefined || o.mainlineBootstrap.length || o.mainlineBep42)) throw new WeftError('ERR_BAD_ARGUMENT', '--network, --mainline-bootstrap and --mainline-bep42 need --mainline')
     const logger = createLogger({ level: parseLogLevel(o.logLevel) })
+    const polyring = o.topology === 'polyring'
+    if (!polyring && (o.centre || o.parent !== undefined || o.region !== undefined || o.hosted)) throw new WeftError('ERR_BAD_ARGUMENT', '--centre, --parent, --region and --hosted need --topology polyring')
     const node = new Node({
+      polyring: polyring ? { centre: !!o.centre, parent: o.parent, region: o.region, hosted: !!o.hosted } : undefined,
       host: o.host, port: o.port, bootstrap: o.bootstrap, dataDir: o.data, keyFile: o.keyFile,
-      topology: o.topology, topologyOptions: { k: o.k, alpha: o.alpha }, encrypt: o.encrypt, nat: o.natCheck && o.bootstrap.length > 0, portMapping: !!o.upnp, relays: o.relay.length ? o.relay : undefined, logger, metrics: o.api !== false,
+      topology: polyring ? 'kademlia' : o.topology, topologyOptions: { k: o.k, alpha: o.alpha }, encrypt: o.encrypt, networkKey: o.networkKey, nat: o.natCheck && o.bootstrap.length > 0, portMapping: !!o.upnp, relays: o.relay.length ? o.relay : undefined, logger, metrics: o.api !== false,
       mainline: o.mainline ? { port: o.mainlinePort, bootstrap: o.mainlineBootstrap, bep42: !!o.mainlineBep42, network: o.network } : undefined,
     })
     console.log(`node id  ${node.idHex}`)
     await node.start()
     console.log(`address  ${node.address}`)
+    if (polyring) console.log(`polyring ${formatGuid(node.polyring.guid!)} (over kademlia)`)
     if (node.nat.type !== 'unknown' || node.nat.relayedAddress) {
       console.log(`nat      ${node.nat.type}, ${node.nat.reachable ? 'reachable' : 'not reachable'} from strangers${node.nat.publicAddress ? `, seen as ${node.nat.publicAddress}` : ''}`)
       if (node.nat.relayedAddress) console.log(`relayed  ${node.nat.relayedAddress} (through ${node.nat.relay})`)
@@ -151,7 +178,8 @@ program.command('devnet')
   .description('start N peers on 127.0.0.1 in this process, join them, run lookups, and keep the network up')
   .option('--nodes <n>', 'number of peers', int('nodes', 2, 5000), 64)
   .option('--seed <s>', 'seed for identities and lookup targets', 'weft')
-  .addOption(new Option('--topology <name>', 'how the network is organised').choices(topologyNames).default('kademlia'))
+  .addOption(new Option('--topology <name>', 'how the network is organised (polyring: a polyring over Kademlia, shaped by --shape)').choices([...topologyNames, 'polyring']).default('kademlia'))
+  .option('--shape <sizes>', 'with --topology polyring: ring sizes per level, e.g. 10x9 (10 centre peers, 9 children each: 100 peers); default 10x9', parseShape)
   .option('--lookups <n>', 'lookups in the first batch', int('lookups', 1, 100000), 200)
   .addOption(new Option('--api <host:port>', 'serve the first node\'s API here').default('127.0.0.1:7400').argParser(address))
   .option('--no-api', 'do not serve an API')
@@ -159,11 +187,16 @@ program.command('devnet')
   .option('--exit', 'exit after the first batch instead of running until Ctrl-C')
   .option('--no-encrypt', 'plaintext datagrams between the peers')
   .action(async (o) => {
+    if (o.topology === 'polyring') {
+      return runPolyringDevnet({ shape: o.shape ?? [10, 9], seed: o.seed, encrypt: o.encrypt, api: o.api, apiToken: o.apiToken, exit: !!o.exit })
+    }
+    if (o.shape) throw new WeftError('ERR_BAD_ARGUMENT', '--shape needs --topology polyring')
     await runDevnet({ nodes: o.nodes, seed: o.seed, topology: o.topology, encrypt: o.encrypt, lookups: o.lookups, api: o.api, apiToken: o.apiToken, exit: !!o.exit, summaryEveryMs: 5000 })
   })
 
 addDhtCommands(program, withApi, target)
 addPubSubCommands(program, withApi, target)
+addPolyringCommands(program, withApi, target)
 addSimCommand(program)
 
 program.parseAsync().then(() => process.exit(0), (err) => fail(err instanceof WeftError ? err : err))

@@ -6,6 +6,8 @@ import { getHeapStatistics } from 'node:v8'
 import { Option, InvalidArgumentError, type Command } from 'commander'
 import { UNSTRUCTURED_LIMITS } from '../gossip/unstructured.js'
 import { UnstructuredNetwork, type UnstructuredResult } from '../gossip/unstructured-sim.js'
+import { defaultKademliaOptions } from '../overlay/kademlia/kademlia.js'
+import { MAX_DISJOINT_PATHS } from '../overlay/lookup.js'
 import { topologyNames } from '../overlay/registry.js'
 import { latencyModels } from '../sim/latency.js'
 import { plotLocation, plotReports } from '../sim/plot.js'
@@ -80,6 +82,7 @@ export function addSimCommand(program: Command): void {
     .option('--hold <duration>', 'virtual time between publishing the objects and asking for them (with --churn: servers and routes change meanwhile)', duration, 0)
     .option('--k <n>', 'bucket size', count('k', 1, 25), 20)
     .option('--alpha <n>', 'requests in flight per lookup', count('alpha', 1, 16), 3)
+    .option('--disjoint <d>', `kademlia: S/Kademlia lookups over d disjoint paths, each with alpha/d requests in flight (default: the topology's, ${defaultKademliaOptions.disjoint})`, count('disjoint', 1, MAX_DISJOINT_PATHS))
     .option('--concurrency <n>', 'lookups in flight at once', count('concurrency', 1, 10_000), 32)
     .option('--out <file>', 'write the simulated results as JSON (byte-identical for the same seed); wall time and memory go to <file>.machine.json')
     .addOption(new Option('--search <how>', 'unstructured: flood (Gnutella: every neighbour, once per query) or walk (random walkers)').choices(['flood', 'walk']).default('flood'))
@@ -105,7 +108,7 @@ export function addSimCommand(program: Command): void {
           reports.push(...await runSimulations({
             topology: run.topology, b: run.b, sizes: o.nodes, lookups: o.lookups, seed: String(o.seed), latency: o.latency, loss: o.loss,
             churnMedianMs: o.churn ?? null, churnDistribution: o.churnDistribution, adversaries: o.adversaries, adversaryMode: o.adversaryMode,
-            nat: o.nat, build: o.build, warmupMs: o.warmup, failAtOnce: o.fail, concurrency: o.concurrency, joinConcurrency: 16, k: o.k, alpha: o.alpha, refreshMs: o.refresh,
+            nat: o.nat, build: o.build, warmupMs: o.warmup, failAtOnce: o.fail, concurrency: o.concurrency, joinConcurrency: 16, k: o.k, alpha: o.alpha, disjoint: o.disjoint, refreshMs: o.refresh,
             objects: o.objects, servers: o.servers, holdMs: o.hold,
             onProgress: (size, phase, done, total, eps) => {
               const key = `${label}${size}:${phase}`

@@ -68,6 +68,8 @@ export class HyParView {
   readonly passive: number[] = []
   /** When each active peer was last heard from (ms, parallel to `active`). */
   private heard: number[] = []
+  /** When this node last sent a SHUFFLE: a SHUFFLE_REPLY is taken only while one may be out. */
+  private shuffledAt = -Infinity
   /** Passive peers asked to become active (NEIGHBOR in flight). */
   private promoting: number[] = []
   private timer: TimerHandle | null = null
@@ -160,7 +162,8 @@ export class HyParView {
       }
       case MembershipOp.FORWARD_JOIN: {
         const c = req.contacts[0]
-        if (!c || c.address === self) return null
+        // Only a neighbour forwards a join: from anyone else it would aim our NEIGHBOR requests at any address.
+        if (!c || c.address === self || this.activeIndex(from) < 0) return null
         if (req.ttl === 0 || this.active.length <= 1) { this.connect(c.id, c.address); return null }
         if (req.ttl === this.options.prwl) this.addPassive(c.id, c.address)
         const to = this.randomActive(from, c.address)
@@ -188,7 +191,8 @@ export class HyParView {
       }
       case MembershipOp.SHUFFLE: {
         const origin = req.contacts[0]
-        if (!origin || origin.address === self) return null
+        // A shuffle walks over active links: from anyone else it would put any address in our passive view.
+        if (!origin || origin.address === self || this.activeIndex(from) < 0) return null
         const ttl = req.ttl - 1
         if (ttl > 0 && this.active.length > 1) {
           const to = this.randomActive(from, origin.address)
@@ -201,6 +205,7 @@ export class HyParView {
         return null
       }
       case MembershipOp.SHUFFLE_REPLY:
+        if (this.runtime.now() - this.shuffledAt > this.options.shuffleIntervalMs) return null // no shuffle of ours is out
         this.integrate(req.contacts, [])
         return null
     }
@@ -358,6 +363,7 @@ export class HyParView {
 
   private shuffle(): void {
     if (this.active.length === 0) return
+    this.shuffledAt = this.runtime.now()
     const o = this.options
     const to = this.pool.address(this.active[this.runtime.random.u32() % this.active.length])
     const list: WireContact[] = [{ id: this.link.id, address: this.link.address() }]

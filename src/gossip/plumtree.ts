@@ -164,9 +164,13 @@ export class Plumtree implements NeighborListener {
         return
       }
       case BroadcastOp.IHAVE:
+        // IHAVE and GRAFT come only from neighbours (the tree's links): a stranger's IHAVE would
+        // draw our GRAFTs to any address, its GRAFT a cached payload ten times its size.
+        if (this.indexOf(this.lazy, from) < 0 && this.indexOf(this.eager, from) < 0) { this.stats.dropped++; return }
         for (const id of req.ids) this.announced(from, id, req.round)
         return
       case BroadcastOp.GRAFT: {
+        if (this.indexOf(this.lazy, from) < 0 && this.indexOf(this.eager, from) < 0) { this.stats.dropped++; return }
         const j = this.indexOf(this.lazy, from)
         if (j >= 0) { this.eager.push(this.lazy[j]); this.lazy.splice(j, 1) }
         for (const id of req.ids) {

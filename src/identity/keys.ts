@@ -61,7 +61,7 @@ export function saveIdentity(path: string, identity: Identity): void {
 }
 
 /** The identity kept in a data directory: reused when present, made on first start. */
-export function loadOrCreateIdentity(dataDir: string): Identity {
+export function loadOrCreateIdentity(dataDir: string, generate: () => Identity = generateIdentity): Identity {
   const path = join(dataDir, KEY_FILE_NAME)
   if (existsSync(path)) return loadIdentity(path)
   try {
@@ -69,7 +69,7 @@ export function loadOrCreateIdentity(dataDir: string): Identity {
   } catch (err) {
     throw new WeftError('ERR_KEY_FILE', `cannot create data directory ${dataDir}: ${(err as Error).message}`, { cause: err })
   }
-  const identity = generateIdentity()
+  const identity = generate()
   saveIdentity(path, identity)
   return identity
 }

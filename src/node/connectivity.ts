@@ -9,7 +9,7 @@ import { expectedNodesReplyBytes, expectedPongBytes, type Rpc } from '../rpc/rpc
 import type { Runtime } from '../runtime/runtime.js'
 import { BIRTHDAY_PORTS, BIRTHDAY_PROBES, type PathTransport } from '../transport/paths.js'
 import { parseAddress, type Address } from '../wire/address.js'
-import { ConnectOp, MessageType, type ConnectRequest, type Nodes } from '../wire/messages.js'
+import { ConnectOp, MessageType, type ConnectRequest, type Nodes, type Reply } from '../wire/messages.js'
 
 /**
  * open: no NAT, strangers reach it; firewalled: no NAT but no inbound UDP from strangers;
@@ -102,7 +102,7 @@ export class Connectivity {
   constructor(private readonly d: Deps, options: Partial<ConnectivityOptions> = {}) {
     this.o = { ...DEFAULT_CONNECTIVITY_OPTIONS, ...options }
     this.status = { type: 'unknown', reachable: null, observed: [], publicAddress: null, relay: null, relayedAddress: null, openerTtl: this.o.openerTtl }
-    d.rpc.handle(MessageType.CONNECT, (from, req) => this.answer(from, req as ConnectRequest))
+    d.rpc.handle(MessageType.CONNECT, (from, req, verified) => this.answer(from, req as ConnectRequest, verified))
   }
 
   close(): void {
@@ -112,8 +112,15 @@ export class Connectivity {
 
   // ---- answering
 
-  private answer(from: Address, req: ConnectRequest): Promise<{ type: MessageType.NODES; contacts: { id: NodeId; address: Address }[] }> | { type: MessageType.NODES; contacts: { id: NodeId; address: Address }[] } {
+  private answer(from: Address, req: ConnectRequest, verified = true): Promise<{ type: MessageType.NODES; contacts: { id: NodeId; address: Address }[] }> | { type: MessageType.NODES; contacts: { id: NodeId; address: Address }[] } {
     const me = (address: Address) => ({ type: MessageType.NODES as const, contacts: [{ id: this.d.id, address }] })
+    // Every op binds a port or sends to an address for a while (a relay, dial-back probes, punch
+    // openers, a spray): only for an asker whose address is proven, or a stranger's one datagram
+    // brings many (test/amplification.test.ts: 50 bytes in, seven probes out; the UDP fuzz: a SPRAY
+    // brought 1,024 probes to random ports of the asker's IP).
+    if (!verified) {
+      throw new WeftError('ERR_BAD_TOKEN', 'this CONNECT needs the token this node gave you in a reply')
+    }
     switch (req.op) {
       case ConnectOp.ALLOCATE:
         if (!this.o.relay || this.status.reachable === false || this.d.rpc.readOnly) throw new WeftError('ERR_BUSY', 'this node does not relay')
@@ -160,7 +167,7 @@ export class Connectivity {
         // firewalled because the helper was a node stopped minutes before). The answer names
         // the helper at the port it probes from, then at its own address.
         return new Promise((resolve) => {
-          this.d.rpc.request(helper.address, { type: MessageType.CONNECT, op: ConnectOp.DIAL, address: req.address }, expectedNodesReplyBytes(helper.address, 1), (err, reply) => {
+          this.d.rpc.requestProven(helper.address, { type: MessageType.CONNECT, op: ConnectOp.DIAL, address: req.address }, expectedNodesReplyBytes(helper.address, 1), (err, reply) => {
             const port = !err && reply?.type === MessageType.NODES ? reply.contacts[0]?.address : undefined
             resolve({ type: MessageType.NODES, contacts: port ? [{ id: helper.id, address: port }, { id: helper.id, address: helper.address }] : [] })
           })
@@ -183,7 +190,9 @@ export class Connectivity {
   // ---- asking
 
   private async ask(to: Address, op: number, address: Address, contacts = 1): Promise<Nodes> {
-    const { reply } = await this.d.rpc.requestAsync(to, { type: MessageType.CONNECT, op, address }, expectedNodesReplyBytes(to, contacts))
+    const reply = await new Promise<Reply>((resolve, reject) => {
+      this.d.rpc.requestProven(to, { type: MessageType.CONNECT, op, address }, expectedNodesReplyBytes(to, contacts), (err, r) => (err ? reject(err) : resolve(r!)))
+    })
     if (reply.type !== MessageType.NODES) throw new WeftError('ERR_BAD_MESSAGE', 'a CONNECT must be answered with NODES')
     return reply
   }

@@ -3,13 +3,15 @@ import { EventEmitter } from 'node:events'
 import { isWeftError, WeftError } from '../errors.js'
 import { generateIdentity, loadIdentity, loadOrCreateIdentity, type Identity } from '../identity/keys.js'
 import { idFromHex, idToHex, type NodeId } from '../identity/node-id.js'
+import { checkPuzzle, solvePuzzle, validatePuzzleBits } from '../identity/puzzle.js'
 import { createTopology, type TopologyName, type TopologyOptions } from '../overlay/registry.js'
 import type { Contact, LookupOptions, LookupResult, Topology } from '../overlay/topology.js'
 import { expectedPongBytes, Rpc, type RpcOptions, type RpcStats } from '../rpc/rpc.js'
 import type { Network, Runtime } from '../runtime/runtime.js'
 import { realRuntime, udpNetwork } from '../runtime/udp.js'
 import { PacketTransport, type Transport, type TransportStats } from '../transport/transport.js'
-import { SecureTransport, SESSION_OVERHEAD, type SessionOptions, type SessionStats } from '../transport/session.js'
+import { networkKeyFrom, SecureTransport, SESSION_OVERHEAD, type SessionOptions, type SessionStats } from '../transport/session.js'
+import { resourceReport, type Resource } from './resources.js'
 import { PathTransport, RELAY_OVERHEAD, type PathOptions, type PathStats } from '../transport/paths.js'
 import { ChannelTransport, type ChannelsOptions, type ChannelsStats, type PeerChannel } from '../transport/channels.js'
 import { mapPort, type PortMapping, type PortMappingOptions } from './port-mapping.js'
@@ -20,7 +22,7 @@ import { RecordStore, type RecordStoreOptions } from '../services/dht/store.js'
 import { canonicalAddress, type Address } from '../wire/address.js'
 import { join } from 'node:path'
 import { networkInterfaces } from 'node:os'
-import { MAX_PACKET, MessageType, senderIdOf } from '../wire/messages.js'
+import { MAX_PACKET, MessageType, senderIdOf, type Request } from '../wire/messages.js'
 import { silentLogger, type Logger } from './log.js'
 import { NodeMetrics } from './metrics.js'
 import { attachMainline, type MainlineAttachment, type MainlineNodeOptions } from '../services/mainline/attach.js'
@@ -30,6 +32,7 @@ import type { HyParViewOptions } from '../gossip/hyparview.js'
 import type { PlumtreeOptions } from '../gossip/plumtree.js'
 import { PubSub, type PubSubOptions } from '../services/pubsub/pubsub.js'
 import { Membership, membershipOptions, type MemberEvent, type MembershipOptions } from '../gossip/membership.js'
+import { Polyring, POLYRING_STREAM, type PolyringOptions } from '../overlay/polyring/service.js'
 
 /** How long a graceful leave may take before the node closes anyway. */
 const LEAVE_TIMEOUT_MS = 2000
@@ -44,6 +47,12 @@ export interface NodeOptions {
   /** A key file to use; unlike dataDir, it must exist. */
   keyFile?: string
   identity?: Identity
+  /**
+   * S/Kademlia's static crypto puzzle, a network parameter (0..24, default 0: off): this node's id
+   * must solve it (one is generated that does, about 2^bits key pairs; a given key that does not
+   * is refused) and Kademlia admits only contacts whose ids solve it.
+   */
+  puzzleBits?: number
   topology?: TopologyName
   /** Options of the topology (k, alpha, Pastry's b, Chord's successors, ...). */
   topologyOptions?: TopologyOptions
@@ -58,6 +67,20 @@ export interface NodeOptions {
   encrypt?: boolean
   /** Bounds and timers of the encrypted sessions. */
   sessions?: Partial<SessionOptions>
+  /**
+   * A private network: 32 bytes, or a passphrase string (stretched to 32 bytes with scrypt, see
+   * networkKeyFrom). Handshakes bind it (Noise XXpsk1 / IKpsk1); a node without it gets no answer
+   * at all. Needs encryption: with `encrypt: false` it is ERR_BAD_ARGUMENT.
+   */
+  networkKey?: Uint8Array | string
+  /**
+   * Whether a request reaches its handler: consulted by the rpc layer for every request that
+   * passed the rate limits. Refused: answered ERROR FORBIDDEN (never larger than the request) and
+   * counted in status().rpc.unauthorized. Synchronous and cheap; throwing refuses.
+   */
+  authorize?: (peer: AuthorizedPeer, request: Request) => boolean
+  /** Whether a peer may open a session at all (encrypted nodes): refused, its handshake gets no answer (sessions.peersRefused). */
+  authorizePeer?: (peer: { id: NodeId; address: Address }) => boolean
   /** Bounds of the reliable channels (Node.channel) and of each channel's window and buffers. */
   channels?: Partial<ChannelsOptions>
   /** Ask the router for a UDP port mapping (UPnP, then NAT-PMP) before the NAT check. Off by default. */
@@ -95,6 +118,19 @@ export interface NodeOptions {
    * bootstrap peers with memberlist's LAN timers; an object sets the seeds and the SWIM timers.
    */
   membership?: boolean | Partial<MembershipOptions>
+  /**
+   * Join a Polymorph polyring beside the topology (see `node.polyring` and docs/polyring.md):
+   * `true` or an object (centre ring, parent by address or GUID, region, hosted). Off by default.
+   */
+  polyring?: boolean | PolyringOptions
+}
+
+/** Who sent a request, as the authorize hook sees it. */
+export interface AuthorizedPeer {
+  /** The sender id of the request: proven by the session when the node encrypts (`authenticated`), only claimed otherwise. */
+  id: NodeId
+  address: Address
+  authenticated: boolean
 }
 
 export interface PeerInfo {
@@ -124,6 +160,8 @@ export interface NodeStatus {
   rpc: RpcStats
   /** DHT records held in the local store and their encoded bytes. */
   records: { count: number; bytes: number }
+  /** Every bound the node runs with: limit, use now, refusals (src/node/resources.ts, docs/security.md). */
+  resources: Record<string, Resource>
 }
 
 export interface NodeEvents {
@@ -169,6 +207,8 @@ export class Node extends EventEmitter<NodeEvents> {
   private gossipLayer: Gossip | null = null
   private pubsubService: PubSub | null = null
   private membershipLayer: Membership | null = null
+  private polyringService: Polyring | null = null
+  private readonly networkKey: Uint8Array | null
   readonly log: Logger
 
   constructor(readonly options: NodeOptions = {}) {
@@ -176,11 +216,21 @@ export class Node extends EventEmitter<NodeEvents> {
     this.log = options.logger ?? silentLogger
     this.runtime = options.runtime ?? realRuntime
     this.network = options.network ?? udpNetwork
+    const bits = validatePuzzleBits(options.puzzleBits ?? 0)
+    const generate = bits > 0 ? () => solvePuzzle(bits).identity : generateIdentity
     this.identity = options.identity
       ?? (options.keyFile ? loadIdentity(options.keyFile)
-        : options.dataDir ? loadOrCreateIdentity(options.dataDir)
-          : generateIdentity())
+        : options.dataDir ? loadOrCreateIdentity(options.dataDir, generate)
+          : generate())
+    if (!checkPuzzle(this.identity.id, bits)) {
+      const from = options.identity ? 'the given identity' : `the key in ${options.keyFile ?? join(options.dataDir ?? '', 'identity.pem')}`
+      throw new WeftError('ERR_BAD_ARGUMENT', `${from} (id ${idToHex(this.identity.id).slice(0, 16)}...) does not solve the ${bits}-bit crypto puzzle (puzzleBits); use a key made for this network or start without one to generate it`)
+    }
     if (options.metrics) this.nodeMetrics = new NodeMetrics(this)
+    if (options.networkKey !== undefined && options.encrypt === false) {
+      throw new WeftError('ERR_BAD_ARGUMENT', 'a network key needs encryption: drop encrypt: false (--no-encrypt)')
+    }
+    this.networkKey = options.networkKey === undefined ? null : networkKeyFrom(options.networkKey)
   }
 
   /** This node's Prometheus metrics (its own registry). Counting starts at the first use unless `options.metrics`. */
@@ -237,6 +287,11 @@ export class Node extends EventEmitter<NodeEvents> {
     if (!this.options.membership) throw new WeftError('ERR_BAD_ARGUMENT', 'node.membership needs the membership option')
     return this.running().membershipLayer!
   }
+  /** The polyring: send(guid, data), broadcast(data), multicast(guids, data), messages() (only with options.polyring). */
+  get polyring(): Polyring {
+    if (!this.options.polyring) throw new WeftError('ERR_BAD_ARGUMENT', 'node.polyring needs the polyring option (weft node --topology polyring)')
+    return this.running().polyringService!
+  }
   /** Tapestry's object location (publish, locate, unpublish): only on a node started with topology 'tapestry'. */
   get tapestry(): Tapestry {
     const t = this.running().overlay
@@ -270,24 +325,31 @@ export class Node extends EventEmitter<NodeEvents> {
     if (this.rpc) return
     const o = this.options
     const endpoint = await this.network.bind(o.host ?? '127.0.0.1', o.port ?? 0)
-    const encrypt = o.encrypt ?? this.network === udpNetwork
+    const encrypt = o.encrypt ?? (this.networkKey !== null || this.network === udpNetwork)
     const packets = new PacketTransport(endpoint, MAX_PACKET + (encrypt ? SESSION_OVERHEAD : 0) + RELAY_OVERHEAD)
     const paths = new PathTransport(packets, this.runtime, this.network, (to, b, ttl) => packets.sendWithTtl(to, b, ttl), o.paths)
     const sealed = encrypt
-      ? new SecureTransport(paths, this.runtime, this.identity, senderIdOf, { ...o.sessions, maxPacket: MAX_PACKET })
+      ? new SecureTransport(paths, this.runtime, this.identity, senderIdOf, { ...o.sessions, maxPacket: MAX_PACKET, networkKey: this.networkKey })
       : paths
+    const authorizePeer = o.authorizePeer
+    if (authorizePeer && sealed instanceof SecureTransport) sealed.authorizePeer = (id, address) => authorizePeer({ id, address })
     // Reliable channels share the session with the rpc layer: their packets are told apart by their first byte.
     const transport = new ChannelTransport(sealed, this.runtime, o.channels)
-    transport.onChannel = (c) => this.emit('channel', c)
+    transport.onChannel = (c) => {
+      if (c.stream === POLYRING_STREAM && this.polyringService) this.polyringService.accept(c)
+      else this.emit('channel', c)
+    }
     const rpc = new Rpc(this.runtime, transport, this.identity.id, o.rpc)
     // With a NAT check to come, join as a client: nobody should list us before we know strangers reach us.
     rpc.readOnly = (o.readOnly ?? false) || !!o.nat
+    const authorize = o.authorize
+    if (authorize) rpc.authorize = (from, req) => authorize({ id: req.sender, address: from, authenticated: encrypt }, req)
     if (this.nodeMetrics) this.instrument(rpc, this.nodeMetrics)
     let overlay: Topology
     try {
       overlay = createTopology(o.topology ?? 'kademlia', {
         runtime: this.runtime, rpc, id: this.identity.id, address: () => transport.address,
-      }, { ...o.kademlia, ...o.topologyOptions })
+      }, { puzzleBits: o.puzzleBits, ...o.kademlia, ...o.topologyOptions })
     } catch (err) {
       rpc.close() // bad topology options: the socket must not outlive the failed start
       throw err
@@ -345,6 +407,13 @@ export class Node extends EventEmitter<NodeEvents> {
         const seeds = (membership.seeds ?? given).map(canonicalAddress).filter((a) => a !== transport.address)
         if (seeds.length) await this.membershipLayer!.join(seeds).catch((err: unknown) => this.log.warn({ err }, 'membership: no seed answered'))
       }
+      if (o.polyring) {
+        const po = o.polyring === true ? {} : o.polyring
+        const ring = this.polyringService = new Polyring({
+          runtime: this.runtime, channel: (a) => transport.channel(canonicalAddress(a), POLYRING_STREAM), address: () => transport.address, bootstrap: given, log: this.log,
+        }, po)
+        if (po.join !== false) await ring.join()
+      }
       if (o.mainline) {
         this.mainlineParts = await attachMainline({
           runtime: this.runtime, network: this.network, host: o.host ?? '127.0.0.1', log: this.log,
@@ -373,11 +442,11 @@ export class Node extends EventEmitter<NodeEvents> {
 
   private async leaveAndClose(leave: boolean): Promise<void> {
     const overlay = this.overlay!
-    if (leave && (overlay.leave || this.membershipLayer)) {
+    if (leave && (overlay.leave || this.membershipLayer || this.polyringService)) {
       // Bounded: a neighbour that does not answer must not hold the node up.
       let timer: unknown = null
       await Promise.race([
-        Promise.all([overlay.leave?.().catch(() => {}), this.membershipLayer?.leave().catch(() => {})]),
+        Promise.all([overlay.leave?.().catch(() => {}), this.membershipLayer?.leave().catch(() => {}), this.polyringService?.leave().catch(() => {})]),
         new Promise<void>((resolve) => { timer = this.runtime.setTimeout(resolve, LEAVE_TIMEOUT_MS) }),
       ])
       this.runtime.clearTimeout(timer as object)
@@ -392,6 +461,8 @@ export class Node extends EventEmitter<NodeEvents> {
     this.pubsubService = null
     this.membershipLayer?.close()
     this.membershipLayer = null
+    this.polyringService?.close()
+    this.polyringService = null
     this.gossipLayer?.close()
     this.gossipLayer = null
     this.dhtService?.close()
@@ -525,6 +596,10 @@ export class Node extends EventEmitter<NodeEvents> {
         portMapping: this.portMapping && { protocol: this.portMapping.protocol, externalAddress: this.portMapping.externalAddress } },
       rpc: { ...rpc!.stats, malformedByCode: { ...rpc!.stats.malformedByCode } },
       records: { count: this.recordStore?.size ?? 0, bytes: this.recordStore?.bytes ?? 0 },
+      resources: resourceReport({
+        rpc: rpc!, sessions: this.sealed instanceof SecureTransport ? this.sealed : null, paths: this.paths!, channels: transport!,
+        store: this.recordStore, gossip: this.gossipLayer, pathOptions: this.options.paths, channelOptions: this.options.channels,
+      }),
     }
   }
 }

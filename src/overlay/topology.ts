@@ -27,6 +27,8 @@ export interface LookupOptions {
   query?: LookupQuery
   /** How many of the nearest nodes must answer before the lookup ends (default: the topology's). */
   verify?: number
+  /** Disjoint paths for this lookup (S/Kademlia; default: the topology's, where it has the option). */
+  disjoint?: number
 }
 
 export interface LookupResult {

@@ -6,7 +6,7 @@ import type { NodeId } from '../identity/node-id.js'
 import type { Runtime, TimerHandle } from '../runtime/runtime.js'
 import type { Transport } from '../transport/transport.js'
 import { Field, PeerTable } from './peer-table.js'
-import { RateLimiter } from './rate-limit.js'
+import { hostKey, isLoopback, RateLimiter } from './rate-limit.js'
 import { RttEstimator } from './rtt.js'
 import { TokenIssuer } from './tokens.js'
 import { canonicalAddress, packedAddressSize, type Address } from '../wire/address.js'
@@ -29,6 +29,17 @@ export interface RpcOptions {
   rateBurst: number
   /** Bounds of the per-address tables (rate buckets, RTT estimates, tokens). */
   addressTableSize: number
+  /**
+   * Requests accepted per second from one host (every port of an IP, or an IPv6 /64, together),
+   * and the burst; checked before the per-address bucket, so a flood from many ports of one host
+   * neither passes nor churns the per-address table.
+   */
+  hostRatePerSecond: number
+  hostRateBurst: number
+  /** Hosts whose buckets are kept (a second bounded table, clock eviction). */
+  hostTableSize: number
+  /** Loopback sources skip the per-host bucket (a devnet puts every node on 127.0.0.1). */
+  exemptLoopback: boolean
   tokenPeriodMs: number
 }
 
@@ -42,6 +53,10 @@ export const defaultRpcOptions: RpcOptions = {
   ratePerSecond: 1000,
   rateBurst: 2000,
   addressTableSize: 512,
+  hostRatePerSecond: 4000,
+  hostRateBurst: 8000,
+  hostTableSize: 256,
+  exemptLoopback: true,
   tokenPeriodMs: 300_000,
 }
 
@@ -80,7 +95,7 @@ const WIRE_ERRORS: [number, ErrorCode][] = [
   [ErrorReplyCode.HASH_MISMATCH, 'ERR_HASH_MISMATCH'], [ErrorReplyCode.BAD_SIGNATURE, 'ERR_BAD_SIGNATURE'],
   [ErrorReplyCode.STALE_SEQ, 'ERR_STALE_SEQ'], [ErrorReplyCode.CAS_MISMATCH, 'ERR_CAS_MISMATCH'],
   [ErrorReplyCode.STORE_FULL, 'ERR_STORE_FULL'], [ErrorReplyCode.BAD_TOKEN, 'ERR_BAD_TOKEN'],
-  [ErrorReplyCode.EXPIRED, 'ERR_EXPIRED'],
+  [ErrorReplyCode.EXPIRED, 'ERR_EXPIRED'], [ErrorReplyCode.FORBIDDEN, 'ERR_FORBIDDEN'],
 ]
 const codeOfWire = new Map<number, ErrorCode>([...WIRE_ERRORS].reverse()) // the first listed wins
 const wireOfCode = new Map<ErrorCode, number>(WIRE_ERRORS.map(([w, c]) => [c, w]))
@@ -101,7 +116,18 @@ export interface RpcStats {
   queueFull: number
   /** Requests whose handler failed in a way it should not have (answered BAD_REQUEST). */
   handlerErrors: number
+  /** Requests dropped by the per-host bucket (hostRatePerSecond), before the per-address one. */
+  hostRateLimited: number
+  /** Requests the authorize hook refused (answered ERROR FORBIDDEN). */
+  unauthorized: number
 }
+
+/**
+ * Decides whether a request reaches its handler (NodeOptions.authorize). `id` is the sender the
+ * header names: authenticated by the session when the node encrypts, only claimed otherwise.
+ * Runs once per request, synchronously: keep it cheap. Throwing refuses.
+ */
+export type RequestAuthorizer = (from: Address, req: Request) => boolean
 
 // Shared by every Rpc: per-instance closures would cost bytes on each of a million simulated nodes.
 const ignore = (): void => {}
@@ -136,7 +162,10 @@ export class Rpc {
   readonly stats: RpcStats = {
     requestsOut: 0, requestsIn: 0, repliesIn: 0, repliesOut: 0, retries: 0, timeouts: 0, malformed: 0,
     malformedByCode: {}, rateLimited: 0, unmatchedReplies: 0, truncatedReplies: 0, refusedAmplification: 0, queueFull: 0, handlerErrors: 0,
+    hostRateLimited: 0, unauthorized: 0,
   }
+  /** Consulted before a request reaches its handler; null: every request is. */
+  authorize: RequestAuthorizer | null = null
   /** Handlers by message type (a few small integers: an array, not a Map). */
   private readonly handlers: (RequestHandler | undefined)[] = []
   /** Answers a request: by default the handler registered for its type. */
@@ -156,6 +185,8 @@ export class Rpc {
   private readonly limiter: RateLimiter
   private readonly tokens: TokenIssuer
   private readonly peers: PeerTable
+  private readonly hosts: PeerTable
+  private readonly hostLimiter: RateLimiter
   private closed = false
   /** One timer per Rpc, armed for the earliest deadline, instead of a Node timer per request. */
   private sweepTimer: TimerHandle | null = null
@@ -172,6 +203,8 @@ export class Rpc {
     this.peers = new PeerTable(o.addressTableSize)
     this.rtt = new RttEstimator(o.minTimeoutMs, o.maxTimeoutMs, o.initialTimeoutMs, this.peers)
     this.limiter = new RateLimiter(o.ratePerSecond, o.rateBurst, this.peers)
+    this.hosts = new PeerTable(o.hostTableSize)
+    this.hostLimiter = new RateLimiter(o.hostRatePerSecond, o.hostRateBurst, this.hosts)
     this.tokens = new TokenIssuer(runtime.random, o.tokenPeriodMs, runtime.now(), this.peers)
     transport.onPacket = (from, bytes) => this.receive(from, bytes)
   }
@@ -193,6 +226,11 @@ export class Rpc {
   }
 
   get inFlight(): number { return this.pending.size }
+  /** Requests waiting for room in the window (maxInFlight). */
+  get queued(): number { return this.queue.length }
+  /** Addresses in the per-address table, and hosts in the per-host one. */
+  get addressCount(): number { return this.peers.size }
+  get hostCount(): number { return this.hosts.size }
   get smoothedRttMs(): number | null { return this.rtt.smoothed }
 
   /** Whether this rpc has exchanged messages with `address` lately (it is in the per-address table). */
@@ -375,11 +413,23 @@ export class Rpc {
 
   private answer(from: Address, req: Request, requestBytes: number): void {
     const now = this.runtime.now()
+    // The host's bucket first: a flood from many ports must not take per-address slots from real peers.
+    if (!(this.options.exemptLoopback && isLoopback(from)) && !this.hostLimiter.allowAt(this.hosts.slot(hostKey(from)), now)) {
+      this.stats.hostRateLimited++
+      return
+    }
     const slot = this.peers.slot(from) // one table lookup for the rate limit and the token
     if (!this.limiter.allowAt(slot, now)) { this.stats.rateLimited++; return }
     this.stats.requestsIn++
     const token = this.tokens.issueAt(slot, from, now)
     const verified = req.token !== undefined && (req.token === token || this.tokens.valid(from, req.token, now))
+    if (this.authorize && !this.allowed(from, req)) {
+      // Refused before the handler and before onSeen (tables do not learn from refused traffic).
+      // The ERROR is never larger than the request (refuse cuts its reason to fit): no amplification.
+      this.stats.unauthorized++
+      this.refuse(from, req, verified, requestBytes, new WeftError('ERR_FORBIDDEN', 'not authorized'))
+      return
+    }
     this.onSeen(req.sender, from, (req.flags & Flag.READ_ONLY) !== 0, verified)
     let body: ReplyBody | null | Promise<ReplyBody | null>
     try {
@@ -394,6 +444,10 @@ export class Rpc {
       (b) => { if (!this.closed) this.reply(from, req, token, verified, requestBytes, b) },
       (err: unknown) => { if (!this.closed) this.refuse(from, req, verified, requestBytes, err) },
     )
+  }
+
+  private allowed(from: Address, req: Request): boolean {
+    try { return this.authorize!(from, req) === true } catch { return false } // a hook that throws refuses
   }
 
   private refuse(from: Address, req: Request, verified: boolean, requestBytes: number, err: unknown): void {

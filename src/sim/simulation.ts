@@ -4,9 +4,10 @@
 import { WeftError } from '../errors.js'
 import { heapArena, SlabArena } from '../overlay/arena.js'
 import { ContactPool } from '../overlay/contact-pool.js'
-import { rank, type Metric } from '../overlay/metric.js'
+import type { Metric } from '../overlay/metric.js'
 import { createTopology, topologyMetric, type TopologyOptions } from '../overlay/registry.js'
-import type { Contact, TableEntry, Topology } from '../overlay/topology.js'
+import type { LookupOptions, TableEntry, Topology } from '../overlay/topology.js'
+import { MAX_DISJOINT_PATHS } from '../overlay/lookup.js'
 import { MemoryWorld } from '../runtime/memory.js'
 import { SeededRandom } from '../runtime/prng.js'
 import { expectedPongBytes, Rpc } from '../rpc/rpc.js'
@@ -52,6 +53,8 @@ export interface SimOptions {
   joinConcurrency: number
   k: number
   alpha: number
+  /** Kademlia: S/Kademlia's disjoint lookup paths (the topology's own default when absent). */
+  disjoint?: number
   /** Bucket refresh interval (the topology's own default when absent). */
   refreshMs?: number
   /** Pastry and Tapestry: bits per digit (the topology's own default when absent). */
@@ -98,7 +101,8 @@ export class Simulation {
   private nodeOfHandle: Int32Array = new Int32Array(1024)
   private honest: Uint8Array = new Uint8Array(1024)
   private adversary: Uint8Array = new Uint8Array(1024)
-  private adversaryContacts: Contact[] = []
+  /** The adversaries in id order, for colluders to name the ones nearest a target (they know each other). */
+  private readonly adversaries = new Oracle(this.pool)
   private churned = 0
   /** One options object for every node, so topologies can share what they derive from it. */
   private readonly topologyOptions: TopologyOptions
@@ -117,7 +121,8 @@ export class Simulation {
     this.world = new MemoryWorld(o.seed, this.links)
     setAddressCacheSize(2 * o.nodes) // every address decoded again and again: keep their texts (a few MB per 100k)
     this.random = new SeededRandom(`${o.seed}:sim`)
-    this.topologyOptions = { k: o.k, alpha: o.alpha, ...(o.refreshMs ? { refreshIntervalMs: o.refreshMs } : {}), ...(o.b ? { b: o.b } : {}) }
+    if (o.disjoint !== undefined && !(Number.isInteger(o.disjoint) && o.disjoint >= 1 && o.disjoint <= MAX_DISJOINT_PATHS)) throw new WeftError('ERR_BAD_ARGUMENT', `--disjoint must be a whole number from 1 to ${MAX_DISJOINT_PATHS}, got ${o.disjoint}`)
+    this.topologyOptions = { k: o.k, alpha: o.alpha, ...(o.disjoint ? { disjoint: o.disjoint } : {}), ...(o.refreshMs ? { refreshIntervalMs: o.refreshMs } : {}), ...(o.b ? { b: o.b } : {}) }
     this.metric = topologyMetric(o.topology, this.topologyOptions)
     if (!Number.isInteger(o.objects) || o.objects < 0) throw new WeftError('ERR_BAD_ARGUMENT', `--objects must be a whole number of at least 0, got ${o.objects}`)
     if (!Number.isInteger(o.servers) || o.servers < 1 || o.servers > 64) throw new WeftError('ERR_BAD_ARGUMENT', `--servers must be a whole number from 1 to 64, got ${o.servers}`)
@@ -161,7 +166,7 @@ export class Simulation {
       this.adversary = grown(this.adversary, size)
     }
     this.nodeOfHandle[h] = i + 1
-    if (bad) { this.adversary[i] = 1; this.adversaryContacts.push({ id, address: ep.address }) } else if (!nat) this.honest[h] = 1
+    if (bad) { this.adversary[i] = 1; this.adversaries.add(h) } else if (!nat) this.honest[h] = 1
     return i
   }
 
@@ -178,9 +183,10 @@ export class Simulation {
         const all = topology.closest(target, Math.max(k, topology.size()))
         return { type: MessageType.NODES, contacts: all.slice(-k).reverse() }
       }
-      // Colluders name only each other, nearest to the target first: an eclipse attempt.
-      const mates = rank(this.metric, target, this.adversaryContacts, k)
-      return { type: MessageType.NODES, contacts: mates }
+      // Colluders name only each other (live ones), nearest to the target first: S/Kademlia's
+      // adversary, trying to eclipse the target by pulling every lookup into its own nodes.
+      const mates = this.adversaries.closestBy(this.metric, target, k)
+      return { type: MessageType.NODES, contacts: mates.map((h) => ({ id: this.pool.id(h), address: this.pool.address(h) })) }
     })
   }
 
@@ -293,6 +299,7 @@ export class Simulation {
   private fail(i: number): void {
     this.churned++
     if (this.isServer(i)) this.oracle.setAlive(this.handles[i], false)
+    if (this.adversary[i]) this.adversaries.setAlive(this.handles[i], false)
     this.topologies[i]?.close()
     this.dhts[i]?.close()
     this.rpcs[i]?.close()
@@ -320,8 +327,12 @@ export class Simulation {
     }
   }
 
-  /** Runs the lookups and judges each against the oracle. */
-  async measure(): Promise<SimResult> {
+  /**
+   * Runs the lookups and judges each against the oracle. `lookup` overrides the topology's
+   * lookup options (e.g. disjoint paths), so one built network can be measured several ways:
+   * the same seed asks the same lookups from the same nodes each time.
+   */
+  async measure(lookup?: LookupOptions): Promise<SimResult> {
     const o = this.options
     const lookRandom = new SeededRandom(`${o.seed}:lookups`)
     const hops: number[] = [], latency: number[] = []
@@ -338,7 +349,7 @@ export class Simulation {
         while (from < 0) { const j = lookRandom.u32() % this.topologies.length; if (this.topologies[j] && !this.adversary[j]) from = j }
         const target = lookRandom.bytes(32)
         let r
-        try { r = await this.topologies[from]!.lookup(target) } catch { r = null }
+        try { r = await (lookup ? this.topologies[from]!.lookup(target, lookup) : this.topologies[from]!.lookup(target)) } catch { r = null }
         const truth = this.honestClosest(target, o.k)
         // Routability too: follow nextHop from table to table (no messages), as recursive routing would.
         const route = this.route(from, target)
@@ -435,6 +446,15 @@ export class Simulation {
   }
 
   get departures(): number { return this.churned }
+
+  /** Node i's topology and rpc (null once it has left), for tests and tools that drive one node by hand. */
+  node(i: number): { topology: Topology; rpc: Rpc } | null {
+    const topology = this.topologies[i], rpc = this.rpcs[i]
+    return topology && rpc ? { topology, rpc } : null
+  }
+
+  /** Whether node i was made an adversary. */
+  isAdversary(i: number): boolean { return this.adversary[i] === 1 }
 
   /** Addresses of the live nodes behind NAT. */
   nattedAddresses(): Set<string> {

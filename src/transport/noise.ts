@@ -1,5 +1,6 @@
 // The Noise Protocol Framework (revision 34), written by hand for two protocols:
-// Noise_XX_25519_ChaChaPoly_SHA256 and Noise_IK_25519_ChaChaPoly_SHA256. https://noiseprotocol.org/noise.html
+// Noise_XX_25519_ChaChaPoly_SHA256 and Noise_IK_25519_ChaChaPoly_SHA256, and their pskN variants
+// (section 9: a pre-shared key; a private network's key). https://noiseprotocol.org/noise.html
 // Sans-IO: bytes in, bytes out. node:crypto does X25519, ChaCha20-Poly1305, SHA-256 and HMAC.
 import {
   createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, createSecretKey, diffieHellman,
@@ -81,6 +82,14 @@ function hkdf2(ck: Uint8Array, ikm: Uint8Array): [Uint8Array, Uint8Array] {
   const temp = hmac(ck, ikm)
   const out1 = hmac(temp, Uint8Array.of(1))
   return [bytes(out1), bytes(hmac(temp, out1, Uint8Array.of(2)))]
+}
+
+// HKDF with three outputs, for MixKeyAndHash (the psk token).
+function hkdf3(ck: Uint8Array, ikm: Uint8Array): [Uint8Array, Uint8Array, Uint8Array] {
+  const temp = hmac(ck, ikm)
+  const out1 = hmac(temp, Uint8Array.of(1))
+  const out2 = hmac(temp, out1, Uint8Array.of(2))
+  return [bytes(out1), bytes(out2), bytes(hmac(temp, out2, Uint8Array.of(3)))]
 }
 
 // ChaChaPoly's 96-bit nonce is 32 zero bits, then the 64-bit counter little-endian (section 12.3).
@@ -175,9 +184,14 @@ export interface HandshakeOptions {
   s: KeyPair // our static key
   rs?: Uint8Array // the responder's static public key: required for an IK initiator
   e?: KeyPair // a given ephemeral (test vectors, or one drawn from a seeded random source); otherwise generated
+  /**
+   * A pre-shared key and where it enters (the pskN modifier, section 9.2): 0 at the start of the
+   * first message, N >= 1 at the end of message N. Both sides must give the same key and place.
+   */
+  psk?: { key: Uint8Array; position: number }
 }
 
-type Token = 'e' | 's' | 'ee' | 'es' | 'se' | 'ss'
+type Token = 'e' | 's' | 'ee' | 'es' | 'se' | 'ss' | 'psk'
 // Each pattern: is the responder's static key a pre-message (IK's "<- s")? Then its messages in turn.
 const PATTERNS: Record<Pattern, { responderStaticKnown: boolean; messages: Token[][] }> = {
   XX: { responderStaticKnown: false, messages: [['e'], ['e', 'ee', 's', 'es'], ['s', 'se']] },
@@ -245,11 +259,12 @@ export class Handshake {
   readonly #messages: Token[][]
   readonly #s: Local
   readonly #fixedE: Local | null
+  readonly #psk: Uint8Array | null
   #st: State
   #didSplit = false
 
   constructor(options: HandshakeOptions) {
-    const { pattern, initiator, prologue = EMPTY, s, rs, e } = options
+    const { pattern, initiator, prologue = EMPTY, s, rs, e, psk } = options
     if (pattern !== 'XX' && pattern !== 'IK') throw new WeftError('ERR_BAD_ARGUMENT', `unknown Noise pattern ${String(pattern)}`)
     if (typeof initiator !== 'boolean') throw new WeftError('ERR_BAD_ARGUMENT', 'initiator must be true or false')
     if (!(prologue instanceof Uint8Array)) throw new WeftError('ERR_BAD_ARGUMENT', 'the prologue must be a Uint8Array')
@@ -259,10 +274,21 @@ export class Handshake {
     this.pattern = pattern
     this.initiator = initiator
     this.#messages = PATTERNS[pattern].messages
+    let modifier = ''
+    this.#psk = null
+    if (psk !== undefined) {
+      const { position } = psk
+      if (!Number.isInteger(position) || position < 0 || position > this.#messages.length) {
+        throw new WeftError('ERR_BAD_ARGUMENT', `a psk position for ${pattern} is 0 to ${this.#messages.length}`)
+      }
+      this.#psk = bytes(checkKey(psk.key, 'a pre-shared key'))
+      this.#messages = this.#messages.map((m, i) => (position === 0 && i === 0 ? ['psk' as Token, ...m] : i === position - 1 ? [...m, 'psk' as Token] : m))
+      modifier = `psk${position}`
+    }
     this.#s = local(s, 'the static key')
     this.#fixedE = e === undefined ? null : local(e, 'the ephemeral key')
-    // A protocol name of at most HASHLEN bytes is h itself, zero-padded; ours are exactly 32 (section 5.2).
-    const name = Buffer.from(`Noise_${pattern}_25519_ChaChaPoly_SHA256`)
+    // A protocol name of at most HASHLEN bytes is h itself, zero-padded; longer ones are hashed (section 5.2).
+    const name = Buffer.from(`Noise_${pattern}${modifier}_25519_ChaChaPoly_SHA256`)
     const h = new Uint8Array(KEY_BYTES)
     if (name.length <= KEY_BYTES) h.set(name)
     else h.set(sha256(name))
@@ -291,7 +317,9 @@ export class Handshake {
           st.e = this.#fixedE ?? freshLocal()
           parts.push(st.e.publicKey)
           this.#mixHash(st.e.publicKey)
+          if (this.#psk) this.#mixKey(st.e.publicKey) // section 9.2: in a psk handshake, e is also mixed into the key
         } else if (token === 's') parts.push(this.#encryptAndHash(this.#s.publicKey))
+        else if (token === 'psk') this.#mixKeyAndHash(this.#psk!)
         else this.#mixKey(this.#dh(token))
       }
       parts.push(this.#encryptAndHash(payload))
@@ -316,7 +344,9 @@ export class Handshake {
         if (token === 'e') {
           st.re = remote(take(KEY_BYTES))
           this.#mixHash(st.re.raw)
+          if (this.#psk) this.#mixKey(st.re.raw)
         } else if (token === 's') st.rs = remote(this.#decryptAndHash(take(KEY_BYTES + (st.k ? TAG_BYTES : 0))), true)
+        else if (token === 'psk') this.#mixKeyAndHash(this.#psk!)
         else this.#mixKey(this.#dh(token))
       }
       const payload = this.#decryptAndHash(message.subarray(at))
@@ -371,6 +401,13 @@ export class Handshake {
   #mixKey(ikm: Uint8Array): void {
     const [ck, k] = hkdf2(this.#st.ck, ikm)
     this.#st.ck = ck
+    this.#st.k = new CipherState(k)
+  }
+
+  #mixKeyAndHash(psk: Uint8Array): void {
+    const [ck, h, k] = hkdf3(this.#st.ck, psk)
+    this.#st.ck = ck
+    this.#mixHash(h)
     this.#st.k = new CipherState(k)
   }
 

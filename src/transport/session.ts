@@ -14,10 +14,15 @@
 // IK needs the responder's key: known from an earlier session, given by addPeerKey (a peer
 // record) or hinted by hintPeerKey (a contact's id is its key); otherwise XX. A replayed IK message 1 is refused by its timestamp (the last one per
 // peer is kept); XX cannot be replayed, the responder's ephemeral key is new each time.
+// A private network (networkKey) runs XXpsk1 / IKpsk1: the key enters at the end of message 1, so
+// a responder authenticates the very first message and does not answer one made without the key.
+import { scryptSync } from 'node:crypto'
 import { WeftError } from '../errors.js'
 import { x25519PrivateFromIdentity, x25519PublicFromEd25519 } from '../identity/dh-key.js'
 import type { Identity } from '../identity/keys.js'
 import { idFromPublicKey, idToHex, type NodeId } from '../identity/node-id.js'
+import { PeerTable } from '../rpc/peer-table.js'
+import { hostKey, isLoopback, RateLimiter } from '../rpc/rate-limit.js'
 import type { Runtime, TimerHandle } from '../runtime/runtime.js'
 import type { Address } from '../wire/address.js'
 import { CipherState, Handshake, keyPairFromPrivate, TAG_BYTES, type KeyPair, type Pattern } from './noise.js'
@@ -32,6 +37,22 @@ const KEY_BYTES = 32
 const XX_INIT_BYTES = 160 // message 1 padded to at least RESP's size: no amplification
 const MAX_COUNTER = 2 ** 48 // far more than a session ever sends before it is rekeyed
 const FINAL_RESEND_MS = 200
+/** Where a network key enters the handshake: the end of message 1 (XXpsk1, IKpsk1), the first the responder reads. */
+const PSK_POSITION = 1
+const NETWORK_KEY_SALT = 'weft network key v1'
+
+/**
+ * A network key from what a user gives: 32 bytes as they are; a string is a passphrase, stretched
+ * to 32 bytes with scrypt (N = 2^15, r = 8, p = 1; salt "weft network key v1"), about 0.1 s once.
+ */
+export function networkKeyFrom(value: Uint8Array | string): Uint8Array {
+  if (typeof value === 'string') {
+    if (value.length === 0) throw new WeftError('ERR_BAD_ARGUMENT', 'a network passphrase must not be empty')
+    return new Uint8Array(scryptSync(value.normalize('NFC'), NETWORK_KEY_SALT, KEY_BYTES, { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 }))
+  }
+  if (!(value instanceof Uint8Array) || value.length !== KEY_BYTES) throw new WeftError('ERR_BAD_ARGUMENT', `a network key is ${KEY_BYTES} bytes (or a passphrase string)`)
+  return new Uint8Array(value)
+}
 
 export interface SessionOptions {
   /** Largest packet the layer above sends; sealed packets are at most this plus SESSION_OVERHEAD. */
@@ -52,6 +73,18 @@ export interface SessionOptions {
   rekeyAfterMs: number
   /** A session nobody sent or received on for this long is closed. */
   idleMs: number
+  /**
+   * A private network's pre-shared key (32 bytes, see networkKeyFrom): handshakes bind it, and a
+   * first message made without it gets no answer at all (counted in networkRefused). null: open.
+   */
+  networkKey: Uint8Array | null
+  /** First handshake messages answered per second from one host (every port of an IP, or an IPv6 /64), and the burst. */
+  handshakesPerHostPerSecond: number
+  handshakeBurstPerHost: number
+  /** Hosts whose handshake buckets are kept (least recently seen reused first). */
+  maxHandshakeHosts: number
+  /** Loopback sources skip the per-host handshake limit (a devnet puts every node on 127.0.0.1). */
+  exemptLoopback: boolean
 }
 
 export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
@@ -64,6 +97,11 @@ export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
   handshakeAttempts: 3,
   rekeyAfterMs: 120_000,
   idleMs: 180_000,
+  networkKey: null,
+  handshakesPerHostPerSecond: 200,
+  handshakeBurstPerHost: 400,
+  maxHandshakeHosts: 1024,
+  exemptLoopback: true,
 }
 
 export interface SessionStats {
@@ -95,6 +133,12 @@ export interface SessionStats {
   rekeys: number
   /** XX message 3 sent again: the responder had not yet shown it has the keys. */
   finalResent: number
+  /** First handshake messages made without this node's network key (or with another): not answered. */
+  networkRefused: number
+  /** Handshakes from peers the authorizePeer hook refused (no session, no answer). */
+  peersRefused: number
+  /** First handshake messages past their host's rate (handshakesPerHostPerSecond): not answered. */
+  handshakesRateLimited: number
 }
 
 interface Session {
@@ -170,9 +214,15 @@ export class SecureTransport implements Transport {
   readonly sessionStats: SessionStats = {
     handshakesStarted: 0, handshakesAnswered: 0, sessionsOpened: 0, handshakeFailures: 0, handshakeTimeouts: 0, handshakeReplays: 0,
     decryptFailures: 0, replays: 0, misdirected: 0, crossedHandshakes: 0, idMismatch: 0, malformed: 0, queueDropped: 0, halfOpenDropped: 0,
-    evicted: 0, idleClosed: 0, rekeys: 0, finalResent: 0,
+    evicted: 0, idleClosed: 0, rekeys: 0, finalResent: 0, networkRefused: 0, peersRefused: 0, handshakesRateLimited: 0,
   }
   onPacket: (from: Address, bytes: Uint8Array) => void = () => {}
+  /**
+   * Whether the peer `id` (authenticated by the handshake) at `address` may have a session. Asked
+   * when a handshake completes, on either side; refused, the handshake is dropped without a word.
+   * Synchronous and cheap: it runs once per handshake.
+   */
+  authorizePeer: ((id: NodeId, address: Address) => boolean) | null = null
   private readonly o: SessionOptions
   private readonly staticKey: KeyPair
   private readonly peers = new Map<Address, Peer>()
@@ -181,6 +231,9 @@ export class SecureTransport implements Transport {
   private readonly lastTimestamp = new Map<string, number>() // newest IK timestamp per peer id
   private halfOpen = 0
   private sessions = 0
+  private readonly psk: { key: Uint8Array; position: number } | undefined
+  private readonly hostLimiter: RateLimiter
+  private readonly hosts: PeerTable
   private sweeper: TimerHandle | null = null
   private closed = false
 
@@ -196,6 +249,9 @@ export class SecureTransport implements Transport {
     options: Partial<SessionOptions> = {},
   ) {
     this.o = { ...DEFAULT_SESSION_OPTIONS, ...options }
+    this.psk = this.o.networkKey ? { key: networkKeyFrom(this.o.networkKey), position: PSK_POSITION } : undefined
+    this.hosts = new PeerTable(this.o.maxHandshakeHosts)
+    this.hostLimiter = new RateLimiter(this.o.handshakesPerHostPerSecond, this.o.handshakeBurstPerHost, this.hosts)
     this.staticKey = keyPairFromPrivate(x25519PrivateFromIdentity(identity))
     inner.onPacket = (from, bytes) => this.receive(from, bytes)
     this.scheduleSweep()
@@ -205,6 +261,16 @@ export class SecureTransport implements Transport {
   get stats(): TransportStats { return this.inner.stats }
   /** Sessions open now. */
   get sessionCount(): number { return this.sessions }
+  /** XX handshakes answered and waiting for message 3. */
+  get halfOpenCount(): number { return this.halfOpen }
+  /** Peer keys remembered by address (for IK). */
+  get knownKeyCount(): number { return this.keys.size }
+  /** Hosts with a handshake rate bucket. */
+  get handshakeHostCount(): number { return this.hosts.size }
+  /** Whether handshakes bind a network key (a private network). */
+  get privateNetwork(): boolean { return this.psk !== undefined }
+  /** The bounds this transport runs with. */
+  get options(): Readonly<SessionOptions> { return this.o }
 
   /**
    * A key the layers above expect at an address (a contact's id is its key): used for IK when no
@@ -215,13 +281,13 @@ export class SecureTransport implements Transport {
     try {
       x25519PublicFromEd25519(publicKey) // refuses what cannot be a key; the result is kept for the handshake
     } catch { return }
-    this.remember(this.keys, address, publicKey)
+    this.rememberKey(address, publicKey)
   }
 
   /** Tells the transport a peer's Ed25519 key (from its signed peer record): the first packet to it goes out sealed (IK). */
   addPeerKey(address: Address, publicKey: Uint8Array): void {
     if (publicKey.length !== KEY_BYTES) throw new WeftError('ERR_BAD_ARGUMENT', 'an Ed25519 public key is 32 bytes')
-    this.remember(this.keys, address, publicKey)
+    this.rememberKey(address, publicKey)
   }
 
   /** The authenticated id of the peer at `address`, when a session is open. */
@@ -278,7 +344,7 @@ export class SecureTransport implements Transport {
   private initiate(to: Address, peer: Peer, attempt = 1): void {
     const key = this.keys.get(to)
     const pattern: Pattern = key ? 'IK' : 'XX'
-    const hs = new Handshake({ pattern, initiator: true, prologue: PROLOGUE, s: this.staticKey, e: this.ephemeral(), rs: key ? x25519PublicFromEd25519(key) : undefined })
+    const hs = new Handshake({ pattern, initiator: true, prologue: PROLOGUE, s: this.staticKey, e: this.ephemeral(), rs: key ? x25519PublicFromEd25519(key) : undefined, psk: this.psk })
     const localIndex = this.newIndex()
     if (peer.pending) this.dropPending(peer)
     peer.pending = { hs, pattern, localIndex, attempts: attempt, timer: null }
@@ -384,12 +450,19 @@ export class SecureTransport implements Transport {
     const remoteIndex = readU32(b, 2)
     const mine = this.peers.get(from)?.pending
     if (mine && mine.localIndex > remoteIndex) { this.sessionStats.crossedHandshakes++; return } // ours goes on; the peer answers it
-    const hs = new Handshake({ pattern: ik ? 'IK' : 'XX', initiator: false, prologue: PROLOGUE, s: this.staticKey, e: this.ephemeral() })
+    // Before any Diffie-Hellman: many ports of one host share one bucket (loopback may be exempt).
+    if (!(this.o.exemptLoopback && isLoopback(from)) && !this.hostLimiter.allowAt(this.hosts.slot(hostKey(from)), this.runtime.now())) {
+      this.sessionStats.handshakesRateLimited++
+      return
+    }
+    const hs = new Handshake({ pattern: ik ? 'IK' : 'XX', initiator: false, prologue: PROLOGUE, s: this.staticKey, e: this.ephemeral(), psk: this.psk })
     if (ik) {
-      const payload = hs.readMessage(b.subarray(6))
+      const payload = this.readFirst(hs, b.subarray(6))
+      if (!payload) return
       if (payload.length < KEY_BYTES + 8) throw new WeftError('ERR_HANDSHAKE', 'IK payload too short')
       const key = payload.subarray(0, KEY_BYTES)
       this.checkKey(hs, key)
+      if (!this.authorized(key, from)) return
       const id = idToHex(idFromPublicKey(key))
       const stamp = new DataView(payload.buffer, payload.byteOffset + KEY_BYTES, 8).getFloat64(0)
       if (!(stamp > (this.lastTimestamp.get(id) ?? -Infinity))) { this.sessionStats.handshakeReplays++; return }
@@ -426,13 +499,38 @@ export class SecureTransport implements Transport {
     // XX: answer, and keep the state until message 3, within a bound.
     this.sweepHalfOpen()
     if (this.halfOpen >= this.o.maxHalfOpen) { this.sessionStats.halfOpenDropped++; return }
-    hs.readMessage(b.subarray(6, 6 + 32)) // only the ephemeral key; the rest is padding
+    // Only the ephemeral key (and, in a private network, the tag the network key made); the rest is padding.
+    if (!this.readFirst(hs, b.subarray(6, 6 + KEY_BYTES + (this.psk ? TAG_BYTES : 0)))) return
     const localIndex = this.newIndex()
     const reply = hs.writeMessage(this.identity.publicKey)
     this.byIndex.set(localIndex, { hs, address: from, localIndex, remoteIndex, expiresAt: this.runtime.now() + this.o.handshakeTimeoutMs * this.o.handshakeAttempts })
     this.halfOpen++
     this.sessionStats.handshakesAnswered++
     this.inner.send(from, Buffer.concat([this.respHead(localIndex, remoteIndex), reply]))
+  }
+
+  /**
+   * Reads a handshake's first message. In a private network a failure means the sender lacks the
+   * network key: it is counted and gets no answer (null), not even a handshake failure's.
+   */
+  private readFirst(hs: Handshake, message: Uint8Array): Uint8Array | null {
+    if (!this.psk) return hs.readMessage(message)
+    try {
+      return hs.readMessage(message)
+    } catch (err) {
+      if (!(err instanceof WeftError)) throw err
+      this.sessionStats.networkRefused++
+      return null
+    }
+  }
+
+  /** The authorizePeer hook on a proven key; a hook that throws refuses. */
+  private authorized(key: Uint8Array, address: Address): boolean {
+    if (!this.authorizePeer) return true
+    let ok = false
+    try { ok = this.authorizePeer(idFromPublicKey(key), address) === true } catch { ok = false }
+    if (!ok) this.sessionStats.peersRefused++
+    return ok
   }
 
   private respHead(localIndex: number, remoteIndex: number): Uint8Array {
@@ -460,6 +558,15 @@ export class SecureTransport implements Transport {
       if (payload.length !== KEY_BYTES) throw new WeftError('ERR_HANDSHAKE', 'XX message 2 must carry the responder key')
       key = Buffer.from(payload)
       this.checkKey(p.hs, key)
+    }
+    if (!this.authorized(key, from)) { // a peer we refuse: no message 3, nothing sent to it
+      this.dropPending(peer)
+      this.sessionStats.queueDropped += peer.queue.length
+      peer.queue = []
+      if (!peer.current && !peer.previous) this.peers.delete(from)
+      return
+    }
+    if (p.pattern === 'XX') {
       const head = new Uint8Array(5)
       head[0] = Kind.FINAL
       writeU32(head, 1, remoteIndex)
@@ -488,6 +595,7 @@ export class SecureTransport implements Transport {
     if (payload.length < KEY_BYTES) throw new WeftError('ERR_HANDSHAKE', 'XX message 3 must carry the initiator key')
     const key = Buffer.from(payload.subarray(0, KEY_BYTES))
     this.checkKey(h.hs, key)
+    if (!this.authorized(key, from)) return
     const s = this.open(from, h.hs, h.localIndex, h.remoteIndex, key, false)
     this.deliver(this.peer(from), s, payload.subarray(KEY_BYTES))
     // The initiator resends message 3 until it hears from us under the new keys: when what it
@@ -514,7 +622,7 @@ export class SecureTransport implements Transport {
     this.byIndex.set(localIndex, s)
     this.sessions++
     this.sessionStats.sessionsOpened++
-    this.remember(this.keys, address, remoteKey)
+    this.rememberKey(address, remoteKey)
     if (initiator || !peer.current) {
       if (peer.previous) this.retire(peer.previous)
       peer.previous = peer.current
@@ -559,6 +667,13 @@ export class SecureTransport implements Transport {
     map.delete(key)
     map.set(key, value)
     if (map.size > this.o.maxKnownKeys) map.delete(map.keys().next().value as K)
+  }
+
+  // A copy, not the key given: that is often a view into a decrypted datagram, whose buffer (an
+  // 8 KiB Buffer pool slab) the entry would otherwise pin for as long as it is remembered. Seen
+  // in the soak (bench/soak.ts): slabs held by this map grew with churn, ~4 KiB per session opened.
+  private rememberKey(address: Address, key: Uint8Array): void {
+    this.remember(this.keys, address, new Uint8Array(key))
   }
 
   private evictOne(): void {

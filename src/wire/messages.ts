@@ -198,7 +198,7 @@ export type Message = Request | Reply
 /** ERROR reply codes on the wire, and the error code each one becomes at the asker. */
 export const ErrorReplyCode = {
   RATE_LIMITED: 1, BAD_REQUEST: 2, BUSY: 3, VALUE_TOO_LARGE: 4, HASH_MISMATCH: 5, BAD_SIGNATURE: 6,
-  STALE_SEQ: 7, CAS_MISMATCH: 8, STORE_FULL: 9, BAD_TOKEN: 10, EXPIRED: 11,
+  STALE_SEQ: 7, CAS_MISMATCH: 8, STORE_FULL: 9, BAD_TOKEN: 10, EXPIRED: 11, FORBIDDEN: 12,
 } as const
 
 export function isRequest(m: Message): m is Request {
@@ -441,6 +441,8 @@ export function decode(b: Uint8Array): DecodeResult {
   }
 }
 
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
 function need(b: Uint8Array, o: number, n: number, what: string): void {
   if (o + n > b.length) throw new WeftError('ERR_TRUNCATED', `truncated ${what}`)
 }
@@ -599,6 +601,8 @@ function decodeOrThrow(packet: Uint8Array): Message {
     case MessageType.NODES:
     case MessageType.VALUES:
     case MessageType.POINTERS: {
+      // HAS_TOKEN is a request's flag (a reply's token is always there): the encoder never sets it, so a reply with it is not one encoding.
+      if (flags & Flag.HAS_TOKEN) throw new WeftError('ERR_BAD_MESSAGE', 'HAS_TOKEN set on a reply')
       need(b, o, TOKEN_BYTES, 'token')
       const token = readU48(b, o)
       o += TOKEN_BYTES
@@ -633,13 +637,17 @@ function decodeOrThrow(packet: Uint8Array): Message {
       break
     }
     case MessageType.ERROR: {
+      if (flags & Flag.HAS_TOKEN) throw new WeftError('ERR_BAD_MESSAGE', 'HAS_TOKEN set on a reply')
       need(b, o, 2, 'error')
       const code = b[o]
       const len = b[o + 1]
       o += 2
       if (len > MAX_REASON_BYTES) throw new WeftError('ERR_BAD_MESSAGE', 'error reason too long')
       need(b, o, len, 'error reason')
-      const reason = Buffer.from(b.subarray(o, o + len)).toString('utf8')
+      // Strict UTF-8: a lenient decode would turn bad bytes into U+FFFD, so the reason would not
+      // encode back to the bytes received (and could even outgrow MAX_REASON_BYTES). Found by fuzzing.
+      let reason: string
+      try { reason = STRICT_UTF8.decode(b.subarray(o, o + len)) } catch { throw new WeftError('ERR_BAD_MESSAGE', 'error reason is not UTF-8') }
       o += len
       m = { type, txid, sender, flags, code, reason }
       break

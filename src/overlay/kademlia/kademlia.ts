@@ -9,8 +9,10 @@ import type { Address } from '../../wire/address.js'
 import { Flag, MessageType, type FindNode } from '../../wire/messages.js'
 import type { Random } from '../../runtime/runtime.js'
 import type { Contact, LookupOptions, LookupResult, NodeSet, TableEntry, Topology, TopologyContext } from '../topology.js'
-import { iterativeFindNode } from '../lookup.js'
+import { iterativeFindNode, MAX_DISJOINT_PATHS } from '../lookup.js'
 import { RoutingTable } from './routing-table.js'
+import { checkPuzzle, validatePuzzleBits } from '../../identity/puzzle.js'
+import { defaultDiversity, MAX_PER_PREFIX, type DiversityOptions } from './diversity.js'
 
 export interface KademliaOptions {
   /** Bucket size and replication parameter. */
@@ -25,14 +27,24 @@ export interface KademliaOptions {
   maxFailures: number
   /** A full bucket pings its oldest contact for a newcomer only if not heard from in this long. */
   staleAfterMs: number
+  /** S/Kademlia's disjoint lookup paths, 1..MAX_DISJOINT_PATHS (docs/security.md: why the default). */
+  disjoint: number
+  /** S/Kademlia's static puzzle, a network parameter: ids must solve it to enter the table or a lookup (0: off). */
+  puzzleBits: number
+  /** Contacts per IP prefix in one bucket (see diversity.ts); the fields not given keep their defaults. */
+  diversity: Partial<DiversityOptions>
 }
 
 // Shared by every instance: per-node closures and option objects add up over a million nodes.
 const ignore = (): void => {}
 const pong = () => ({ type: MessageType.PONG }) as const
+// One check per difficulty, shared: a closure per node would add up over a million nodes.
+const puzzleChecks: ((id: NodeId) => boolean)[] = []
+const puzzleCheck = (bits: number) => (puzzleChecks[bits] ??= (id: NodeId) => checkPuzzle(id, bits))
 
-export const defaultKademliaOptions: KademliaOptions = { k: 20, alpha: 3, verify: 10, refreshIntervalMs: 15 * 60_000, maxFailures: 2, staleAfterMs: 15 * 60_000 }
+export const defaultKademliaOptions: KademliaOptions = { k: 20, alpha: 3, verify: 10, refreshIntervalMs: 15 * 60_000, maxFailures: 2, staleAfterMs: 15 * 60_000, disjoint: 1, puzzleBits: 0, diversity: defaultDiversity }
 const mergedOptions = withDefaults(defaultKademliaOptions)
+const mergedDiversity = withDefaults(defaultDiversity)
 
 export class Kademlia implements Topology {
   readonly name = 'kademlia'
@@ -42,13 +54,23 @@ export class Kademlia implements Topology {
   onPeer: (event: 'added' | 'removed', contact: Contact) => void = ignore
   onJoin: (contact: Contact) => void = ignore
   private refreshTimer: unknown = null
+  private readonly acceptId: ((id: NodeId) => boolean) | undefined
   private closed = false
 
   constructor(private readonly ctx: TopologyContext, options: Partial<KademliaOptions> = defaultKademliaOptions) {
     this.options = mergedOptions(options)
     if (this.options.k < 1 || this.options.k > 25) throw new WeftError('ERR_BAD_ARGUMENT', 'k must be between 1 and 25 (a reply must fit one datagram)')
     if (this.options.alpha < 1 || this.options.alpha > 16) throw new WeftError('ERR_BAD_ARGUMENT', 'alpha must be between 1 and 16')
+    if (!Number.isInteger(this.options.disjoint) || this.options.disjoint < 1 || this.options.disjoint > MAX_DISJOINT_PATHS) throw new WeftError('ERR_BAD_ARGUMENT', `disjoint must be a whole number from 1 to ${MAX_DISJOINT_PATHS}`)
     this.routing = new RoutingTable(ctx.id, this.options.k, this.options.maxFailures, 4, this.options.staleAfterMs, ctx.contacts, ctx.arena)
+    const bits = validatePuzzleBits(this.options.puzzleBits)
+    const diversity = mergedDiversity(this.options.diversity)
+    for (const key of ['perSlash24', 'perSlash16'] as const) {
+      const n = diversity[key]
+      if (!Number.isInteger(n) || n < 0 || n > MAX_PER_PREFIX) throw new WeftError('ERR_BAD_ARGUMENT', `diversity.${key} must be an integer between 0 (no limit) and ${MAX_PER_PREFIX}, got ${n}`)
+    }
+    this.acceptId = bits > 0 ? puzzleCheck(bits) : undefined
+    this.routing.admit({ acceptId: this.acceptId, diversity })
     const { rpc, runtime } = ctx
     this.routing.onEvent = (e) => this.onPeer(e.type, e.contact)
     this.routing.probe = (c, done) => {
@@ -79,6 +101,8 @@ export class Kademlia implements Topology {
       verify: Math.min(this.options.k, Math.max(1, options.verify ?? this.options.verify)),
       seeds: this.routing.closest(target, this.options.k),
       bootstrap, signal: options.signal, query: options.query,
+      disjoint: options.disjoint ?? this.options.disjoint,
+      acceptId: this.acceptId,
       onFailed: (c) => this.routing.failed(c.id, runtime.now()),
     })
   }
@@ -153,8 +177,22 @@ export class Kademlia implements Topology {
     return this.routing.closest(target, n)
   }
 
+  /**
+   * S/Kademlia's sibling list: the s nearest nodes to this node's own id (s = k by default), so
+   * the siblings of a key near us (the nodes that must hold its replicas) are known. Kept in
+   * the routing table (its nearest buckets hold every node near us), read from it here.
+   */
+  siblings(s = this.options.k): Contact[] {
+    return this.routing.closest(this.ctx.id, s)
+  }
+
   entries(): TableEntry[] {
     return this.routing.entries(this.ctx.runtime.now())
+  }
+
+  /** Contacts kept out of the table: ids that fail the puzzle, and addresses past the diversity limit. */
+  get refused(): { puzzle: number; diversity: number } {
+    return { puzzle: this.routing.refusedIds, diversity: this.routing.refusedDiversity }
   }
 
   size(): number {

@@ -8,6 +8,7 @@ import type { Address } from '../../wire/address.js'
 import { heapArena, type Arena } from '../arena.js'
 import { ContactPool } from '../contact-pool.js'
 import type { Contact, TableEntry } from '../topology.js'
+import { addressPrefixes, type DiversityOptions } from './diversity.js'
 
 const WORDS = 2
 const MAX_FAILS = 63 // failures share a word with the time, in its low 6 bits
@@ -22,6 +23,15 @@ const EMPTIED = 0x80000000
 const SEARCHED = 0x40000000
 const TIME = 0x3fffffff
 const assumeAlive = (_c: Contact, done: (alive: boolean) => void): void => done(true)
+// Prefixes of the newcomer and of each contact it is compared with (one table works at a time).
+const NEW_PREFIX = new Float64Array(2)
+const OLD_PREFIX = new Float64Array(2)
+
+/** Who may enter the table: ids that pass a check (the crypto puzzle) and a diversity limit. */
+export interface Admission {
+  acceptId?: ((id: NodeId) => boolean) | null
+  diversity?: DiversityOptions | null
+}
 
 export type TableEvent = { type: 'added' | 'removed'; contact: Contact }
 
@@ -34,6 +44,12 @@ export class RoutingTable {
   /** Contacts that found their bucket full, newest last: they take the places of ones that fail. */
   private replacements: Map<number, number[]> | null = null
   onEvent: (e: TableEvent) => void = ignore
+  private acceptId: ((id: NodeId) => boolean) | null = null
+  private diversity: DiversityOptions | null = null
+  /** Contacts never admitted because their id failed acceptId (the puzzle). */
+  refusedIds = 0
+  /** Contacts kept out of a bucket (or its replacements) by the diversity limit. */
+  refusedDiversity = 0
   /** Asks whether the least recently seen contact is alive: set by the owner (it sends a ping). */
   probe: (contact: Contact, done: (alive: boolean) => void) => void = assumeAlive
 
@@ -49,6 +65,34 @@ export class RoutingTable {
   ) {}
 
   get size(): number { return this.total }
+
+  /** Sets the admission rules; a diversity with no limit set is none. */
+  admit(rules: Admission): void {
+    this.acceptId = rules.acceptId ?? null
+    const d = rules.diversity
+    this.diversity = d && (d.perSlash24 > 0 || d.perSlash16 > 0) ? d : null
+  }
+
+  /**
+   * Whether a contact at `address` may join bucket b beside the ones there (but `skip`, the
+   * index of the contact itself when it moves): under the per-/24 and per-/16 limits.
+   */
+  private diverse(b: number, address: Address, skip = -1): boolean {
+    const d = this.diversity
+    if (!d || !addressPrefixes(address, d.exemptPrivate, NEW_PREFIX)) return true
+    const narrow = NEW_PREFIX[0], wide = NEW_PREFIX[1]
+    let sameNarrow = 0, sameWide = 0
+    for (let i = this.start(b), e = this.end(b); i < e; i++) {
+      if (i === skip || !addressPrefixes(this.pool.address(this.handle(i)), d.exemptPrivate, OLD_PREFIX) || OLD_PREFIX[1] !== wide) continue
+      sameWide++
+      if (OLD_PREFIX[0] === narrow) sameNarrow++
+    }
+    if ((d.perSlash24 > 0 && sameNarrow >= d.perSlash24) || (d.perSlash16 > 0 && sameWide >= d.perSlash16)) {
+      this.refusedDiversity++
+      return false
+    }
+    return true
+  }
 
   /** Buckets up to the deepest one ever used (the rest are empty). */
   get bucketCount(): number { return this.meta.length / 2 }
@@ -158,7 +202,7 @@ export class RoutingTable {
       const h = this.handle(i)
       if (this.pool.address(h) !== address) {
         // Ids are only claimed: an unproven packet may not move a known contact to another address.
-        if (!proven) return
+        if (!proven || !this.diverse(b, address, i)) return
         this.data[i * WORDS] = this.pool.acquire(id, address)
         this.pool.release(h)
       }
@@ -166,6 +210,9 @@ export class RoutingTable {
       this.moveToTail(b, i)
       return
     }
+    // A new contact: one double hash for the puzzle, a scan of one bucket for diversity.
+    if (this.acceptId && !this.acceptId(id)) { this.refusedIds++; return }
+    if (!this.diverse(b, address)) return
     if (this.bucketSize(b) < this.k) {
       this.insert(b, this.pool.acquire(id, address), now)
       this.onEvent({ type: 'added', contact: { id: new Uint8Array(id), address } })
@@ -212,7 +259,10 @@ export class RoutingTable {
     this.pool.release(this.take(b, i))
     if (this.bucketSize(b) === 0) this.meta[b * 2 + 1] |= EMPTIED
     this.onEvent({ type: 'removed', contact: gone })
-    const r = this.replacements?.get(b)?.pop()
+    // The newest replacement that the bucket's prefixes still admit (the bucket changed since it queued).
+    const list = this.replacements?.get(b)
+    let r: number | undefined
+    while ((r = list?.pop()) !== undefined && !this.diverse(b, this.pool.address(r))) this.pool.release(r)
     if (r !== undefined) {
       this.insert(b, r, now) // the replacement list's reference passes to the bucket
       this.onEvent({ type: 'added', contact: { id: this.pool.id(r), address: this.pool.address(r) } })

@@ -137,16 +137,27 @@ test('SWIM datagrams: the wire frame round-trips and is strict; a payload that d
   for (let i = 0; i < 200; i++) {
     const p = rnd.bytes(6 + (rnd.u32() % 200))
     p[0] = 1 + (rnd.u32() % 5)
-    assert.equal(handler!('127.0.0.1:4000', req(p), false), null)
+    assert.equal(handler!('127.0.0.1:4000', req(p), true), null)
   }
   assert.ok(m.stats.malformed > 150, `malformed ${m.stats.malformed}`)
-  // A good PING is answered with an ACK; a sync request without a valid token is refused.
-  assert.equal(handler!('127.0.0.1:4000', req(encodeSwim({ type: SwimType.PING, seq: 9, target: 0, updates: [] }, () => ({ id: selfId, address: '127.0.0.1:5000' }))), false), null)
+  // A stranger's PING without a round-trip token is dropped (its address is not proven); with one it
+  // is answered with an ACK.
+  const ping = req(encodeSwim({ type: SwimType.PING, seq: 9, target: 0, updates: [] }, () => ({ id: selfId, address: '127.0.0.1:5000' })))
+  assert.equal(handler!('127.0.0.1:4000', ping, false), null)
+  assert.equal(sent.length, 0)
+  assert.equal(m.stats.unproven, 1)
+  assert.equal(handler!('127.0.0.1:4000', ping, true), null)
   assert.equal(sent.length, 1)
   const ack = decode(sent[0])
   assert.ok(ack.ok && ack.message.type === MessageType.SWIM && (ack.message as { payload: Uint8Array }).payload[0] === SwimType.ACK)
-  handler!('127.0.0.1:4000', req(encodeSwim({ type: SwimType.GOSSIP, seq: 1, updates: [{ kind: UpdateKind.ALIVE, member: 0, incarnation: 0, from: 0 }] }, () => contacts[0])), false)
-  assert.equal(m.stats.syncsRefused, 1)
-  assert.equal(m.members().length, 2) // the asker's own "alive" still counts
+  // A stranger's sync request without a valid token is dropped; with one, it is answered and the
+  // asker's own "alive" makes it a member.
+  const sync = req(encodeSwim({ type: SwimType.GOSSIP, seq: 1, updates: [{ kind: UpdateKind.ALIVE, member: 0, incarnation: 0, from: 0 }] }, () => contacts[0]))
+  handler!('127.0.0.1:4000', sync, false)
+  assert.equal(m.stats.unproven, 2)
+  assert.equal(m.members().length, 1)
+  handler!('127.0.0.1:4000', sync, true)
+  assert.equal(m.stats.syncsAnswered, 1)
+  assert.equal(m.members().length, 2)
   m.close()
 })

@@ -92,6 +92,8 @@ export interface MembershipStats {
   syncsAnswered: number
   /** Sync requests refused: no valid token, or over the rate. */
   syncsRefused: number
+  /** Messages from a non-member without a round-trip token (dropped: its address is not proven). */
+  unproven: number
   /** Event listeners that threw (caught, so a listener cannot break the protocol). */
   listenerErrors: number
 }
@@ -104,7 +106,7 @@ const SELF = 0
 export class Membership extends EventEmitter<MembershipEvents> {
   readonly options: MembershipOptions
   readonly swim: Swim
-  readonly stats: MembershipStats = { sent: 0, received: 0, malformed: 0, dropped: 0, syncsAnswered: 0, syncsRefused: 0, listenerErrors: 0 }
+  readonly stats: MembershipStats = { sent: 0, received: 0, malformed: 0, dropped: 0, syncsAnswered: 0, syncsRefused: 0, unproven: 0, listenerErrors: 0 }
   /** Called for each event after the listeners (the node re-emits them). */
   onEvent: ((kind: SwimEvent['kind'], member: MemberEvent) => void) | null = null
   private readonly table: (Entry | undefined)[] = []
@@ -274,9 +276,16 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private receive(from: Address, req: SwimRequest, verified: boolean): void {
     if (!this.running) return
     if (idEquals(req.sender, this.ctx.id)) { this.stats.malformed++; return }
+    // A stranger becomes a member only from a proven address (a join's sync request carries a
+    // round-trip token), and a member's address moves only on proof: otherwise one spoofed datagram
+    // would aim SWIM's probes and gossip, kilobytes over seconds, at someone else's address.
+    // Members made known by members' gossip are not strangers.
+    const known = this.byKey.get(keyOf(req.sender))
+    const member = known !== undefined && this.swim.stateOf(known) !== MemberState.NONE
+    if (!member && !verified) { this.stats.unproven++; return }
     let sender: number, msg: SwimMessage
     try {
-      sender = this.handleOf(req.sender, from, true)
+      sender = this.handleOf(req.sender, from, verified)
       msg = decodeSwim(req.payload, (id, address) => this.handleOf(id, address))
     } catch {
       this.stats.malformed++

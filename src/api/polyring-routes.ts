@@ -38,9 +38,10 @@ export function registerPolyring(app: FastifyInstance, node: Node): void {
     }
   })
   app.post<{ Body: unknown }>('/v1/polyring/send', async (req) => {
+    // A GUID, or a node id (64 hex digits) resolved to the GUID it published in the DHT.
     const to = guidText(field(req.body, 'guid'), 'guid')
-    node.polyring.send(to, data(req.body))
-    return { from: formatGuid(node.polyring.guid!), to: [to] }
+    const routed = await node.polyring.send(to, data(req.body))
+    return { from: formatGuid(node.polyring.guid!), to: [formatGuid(routed)] }
   })
   app.post<{ Body: unknown }>('/v1/polyring/broadcast', async (req) => {
     node.polyring.broadcast(data(req.body))

@@ -4,6 +4,7 @@
 import type { Command } from 'commander'
 import type { ApiTarget } from '../api/server.js'
 import { callApi } from '../api/client.js'
+import { idFromHex } from '../identity/node-id.js'
 import { parseGuid } from '../overlay/polyring/guid.js'
 import type { PolyringStatus } from '../overlay/polyring/service.js'
 import { table } from './format.js'
@@ -14,15 +15,16 @@ interface Sent { from: string; to: string[] }
 
 export function addPolyringCommands(program: Command, withApi: (c: Command) => Command, target: (o: { api: string; apiToken?: string }) => ApiTarget): void {
   withApi(program.command('send'))
-    .description('route a message through the polyring to the peer holding a GUID, through a running node')
-    .argument('<guid>', 'the receiver, e.g. [4.2.17]')
+    .description('route a message through the polyring to the peer holding a GUID (or to a node id, looked up in the DHT), through a running node')
+    .argument('<guid>', 'the receiver, e.g. [4.2.17], or its node id (64 hex digits)')
     .argument('<message>', 'the message (UTF-8 text)')
     .option('--json', 'print JSON')
     .action(async (to: string, message: string, o) => {
-      parseGuid(to) // a bad GUID is the user's error: say so before asking the node
+      if (to.startsWith('[')) parseGuid(to) // a bad GUID is the user's error: say so before asking the node
+      else idFromHex(to)
       const r = await callApi<Sent>(target(o), '/v1/polyring/send', { method: 'POST', body: { guid: to, data: b64(message) } })
       if (o.json) return json(r)
-      console.log(`sent from ${r.from} to ${to}`)
+      console.log(`sent from ${r.from} to ${r.to[0]}`)
     })
 
   withApi(program.command('broadcast'))

@@ -32,7 +32,7 @@ import type { HyParViewOptions } from '../gossip/hyparview.js'
 import type { PlumtreeOptions } from '../gossip/plumtree.js'
 import { PubSub, type PubSubOptions } from '../services/pubsub/pubsub.js'
 import { Membership, membershipOptions, type MemberEvent, type MembershipOptions } from '../gossip/membership.js'
-import { Polyring, POLYRING_STREAM, type PolyringOptions } from '../overlay/polyring/service.js'
+import { Polyring, type PolyringOptions } from '../overlay/polyring/service.js'
 
 /** How long a graceful leave may take before the node closes anyway. */
 const LEAVE_TIMEOUT_MS = 2000
@@ -336,7 +336,7 @@ export class Node extends EventEmitter<NodeEvents> {
     // Reliable channels share the session with the rpc layer: their packets are told apart by their first byte.
     const transport = new ChannelTransport(sealed, this.runtime, o.channels)
     transport.onChannel = (c) => {
-      if (c.stream === POLYRING_STREAM && this.polyringService) this.polyringService.accept(c)
+      if (this.polyringService?.ownsStream(c.stream)) this.polyringService.accept(c) // the main ring's stream or a side ring's
       else this.emit('channel', c)
     }
     const rpc = new Rpc(this.runtime, transport, this.identity.id, o.rpc)
@@ -410,7 +410,8 @@ export class Node extends EventEmitter<NodeEvents> {
       if (o.polyring) {
         const po = o.polyring === true ? {} : o.polyring
         const ring = this.polyringService = new Polyring({
-          runtime: this.runtime, channel: (a) => transport.channel(canonicalAddress(a), POLYRING_STREAM), address: () => transport.address, bootstrap: given, log: this.log,
+          runtime: this.runtime, channel: (a, stream) => transport.channel(canonicalAddress(a), stream), address: () => transport.address, bootstrap: given, log: this.log,
+          dht, identity: this.identity, // identity -> location: the node's GUID under its id
         }, po)
         if (po.join !== false) await ring.join()
       }

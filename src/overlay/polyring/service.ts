@@ -14,17 +14,28 @@
 // which routes the request there), which hands out the lowest free child coordinate and lists
 // the new child's siblings. The newcomer then says HELLO to each one it was given, and each
 // places it in its table by its GUID. Leave: LEAVE to every neighbour, which drops the slot.
+//
+// Services (docs/polyring.md, "Services on real nodes"): send/fetch by node id through the DHT
+// (locator.ts), caching of fetched content on the return route (cache.ts), rate limiting where a
+// sender enters the ring (ratelimit.ts), join placement by region and load, private peers told
+// by their parent, side polyrings (another Polyring on another stream) and pub-sub topics on them.
+import { createHash } from 'node:crypto'
 import { WeftError } from '../../errors.js'
+import type { Identity } from '../../identity/keys.js'
+import { idFromHex, type NodeId } from '../../identity/node-id.js'
 import type { Logger } from '../../node/log.js'
 import type { Runtime, TimerHandle } from '../../runtime/runtime.js'
 import type { PeerChannel } from '../../transport/channels.js'
 import { canonicalAddress, parseAddress, type Address } from '../../wire/address.js'
 import { commonPrefix, formatGuid, guid, guidEquals, parentGuid, parseGuid, childGuid, type Guid } from './guid.js'
+import { ContentCache, DEFAULT_CACHE_BYTES, type CacheStats } from './cache.js'
+import { Locator, type LocatorStats, type PolyringDht } from './locator.js'
 import { PolyringPeer, type PolyMessage } from './peer.js'
+import { checkRateLimit, DEFAULT_BYTES_PER_SECOND, DEFAULT_MESSAGES_PER_SECOND, TokenBucket, type RateLimit } from './ratelimit.js'
 import { MAX_RING, NONE, PolyringTable } from './table.js'
 import {
-  decodePayload, decodeWire, encodePayload, encodeWire, MAX_DATA_BYTES, MAX_WELCOME_MEMBERS, MAX_WIRE_RECEIVERS,
-  type JoinRequest, type WireMember, type WireMessage,
+  decodePayload, decodeWire, encodePayload, encodeWire, MAX_DATA_BYTES, MAX_KEY_BYTES, MAX_PRIVATE_LIST, MAX_WELCOME_MEMBERS, MAX_WIRE_RECEIVERS,
+  PAYLOAD_FETCH, PAYLOAD_FETCHED, payloadHead, type JoinRequest, type Payload, type WireMember, type WireMessage,
 } from './wire.js'
 
 /** The channel stream the polyring uses between two peers ('poly'). */
@@ -43,6 +54,20 @@ export const MAX_INBOX = 1024
 export const MAX_RECENT = 256
 /** How long a leave waits for its LEAVE notices to be acknowledged. */
 export const LEAVE_FLUSH_MS = 1000
+/** How long a fetch waits for its answer. */
+export const FETCH_TIMEOUT_MS = 5000
+/** Fetches one peer has in flight at most. */
+export const MAX_PENDING_FETCHES = 1024
+/** Keys one peer serves from its own store (besides a provider callback). */
+export const MAX_SERVED = 4096
+/** Default lifetime of an answer in the caches on its route. */
+export const DEFAULT_SERVE_TTL_MS = 60_000
+/** Longest back-off an entry peer's RATE_LIMITED may impose on this sender. */
+export const MAX_RETRY_AFTER_MS = 10_000
+/** Side polyrings one node runs at most (each its own Polyring on its own channel stream). */
+export const MAX_SIDES = 16
+/** A side ring's creator announces it again this often (a provider record lives an hour by default). */
+export const SIDE_ANNOUNCE_MS = 30 * 60_000
 
 export interface PolyringOptions {
   /** Join the centre ring (the first centre peer, with no one to ask, takes [0]). */
@@ -61,12 +86,32 @@ export interface PolyringOptions {
   order?: 'up-first' | 'sideways-first'
   joinTimeoutMs?: number
   heartbeatMs?: number
+  /** A private (NATed) peer: it tells its parent, which tells its siblings to reach it through the parent. */
+  private?: boolean
+  /** Bytes of routed answers this peer caches (default DEFAULT_CACHE_BYTES; 0: no cache). */
+  cacheBytes?: number
+  /** What one sender may inject through this peer when it is the sender's entry peer. */
+  rateLimit?: Partial<RateLimit>
+  /** How long a node id's resolved GUID is cached (default LOCATION_TTL_MS). */
+  locationTtlMs?: number
+  fetchTimeoutMs?: number
 }
+
+/** What `fetch` resolves with: the content, who answered it (its home or a cache on the route) and the answer's hops. */
+export interface FetchResult { data: Uint8Array; from: Guid; hops: number; cached: boolean }
+/** A provider callback: the data under `key` (and its cache lifetime), or null. */
+export type ContentProvider = (key: Uint8Array) => { data: Uint8Array; ttlMs?: number } | null
 
 export interface PolyringContext {
   runtime: Runtime
-  /** The reliable channel to `address` on POLYRING_STREAM (opened if needed). */
-  channel(address: Address): PeerChannel
+  /** The reliable channel to `address` on `stream` (opened if needed). */
+  channel(address: Address, stream: number): PeerChannel
+  /** The channel stream this ring uses (default POLYRING_STREAM; a side polyring has its own). */
+  stream?: number
+  /** The DHT on the same nodes: identity -> location records, side-ring announcements. */
+  dht?: PolyringDht
+  /** This node's key: it signs the location record. */
+  identity?: Identity
   /** This node's address (what neighbours reach it at). */
   address(): Address
   /** The node's bootstrap peers: the default `via`. */
@@ -82,18 +127,26 @@ export interface PolyringMessage {
   data: Uint8Array
   /** Order of arrival at this peer (1, 2, ...). */
   seq: number
+  /** Hops it took to get here. */
+  hops: number
 }
 
-export interface PolyringNeighbour { guid: string; address: Address }
+/** `private`: a sibling our parent says is private (reached through the parent). */
+export interface PolyringNeighbour { guid: string; address: Address; private?: true }
 export interface PolyringStatus {
   guid: string | null
   centre: boolean
   region: string
   hosted: boolean
+  private: boolean
   parent: PolyringNeighbour | null
   siblings: PolyringNeighbour[]
   children: PolyringNeighbour[]
   stats: PolyringStats
+  cache: CacheStats
+  location: LocatorStats & { guid: string | null; cached: number } | null
+  rateLimit: RateLimit
+  sides: { name: string; guid: string | null; stream: number }[]
 }
 
 export interface PolyringStats {
@@ -122,6 +175,17 @@ export interface PolyringStats {
   leaves: number
   /** Messages dropped from a full `messages()` iterator. */
   inboxDropped: number
+  /** Messages refused here as their sender's entry peer (its token bucket was empty). */
+  rateLimited: number
+  /** RATE_LIMITED notices this peer got (its own messages refused), and sends it then refused itself. */
+  rateLimitedNotices: number
+  refusedLocally: number
+  /** Fetches asked, answered here as the content's home, answered here from the cache. */
+  fetches: number
+  served: number
+  cacheAnswers: number
+  /** Joins this peer passed to a sibling it picked by region and load. */
+  joinsPlaced: number
 }
 
 interface PendingJoin { resolve: (m: { guid: Guid; members: WireMember[]; from: Address }) => void; reject: (e: WeftError) => void; timer: TimerHandle }
@@ -161,6 +225,7 @@ export class Polyring {
   readonly stats: PolyringStats = {
     received: 0, sent: 0, sends: 0, broadcasts: 0, multicasts: 0, noRoute: 0, tooManyHops: 0, duplicates: 0, forwarded: 0,
     malformed: 0, strangers: 0, misplaced: 0, sendFailures: 0, channelFailures: 0, joinsAnswered: 0, joinsRefused: 0, leaves: 0, inboxDropped: 0,
+    rateLimited: 0, rateLimitedNotices: 0, refusedLocally: 0, fetches: 0, served: 0, cacheAnswers: 0, joinsPlaced: 0,
   }
   private table: PolyringTable | null = null
   private peer: PolyringPeer | null = null
@@ -168,6 +233,23 @@ export class Polyring {
   private readonly addresses: (Address | null)[] = []
   private readonly placedAs: (Guid | null)[] = []
   private readonly lastSent: number[] = []
+  // What each neighbour told us (HELLO, JOIN, LOAD): for join policies and private siblings.
+  private readonly nRegion: string[] = []
+  private readonly nHosted: boolean[] = []
+  private readonly nPrivate: boolean[] = []
+  private readonly nLoad: number[] = []
+  /** Sibling coordinates our parent says are private. */
+  private privateCoords = new Set<number>()
+  private readonly buckets = new Map<number, TokenBucket>()
+  private readonly limit: RateLimit
+  private limitedUntil = 0
+  readonly cache: ContentCache
+  private readonly served = new Map<string, { data: Uint8Array; ttlMs: number }>()
+  private provider: ContentProvider | null = null
+  private readonly fetches = new Map<number, { resolve: (r: FetchResult) => void; reject: (e: WeftError) => void; timer: TimerHandle }>()
+  private readonly locator: Locator | null
+  private readonly sides = new Map<number, { name: string; ring: Polyring; announce?: TimerHandle }>()
+  private readonly stream: number
   private readonly byAddress = new Map<Address, number>()
   private readonly free: number[] = []
   private readonly attached = new WeakSet<PeerChannel>()
@@ -185,6 +267,10 @@ export class Polyring {
     if (this.o.centre && this.o.parent !== undefined) throw new WeftError('ERR_BAD_ARGUMENT', 'a polyring peer joins the centre ring or under a parent, not both')
     if (this.o.parent !== undefined) parentRef(this.o.parent) // a bad parent is the caller's error, before anything starts
     if (new TextEncoder().encode(this.o.region ?? '').length > 64) throw new WeftError('ERR_BAD_ARGUMENT', 'a region label is at most 64 bytes')
+    this.stream = ctx.stream ?? POLYRING_STREAM
+    this.limit = checkRateLimit({ messagesPerSecond: DEFAULT_MESSAGES_PER_SECOND, bytesPerSecond: DEFAULT_BYTES_PER_SECOND, ...this.o.rateLimit })
+    this.cache = new ContentCache(() => ctx.runtime.now(), this.o.cacheBytes ?? DEFAULT_CACHE_BYTES)
+    this.locator = ctx.dht && ctx.identity ? new Locator(ctx.runtime, ctx.dht, ctx.identity, this.o.locationTtlMs) : null
   }
 
   /** This peer's GUID (null before it joined). */
@@ -206,7 +292,10 @@ export class Polyring {
     const o = this.o
     const self = this.ctx.address()
     const via = (o.via ?? this.ctx.bootstrap).map(canonicalAddress).filter((a) => a !== self)
-    const base = { centre: !!o.centre, hosted: !!o.hosted, region: o.region ?? '' }
+    const base: Omit<JoinRequest, 'req' | 'target'> = { centre: !!o.centre, hosted: !!o.hosted, region: o.region ?? '' }
+    if (o.private) base.private = true
+    // Neither the centre nor a parent: the asked peer picks one in its ring, by region, then load.
+    if (!o.centre && o.parent === undefined) base.place = true
     let asks: { to: Address; target: Guid | null }[]
     if (o.parent !== undefined) {
       const p = parentRef(o.parent)
@@ -255,6 +344,10 @@ export class Polyring {
 
   private setTable(t: PolyringTable): void {
     this.table = t
+    // Identity -> location: this node's GUID under its node id in the DHT (again whenever it changes).
+    if (this.locator) {
+      this.locator.publish(t.self).catch((err: unknown) => this.ctx.log?.warn({ err }, 'polyring: location not published'))
+    }
     this.peer = new PolyringPeer({
       table: t, order: this.o.order,
       send: (to, m) => this.sendPoly(to, m),
@@ -268,7 +361,7 @@ export class Polyring {
     const t = new PolyringTable(g)
     this.setTable(t)
     if (parent !== null) this.place(this.handleFor(parent), parentGuid(g)!)
-    const hello: WireMessage = { kind: 'hello', guid: g, hosted: !!this.o.hosted, region: this.o.region ?? '' }
+    const hello = this.hello(false)
     for (const m of members) {
       if (guidEquals(m.guid, g) || m.address === this.ctx.address()) continue
       const h = this.handleFor(m.address)
@@ -278,19 +371,63 @@ export class Polyring {
     this.ctx.log?.info({ guid: formatGuid(g), siblings: t.siblingCount, parent }, 'joined the polyring')
   }
 
+  private hello(reply: boolean): WireMessage {
+    const m: WireMessage = { kind: 'hello', guid: this.table!.self, hosted: !!this.o.hosted, region: this.o.region ?? '' }
+    if (this.o.private) m.private = true
+    if (reply) m.reply = true
+    return m
+  }
+
   // ---- sending ---------------------------------------------------------------------------------
 
-  /** Routes `data` to the peer whose GUID is `dest` (a Guid or its text, `[4.2.17]`). */
-  send(dest: Guid | string, data: Uint8Array): void {
+  /**
+   * Routes `data` to a peer named by its location (a GUID, or its text `[4.2.17]`) or by its
+   * identity (a node id: 32 bytes or 64 hex digits), which is resolved to the GUID it published
+   * in the DHT first (cached). Resolves with the GUID it was routed to. Errors in the arguments
+   * throw at once; a node id that has published no GUID rejects with ERR_NOT_FOUND.
+   */
+  send(dest: Guid | NodeId | string, data: Uint8Array): Promise<Guid> {
+    const to = this.target(dest)
+    if ('guid' in to) { this.sendGuid(to.guid, data); return Promise.resolve(to.guid) }
+    this.ready()
+    this.payload(data) // a bad payload is the caller's error now, not after the lookup
+    return this.locate(to.id).then((g) => { this.sendGuid(g, data); return g })
+  }
+
+  private sendGuid(g: Guid, data: Uint8Array): void {
     const peer = this.ready()
-    const d = typeof dest === 'string' ? parseGuid(dest) : dest
-    peer.send(d, this.payload(data))
+    this.checkLimited()
+    peer.send(g, this.payload(data))
     this.stats.sent++
+  }
+
+  /** A destination as given: a GUID (Uint32Array or `[...]` text) or a node id (32 bytes or 64 hex digits). */
+  private target(dest: Guid | NodeId | string): { guid: Guid } | { id: NodeId } {
+    if (dest instanceof Uint32Array) return { guid: dest }
+    if (typeof dest === 'string') return dest.startsWith('[') ? { guid: parseGuid(dest) } : { id: idFromHex(dest) }
+    if (dest instanceof Uint8Array && dest.length === 32) return { id: dest }
+    throw new WeftError('ERR_BAD_ARGUMENT', 'a polyring destination is a GUID ([4.2.17]) or a node id (32 bytes, 64 hex digits)')
+  }
+
+  /** The GUID node `id` published in the DHT (this node's own without asking). */
+  private locate(id: NodeId): Promise<Guid> {
+    if (this.ctx.identity && Buffer.compare(Buffer.from(id), Buffer.from(this.ctx.identity.id)) === 0 && this.table) return Promise.resolve(this.table.self)
+    if (!this.locator) return Promise.reject(new WeftError('ERR_UNSUPPORTED', 'this polyring has no DHT to resolve node ids with'))
+    return this.locator.resolve(id)
+  }
+
+  /** Throws ERR_RATE_LIMITED while the entry peer's back-off lasts. */
+  private checkLimited(): void {
+    if (this.ctx.runtime.now() < this.limitedUntil) {
+      this.stats.refusedLocally++
+      throw new WeftError('ERR_RATE_LIMITED', `the entry peer refused this node's messages: retry in ${Math.ceil(this.limitedUntil - this.ctx.runtime.now())} ms`)
+    }
   }
 
   /** Sends `data` to every other peer of the polyring, each once. */
   broadcast(data: Uint8Array): void {
     const peer = this.ready()
+    this.checkLimited()
     const r = this.ctx.runtime.random
     peer.broadcast(this.payload(data), (r.u32() & 0x1f_ffff) * 2 ** 32 + r.u32()) // a random 53-bit id
     this.stats.sent++
@@ -299,6 +436,7 @@ export class Polyring {
   /** Sends `data` to exactly the peers named (GUIDs or their text), each once. */
   multicast(dests: (Guid | string)[], data: Uint8Array): void {
     const peer = this.ready()
+    this.checkLimited()
     if (dests.length < 1 || dests.length > MAX_MULTICAST_GUIDS) throw new WeftError('ERR_BAD_ARGUMENT', `a multicast names 1..${MAX_MULTICAST_GUIDS} receivers, not ${dests.length}`)
     const seen = new Set<string>()
     const receivers: Guid[] = []
@@ -309,6 +447,94 @@ export class Polyring {
     }
     peer.multicast(receivers, this.payload(data))
     this.stats.sent++
+  }
+
+  // ---- content: serve, fetch, caches on the route ---------------------------------------------------
+
+  /** Serves `data` under `key` to fetches routed here; caches on the way back keep it `ttlMs`. */
+  serve(key: string | Uint8Array, data: Uint8Array, ttlMs = DEFAULT_SERVE_TTL_MS): void {
+    const k = keyBytes(key)
+    if (data.length > MAX_DATA_BYTES) throw new WeftError('ERR_TOO_LARGE', `content of ${data.length} bytes, over ${MAX_DATA_BYTES}`)
+    if (!Number.isInteger(ttlMs) || ttlMs < 0 || ttlMs > 0xffffffff) throw new WeftError('ERR_BAD_ARGUMENT', `ttlMs ${ttlMs} not in 0..2^32-1`)
+    const hex = Buffer.from(k).toString('hex')
+    if (!this.served.has(hex) && this.served.size >= MAX_SERVED) throw new WeftError('ERR_STORE_FULL', `this peer serves ${MAX_SERVED} keys already`)
+    this.served.set(hex, { data: data.slice(), ttlMs })
+  }
+
+  /** Answers fetches for keys not given to serve() (null: not found). */
+  provide(fn: ContentProvider | null): void { this.provider = fn }
+
+  /**
+   * Asks the peer at `dest` (a GUID or a node id) for the content under `key`. The request is
+   * routed; any peer on the route that holds a fresh copy in its cache answers instead, and every
+   * peer the answer passes on its way back (this one too) keeps a copy. ERR_NOT_FOUND when the
+   * home has nothing under the key, ERR_TIMEOUT without an answer in fetchTimeoutMs.
+   */
+  async fetch(dest: Guid | NodeId | string, key: string | Uint8Array): Promise<FetchResult> {
+    const k = keyBytes(key)
+    const to = this.target(dest)
+    const home = 'guid' in to ? to.guid : await this.locate(to.id)
+    const peer = this.ready()
+    this.checkLimited()
+    const self = this.table!.self
+    this.stats.fetches++
+    if (guidEquals(home, self)) {
+      const hit = this.lookupServed(k)
+      if (!hit) throw new WeftError('ERR_NOT_FOUND', `nothing served under that key here`)
+      return { data: hit.data, from: self, hops: 0, cached: false }
+    }
+    const cached = this.cache.get(cacheKey(home, k))
+    if (cached) return { data: cached, from: self, hops: 0, cached: true }
+    if (this.fetches.size >= MAX_PENDING_FETCHES) throw new WeftError('ERR_BUSY', `${MAX_PENDING_FETCHES} fetches in flight`)
+    let req = this.ctx.runtime.random.u32() || 1
+    while (this.fetches.has(req) || req === 0) req = (req + 1) >>> 0
+    return new Promise((resolve, reject) => {
+      const ms = this.o.fetchTimeoutMs ?? FETCH_TIMEOUT_MS
+      const timer = this.ctx.runtime.setTimeout(() => {
+        this.fetches.delete(req)
+        reject(new WeftError('ERR_TIMEOUT', `no answer to a fetch from ${formatGuid(home)} in ${ms} ms`))
+      }, ms)
+      this.fetches.set(req, { resolve, reject, timer })
+      peer.send(home, encodePayload({ kind: 'fetch', origin: self, req, key: k }))
+      this.stats.sent++
+    })
+  }
+
+  private lookupServed(k: Uint8Array): { data: Uint8Array; ttlMs: number } | null {
+    const own = this.served.get(Buffer.from(k).toString('hex'))
+    if (own) return own
+    const p = this.provider?.(k) ?? null
+    return p ? { data: p.data, ttlMs: p.ttlMs ?? DEFAULT_SERVE_TTL_MS } : null
+  }
+
+  /** A fetch routed to us as its home: answer it (found or not) back along the route. */
+  private answerFetch(p: Extract<Payload, { kind: 'fetch' }>, home: Guid): void {
+    const hit = this.lookupServed(p.key)
+    this.stats.served++
+    const data = hit && hit.data.length <= MAX_DATA_BYTES ? hit.data : null
+    this.peer!.send(p.origin, encodePayload({ kind: 'fetched', origin: home, home, req: p.req, ttlMs: hit?.ttlMs ?? 0, key: p.key, data }))
+  }
+
+  /**
+   * A routed message passing through (not for us): a fetch we hold a fresh copy for is answered
+   * here (true: not forwarded); an answer on its way back is cached here, then forwarded.
+   */
+  private intercept(m: Extract<PolyMessage, { kind: 'route' }>, kind: number): boolean {
+    if (kind !== PAYLOAD_FETCH && kind !== PAYLOAD_FETCHED) return false
+    const self = this.table!.self
+    if (guidEquals(m.dest, self)) return false
+    let p: Payload
+    try { p = decodePayload(m.data) } catch { this.stats.malformed++; return true }
+    if (p.kind === 'fetch') {
+      const ck = cacheKey(m.dest, p.key)
+      const hit = this.cache.get(ck)
+      if (!hit) return false
+      this.stats.cacheAnswers++
+      this.peer!.send(p.origin, encodePayload({ kind: 'fetched', origin: self, home: m.dest, req: p.req, ttlMs: this.cache.ttlLeft(ck), key: p.key, data: hit }))
+      return true
+    }
+    if (p.kind === 'fetched' && p.data) this.cache.put(cacheKey(p.home, p.key), p.data, p.ttlMs)
+    return false
   }
 
   private payload(data: Uint8Array): Uint8Array {
@@ -350,15 +576,19 @@ export class Polyring {
   }
 
   private channelTo(address: Address): PeerChannel {
-    const c = this.ctx.channel(address)
+    const c = this.ctx.channel(address, this.stream)
     this.accept(c)
     return c
   }
 
   // ---- receiving -------------------------------------------------------------------------------
 
-  /** Takes a channel on POLYRING_STREAM (one the peer opened, or one we opened). */
+  /** Whether channels on `stream` are this ring's or one of its side rings'. */
+  ownsStream(stream: number): boolean { return stream === this.stream || this.sides.has(stream) }
+
+  /** Takes a channel on this ring's stream, or a side ring's (one the peer opened, or one we opened). */
   accept(c: PeerChannel): void {
+    if (c.stream !== this.stream) { this.sides.get(c.stream)?.ring.accept(c); return }
     if (this.attached.has(c)) return
     this.attached.add(c)
     c.onMessage = (bytes) => this.onWire(c.address, bytes)
@@ -396,7 +626,17 @@ export class Polyring {
       case 'hello': {
         if (!this.table) return
         const h = this.handleFor(from)
-        if (h !== NONE) this.place(h, m.guid)
+        if (h === NONE) return
+        const known = this.placedAs[h] !== null
+        if (!this.place(h, m.guid)) return
+        this.nRegion[h] = m.region
+        this.nHosted[h] = m.hosted
+        this.nPrivate[h] = !!m.private
+        // A newcomer learns our region, role and load from our answer (an answer gets none back).
+        if (!m.reply && !known) {
+          this.sendWire(h, this.hello(true))
+          this.sendWire(h, { kind: 'load', children: this.table.childCount })
+        }
         return
       }
       case 'leave': {
@@ -406,14 +646,65 @@ export class Polyring {
         return
       }
       case 'heartbeat': return
+      case 'load': {
+        const h = this.byAddress.get(from)
+        if (h !== undefined && this.placedAs[h] !== null) this.nLoad[h] = m.children
+        return
+      }
+      case 'private': {
+        // Only our parent (or, before our welcome is processed, the peer we are joining) says which siblings are private.
+        const h = this.byAddress.get(from)
+        const t = this.table
+        if (t && (h === undefined || h !== t.parent)) { this.stats.strangers++; return }
+        this.privateCoords = new Set(m.coords)
+        if (t) t.forEachSibling((c, sh) => t.setSibling(c, sh, this.privateCoords.has(c)))
+        return
+      }
+      case 'rate-limited': {
+        const h = this.byAddress.get(from)
+        if (h === undefined || this.placedAs[h] === null) { this.stats.strangers++; return }
+        this.stats.rateLimitedNotices++
+        this.limitedUntil = Math.max(this.limitedUntil, this.ctx.runtime.now() + Math.min(m.retryAfterMs, MAX_RETRY_AFTER_MS))
+        const f = this.fetches.get(m.req)
+        if (m.req !== 0 && f) {
+          this.fetches.delete(m.req)
+          this.ctx.runtime.clearTimeout(f.timer)
+          f.reject(new WeftError('ERR_RATE_LIMITED', `${from} refused the fetch: retry in ${m.retryAfterMs} ms`))
+        }
+        return
+      }
       default: {
         // Routed messages, broadcast and multicast: only from a neighbour.
         const h = this.byAddress.get(from)
         if (!this.peer || h === undefined || this.placedAs[h] === null) { this.stats.strangers++; return }
+        let head: { kind: number; origin: Guid }
+        try { head = payloadHead(m.data) } catch { this.stats.malformed++; return }
+        if (!this.admit(h, m, head, bytes.length)) return
+        if (m.kind === 'route' && this.intercept(m, head.kind)) return
         this.peer.receive(h, m)
         this.syncPeerStats()
       }
     }
+  }
+
+  /**
+   * The entry peer's check: a message that enters the ring here (it comes from its originator:
+   * first hop, or the neighbour is the origin it names) takes a token from that neighbour's
+   * bucket; an empty bucket refuses it and tells the sender (RATE_LIMITED), never silently.
+   */
+  private admit(h: number, m: PolyMessage, head: { kind: number; origin: Guid }, size: number): boolean {
+    if (m.hops > 1 && !guidEquals(head.origin, this.placedAs[h]!)) return true
+    const now = this.ctx.runtime.now()
+    let b = this.buckets.get(h)
+    if (!b) { b = new TokenBucket(this.limit, now); this.buckets.set(h, b) }
+    if (b.take(size, now)) return true
+    this.stats.rateLimited++
+    let req = 0
+    if (m.kind === 'route' && head.kind === PAYLOAD_FETCH) {
+      try { const p = decodePayload(m.data); if (p.kind === 'fetch') req = p.req } catch { /* counted where it is delivered */ }
+    }
+    this.sendWire(h, { kind: 'rate-limited', req, retryAfterMs: Math.min(b.retryAfterMs(size), MAX_RETRY_AFTER_MS) })
+    return false
   }
 
   private deliver(m: PolyMessage): void {
@@ -424,8 +715,23 @@ export class Polyring {
       if (m.kind === 'route') this.answerJoin(p.joiner, p.join)
       return
     }
+    if (p.kind === 'fetch') {
+      if (m.kind === 'route') this.answerFetch(p, m.dest)
+      return
+    }
+    if (p.kind === 'fetched') {
+      if (m.kind !== 'route') return
+      if (p.data) this.cache.put(cacheKey(p.home, p.key), p.data, p.ttlMs) // the asker is on the return path too
+      const f = this.fetches.get(p.req)
+      if (!f) return
+      this.fetches.delete(p.req)
+      this.ctx.runtime.clearTimeout(f.timer)
+      if (p.data) f.resolve({ data: p.data, from: p.origin, hops: m.hops, cached: !guidEquals(p.origin, p.home) })
+      else f.reject(new WeftError('ERR_NOT_FOUND', `${formatGuid(p.home)} serves nothing under that key`))
+      return
+    }
     const kind: PolyringKind = m.kind === 'route' ? 'send' : m.kind
-    const msg: PolyringMessage = { kind, from: p.origin, data: p.data, seq: ++this.seq }
+    const msg: PolyringMessage = { kind, from: p.origin, data: p.data, seq: ++this.seq, hops: m.hops }
     this.stats.received++
     if (kind === 'send') this.stats.sends++
     else if (kind === 'broadcast') this.stats.broadcasts++
@@ -470,7 +776,21 @@ export class Polyring {
       this.peer.send(j.target, encodePayload({ kind: 'join', origin: t.self, joiner: from, join: { ...j } }))
       return
     }
+    if (j.place && !j.centre && !j.target) {
+      // Join policy: we pick the parent in our ring (us or a sibling), by region label, then load.
+      const pick = this.pickParent(j)
+      if (pick === null) return refuse(`no ${j.hosted ? 'hosted ' : ''}peer in ${formatGuid(t.self)}'s ring takes children`)
+      if (pick !== NONE) {
+        this.stats.joinsPlaced++
+        this.nLoad[pick] = (this.nLoad[pick] ?? 0) + 1 // until its LOAD says otherwise: spreads joins that arrive together
+        this.peer.send(this.placedAs[pick]!, encodePayload({ kind: 'join', origin: t.self, joiner: from, join: { ...j, target: this.placedAs[pick]! } }))
+        return
+      }
+    }
     if (j.centre && t.depth !== 1) return refuse(`${formatGuid(t.self)} is not a centre peer`)
+    // Hosted and autonomous peers: the operator's hosted peers hold the inner rings.
+    if (j.centre && this.o.hosted && !j.hosted) return refuse('the centre ring is hosted: an autonomous peer joins an outer ring (under a parent)')
+    if (!j.centre && j.hosted && !this.o.hosted) return refuse('a hosted peer joins the centre ring or a hosted parent, not an autonomous one')
     const known = this.byAddress.get(from)
     const held = known !== undefined ? this.placedAs[known] : null
     // A repeated request (its answer was lost, or the joiner restarted) gets the GUID it holds.
@@ -488,7 +808,52 @@ export class Polyring {
       return refuse((err as Error).message)
     }
     if (!this.place(h, g)) return refuse('no free slot')
+    this.nRegion[h] = j.region
+    this.nHosted[h] = j.hosted
+    this.nPrivate[h] = !!j.private
     this.welcomeJoiner(from, j, g)
+    if (!j.centre) this.tellPrivateChildren(j.private ? null : h)
+  }
+
+  /**
+   * The parent in our ring for a joiner that named none: us (NONE) or a sibling's handle; null
+   * when nobody fits. A hosted joiner needs a hosted parent; a region label picks the peers with
+   * that label when there are any (else all); private peers take no children; then the fewest
+   * children wins, the lowest coordinate on a tie.
+   */
+  private pickParent(j: JoinRequest): number | null {
+    const t = this.table!
+    type C = { h: number; coord: number; region: string; hosted: boolean; load: number }
+    let cands: C[] = []
+    if (!this.o.private) cands.push({ h: NONE, coord: t.ownCoord, region: this.o.region ?? '', hosted: !!this.o.hosted, load: t.childCount })
+    t.forEachSibling((coord, h) => { if (!this.nPrivate[h]) cands.push({ h, coord, region: this.nRegion[h] ?? '', hosted: !!this.nHosted[h], load: this.nLoad[h] ?? 0 }) })
+    if (j.hosted) cands = cands.filter((c) => c.hosted)
+    if (j.region) {
+      const same = cands.filter((c) => c.region === j.region)
+      if (same.length) cands = same
+    }
+    let best: C | null = null
+    for (const c of cands) if (!best || c.load < best.load || (c.load === best.load && c.coord < best.coord)) best = c
+    return best ? best.h : null
+  }
+
+  /**
+   * Tells our children which of them are private (the whole list): all of them when the list
+   * changed (`only` null), else just the newcomer `only` when the list is not empty.
+   */
+  private tellPrivateChildren(only: number | null): void {
+    const t = this.table!
+    const coords: number[] = []
+    t.forEachChild((c, h) => { if (this.nPrivate[h] && coords.length < MAX_PRIVATE_LIST) coords.push(c) })
+    if (only !== null) { if (coords.length) this.sendWire(only, { kind: 'private', coords }); return }
+    t.forEachChild((_c, h) => this.sendWire(h, { kind: 'private', coords }))
+  }
+
+  /** Our child count changed: tell our siblings (the load join policies read). */
+  private loadChanged(): void {
+    const t = this.table!
+    const m: WireMessage = { kind: 'load', children: t.childCount }
+    t.forEachSibling((_c, h) => this.sendWire(h, m))
   }
 
   private welcomeJoiner(to: Address, j: JoinRequest, g: Guid): void {
@@ -538,10 +903,10 @@ export class Polyring {
         if (t.parent === NONE || t.parent === h) { if (prior) this.unslot(h, prior); t.setParent(h); ok = true }
       } else if (g.length === l && m === l - 1 && g[l - 1] !== t.ownCoord && g[l - 1] < MAX_RING) {
         const s = t.sibling(g[l - 1])
-        if (s === NONE || s === h) { if (prior) this.unslot(h, prior); t.setSibling(g[l - 1], h); ok = true }
+        if (s === NONE || s === h) { if (prior) this.unslot(h, prior); t.setSibling(g[l - 1], h, this.privateCoords.has(g[l - 1])); ok = true }
       } else if (g.length === l + 1 && m === l && g[l] < MAX_RING) {
         const c = t.child(g[l])
-        if (c === NONE || c === h) { if (prior) this.unslot(h, prior); t.setChild(g[l], h); ok = true }
+        if (c === NONE || c === h) { if (prior) this.unslot(h, prior); t.setChild(g[l], h); ok = true; this.placedAs[h] = g; this.loadChanged() }
       }
     } catch {
       ok = false
@@ -564,7 +929,12 @@ export class Polyring {
     const l = t.self.length
     if (g.length === l - 1 && t.parent === h) t.setParent(NONE)
     else if (g.length === l && t.sibling(g[l - 1]) === h) t.removeSibling(g[l - 1])
-    else if (g.length === l + 1 && t.child(g[l]) === h) t.removeChild(g[l])
+    else if (g.length === l + 1 && t.child(g[l]) === h) {
+      t.removeChild(g[l])
+      this.placedAs[h] = null
+      this.loadChanged()
+      if (this.nPrivate[h]) { this.nPrivate[h] = false; this.tellPrivateChildren(null) }
+    }
     this.placedAs[h] = null
   }
 
@@ -574,7 +944,105 @@ export class Polyring {
     this.byAddress.delete(a)
     this.addresses[h] = null
     this.placedAs[h] = null
+    this.nRegion[h] = ''
+    this.nHosted[h] = false
+    this.nPrivate[h] = false
+    this.nLoad[h] = 0
+    this.buckets.delete(h)
     this.free.push(h)
+  }
+
+  // ---- side polyrings ---------------------------------------------------------------------------
+
+  /**
+   * Starts a side polyring `name` with this node as its centre ([0]): a separate Polyring on
+   * its own channel stream, for a service's heavy traffic. It is announced in the DHT (a provider
+   * record under SHA-256 of the name), where joinSide finds it.
+   */
+  async createSide(name: string, options: Partial<PolyringOptions> = {}): Promise<Polyring> {
+    const side = this.newSide(name, { ...options, centre: true, parent: undefined, via: [] })
+    await side.join()
+    const dht = this.ctx.dht
+    if (dht) {
+      await dht.announce(sideKey(name))
+      const entry = this.sides.get(sideStream(name))!
+      const again = (): void => {
+        entry.announce = this.ctx.runtime.setTimeout(() => {
+          if (this.sides.get(sideStream(name)) !== entry) return
+          dht.announce(sideKey(name)).catch((err: unknown) => this.ctx.log?.warn({ err, side: name }, 'polyring: side ring not announced'))
+          again()
+        }, SIDE_ANNOUNCE_MS)
+      }
+      again()
+    }
+    return side
+  }
+
+  /**
+   * Joins the side polyring `name` as a child of its creator (found in the DHT, or at `via`).
+   * ERR_NOT_FOUND when nobody announced it.
+   */
+  async joinSide(name: string, options: Partial<PolyringOptions> & { via?: Address[] } = {}): Promise<Polyring> {
+    let at = options.via?.map(canonicalAddress) ?? []
+    if (at.length === 0 && this.ctx.dht) at = (await this.ctx.dht.providers(sideKey(name))).flatMap((p) => p.addresses).map(canonicalAddress)
+    at = at.filter((a) => a !== this.ctx.address())
+    if (at.length === 0) throw new WeftError('ERR_NOT_FOUND', `nobody announced a side polyring ${JSON.stringify(name)}`)
+    const side = this.newSide(name, { ...options, centre: false, parent: at[0], via: [] })
+    try {
+      await side.join()
+    } catch (err) {
+      this.dropSide(name)
+      throw err
+    }
+    return side
+  }
+
+  /**
+   * Pub-sub on side rings (open problem 3): the topic `name` is the side polyring `topic/NAME`;
+   * subscribing joins it (creating it, with this node its centre, when nobody announced it);
+   * publish is its broadcast() and its messages() are the topic's. Two nodes creating the same
+   * topic at once make two rings (joiners take the first the DHT names): see docs/polyring.md.
+   */
+  async topic(name: string): Promise<Polyring> {
+    const side = `topic/${name}`
+    const had = this.side(side)
+    if (had) return had
+    try {
+      return await this.joinSide(side)
+    } catch (err) {
+      if (err instanceof WeftError && err.code === 'ERR_NOT_FOUND') return this.createSide(side)
+      throw err
+    }
+  }
+
+  /** The side polyring `name` this node runs, or null. */
+  side(name: string): Polyring | null { return this.sides.get(sideStream(name))?.ring ?? null }
+
+  /** Leaves and closes the side polyring `name`. */
+  async leaveSide(name: string): Promise<void> {
+    const s = this.sides.get(sideStream(name))
+    if (!s) return
+    await s.ring.leave()
+    this.dropSide(name)
+  }
+
+  private newSide(name: string, options: PolyringOptions): Polyring {
+    if (this.closed) throw new WeftError('ERR_CLOSED', 'the polyring service is closed')
+    const stream = sideStream(name)
+    const had = this.sides.get(stream)
+    if (had) throw new WeftError('ERR_BAD_ARGUMENT', had.name === name ? `side polyring ${JSON.stringify(name)} runs already` : `side polyring ${JSON.stringify(name)} shares a stream with ${JSON.stringify(had.name)}`)
+    if (this.sides.size >= MAX_SIDES) throw new WeftError('ERR_BUSY', `${MAX_SIDES} side polyrings already`)
+    const ring = new Polyring({ ...this.ctx, stream, bootstrap: [], dht: undefined, identity: undefined }, { ...options, join: false })
+    this.sides.set(stream, { name, ring })
+    return ring
+  }
+
+  private dropSide(name: string): void {
+    const stream = sideStream(name)
+    const s = this.sides.get(stream)
+    if (s?.announce) this.ctx.runtime.clearTimeout(s.announce)
+    s?.ring.close()
+    this.sides.delete(stream)
   }
 
   // ---- liveness, leave, status -----------------------------------------------------------------
@@ -593,6 +1061,7 @@ export class Polyring {
 
   /** Tells every neighbour this peer leaves (they drop its slot) and waits for the notices to be acknowledged. */
   async leave(): Promise<void> {
+    await Promise.all([...this.sides.values()].map((s) => s.ring.leave().catch(() => {})))
     const t = this.table
     if (!t || this.closed) return
     const channels: PeerChannel[] = []
@@ -600,7 +1069,7 @@ export class Polyring {
       const a = this.addresses[h]
       if (a == null || this.placedAs[h] === null) continue
       this.sendWire(h, { kind: 'leave', guid: t.self })
-      channels.push(this.ctx.channel(a))
+      channels.push(this.ctx.channel(a, this.stream))
     }
     const until = this.ctx.runtime.now() + LEAVE_FLUSH_MS
     while (channels.some((c) => !c.closed && c.pending > 0) && this.ctx.runtime.now() < until) {
@@ -614,6 +1083,10 @@ export class Polyring {
     if (this.heartbeat) this.ctx.runtime.clearTimeout(this.heartbeat)
     for (const p of this.pending.values()) { this.ctx.runtime.clearTimeout(p.timer); p.reject(new WeftError('ERR_CLOSED', 'the polyring service closed')) }
     this.pending.clear()
+    for (const f of this.fetches.values()) { this.ctx.runtime.clearTimeout(f.timer); f.reject(new WeftError('ERR_CLOSED', 'the polyring service closed')) }
+    this.fetches.clear()
+    for (const s of this.sides.values()) { if (s.announce) this.ctx.runtime.clearTimeout(s.announce); s.ring.close() }
+    this.sides.clear()
     for (const i of [...this.inboxes]) i.close()
   }
 
@@ -623,15 +1096,33 @@ export class Polyring {
     const siblings: PolyringNeighbour[] = [], children: PolyringNeighbour[] = []
     if (t) {
       const p = parentGuid(t.self)
-      t.forEachSibling((c, h) => { const g = t.self.slice(); g[g.length - 1] = c; siblings.push(n(g, h)) })
+      t.forEachSibling((c, h) => {
+        const g = t.self.slice(); g[g.length - 1] = c
+        const x = n(g, h)
+        if (t.privateSiblings?.[c] === 1) x.private = true
+        siblings.push(x)
+      })
       t.forEachChild((c, h) => children.push(n(childGuid(t.self, c), h)))
       if (this.peer) this.syncPeerStats()
       return {
-        guid: formatGuid(t.self), centre: t.depth === 1, region: this.o.region ?? '', hosted: !!this.o.hosted,
-        parent: p && t.parent !== NONE ? n(p, t.parent) : null, siblings, children, stats: { ...this.stats },
+        guid: formatGuid(t.self), centre: t.depth === 1, region: this.o.region ?? '', hosted: !!this.o.hosted, private: !!this.o.private,
+        parent: p && t.parent !== NONE ? n(p, t.parent) : null, siblings, children, stats: { ...this.stats }, ...this.extraStatus(),
       }
     }
-    return { guid: null, centre: !!this.o.centre, region: this.o.region ?? '', hosted: !!this.o.hosted, parent: null, siblings, children, stats: { ...this.stats } }
+    return {
+      guid: null, centre: !!this.o.centre, region: this.o.region ?? '', hosted: !!this.o.hosted, private: !!this.o.private,
+      parent: null, siblings, children, stats: { ...this.stats }, ...this.extraStatus(),
+    }
+  }
+
+  private extraStatus(): Pick<PolyringStatus, 'cache' | 'location' | 'rateLimit' | 'sides'> {
+    const l = this.locator
+    return {
+      cache: this.cache.status(),
+      location: l ? { ...l.stats, guid: l.publishedGuid, cached: l.cached } : null,
+      rateLimit: { ...this.limit },
+      sides: [...this.sides.entries()].map(([stream, s]) => ({ name: s.name, guid: s.ring.guid ? formatGuid(s.ring.guid) : null, stream })),
+    }
   }
 }
 
@@ -639,6 +1130,31 @@ export class Polyring {
 function nextFreeSibling(t: PolyringTable): number {
   for (let i = 0; i < MAX_RING; i++) if (i !== t.ownCoord && t.sibling(i) === NONE) return i
   throw new WeftError('ERR_BUSY', `centre ring full (${MAX_RING})`)
+}
+
+/** A content key given as text (UTF-8) or bytes, at most MAX_KEY_BYTES. */
+function keyBytes(key: string | Uint8Array): Uint8Array {
+  const k = typeof key === 'string' ? new TextEncoder().encode(key) : key
+  if (!(k instanceof Uint8Array) || k.length > MAX_KEY_BYTES) throw new WeftError('ERR_BAD_ARGUMENT', `a content key is text or bytes of at most ${MAX_KEY_BYTES} bytes`)
+  return k
+}
+
+/** The cache's name for the content under `key` at home `home`. */
+function cacheKey(home: Guid, key: Uint8Array): string {
+  return `${formatGuid(home)}${Buffer.from(key).toString('hex')}`
+}
+
+/** The DHT key a side polyring is announced under. */
+export function sideKey(name: string): Uint8Array {
+  return new Uint8Array(createHash('sha256').update('weft/polyring/side/').update(name).digest())
+}
+
+/** A side polyring's channel stream: 'p' then 24 bits of its name's hash (never the main ring's). */
+export function sideStream(name: string): number {
+  if (typeof name !== 'string' || name.length < 1 || name.length > 200) throw new WeftError('ERR_BAD_ARGUMENT', 'a side polyring name is 1..200 characters')
+  const h = createHash('sha256').update(name).digest()
+  const s = ((0x70 << 24) | (h[0] << 16) | (h[1] << 8) | h[2]) >>> 0
+  return s === POLYRING_STREAM ? (s ^ 1) >>> 0 : s
 }
 
 /** A parent given as `HOST:PORT` or as a GUID `[4.2]`. */

@@ -22,6 +22,12 @@ export const enum WireType {
   HELLO = 0x04,
   LEAVE = 0x05,
   HEARTBEAT = 0x06,
+  /** A peer's child count, to its siblings (the load a join policy reads). */
+  LOAD = 0x07,
+  /** A parent's list of its private (NATed) children, to its children. */
+  PRIVATE = 0x08,
+  /** The entry peer refused a message from this sender (its token bucket is empty). */
+  RATE_LIMITED = 0x09,
   DATA = 0x10,
   BROADCAST = 0x11,
   MULTICAST = 0x12,
@@ -39,12 +45,18 @@ export const MAX_WELCOME_MEMBERS = 200
 export const MAX_REGION_BYTES = 64
 /** A refusal's reason, UTF-8 bytes. */
 export const MAX_REASON_BYTES = 200
+/** A fetched content key's bytes. */
+export const MAX_KEY_BYTES = 64
+/** Coordinates one PRIVATE notice lists. */
+export const MAX_PRIVATE_LIST = 1024
 /** Broadcast ids are integers below 2^53 (peer.ts remembers them in a Float64Array). */
 export const MAX_BROADCAST_ID = Number.MAX_SAFE_INTEGER
 
-const JOIN_CENTRE = 1, JOIN_HOSTED = 2, JOIN_TARGET = 4
-const JOIN_FLAGS = JOIN_CENTRE | JOIN_HOSTED | JOIN_TARGET
-const HELLO_HOSTED = 1
+const JOIN_CENTRE = 1, JOIN_HOSTED = 2, JOIN_TARGET = 4, JOIN_PLACE = 8, JOIN_PRIVATE = 16
+const JOIN_FLAGS = JOIN_CENTRE | JOIN_HOSTED | JOIN_TARGET | JOIN_PLACE | JOIN_PRIVATE
+const HELLO_HOSTED = 1, HELLO_PRIVATE = 2, HELLO_REPLY = 4
+const HELLO_FLAGS = HELLO_HOSTED | HELLO_PRIVATE | HELLO_REPLY
+const FETCHED_FOUND = 1
 const BROADCAST_UP = 1
 
 export interface JoinRequest {
@@ -56,6 +68,10 @@ export interface JoinRequest {
   region: string
   /** The parent to join under, by GUID: a peer that is not it routes the request there. */
   target: Guid | null
+  /** "Pick me a parent" in the asked peer's ring, by region label, then load (present only when set). */
+  place?: true
+  /** The joiner is private (NATed): siblings reach it through the parent (present only when set). */
+  private?: true
 }
 export interface WireMember { guid: Guid; address: Address }
 
@@ -65,9 +81,15 @@ export type ControlMessage =
   | { kind: 'welcome'; req: number; guid: Guid; members: WireMember[] }
   | { kind: 'refuse'; req: number; reason: string }
   /** "I am `guid` at the address this channel comes from": the receiver places it by GUID. */
-  | { kind: 'hello'; guid: Guid; hosted: boolean; region: string }
+  /** `private` and `reply` (an answer to a HELLO, which gets none back) are present only when set. */
+  | { kind: 'hello'; guid: Guid; hosted: boolean; region: string; private?: true; reply?: true }
   | { kind: 'leave'; guid: Guid }
   | { kind: 'heartbeat' }
+  | { kind: 'load'; children: number }
+  /** The coordinates of the sender's children that are private (the whole list, each time). */
+  | { kind: 'private'; coords: number[] }
+  /** `req`: the refused fetch's request number (0: not a fetch); retry after `retryAfterMs`. */
+  | { kind: 'rate-limited'; req: number; retryAfterMs: number }
 export type WireMessage = ControlMessage | PolyMessage
 
 /** What a routed message, broadcast or multicast carries. */
@@ -75,7 +97,11 @@ export type Payload =
   | { kind: 'data'; origin: Guid; data: Uint8Array }
   /** A join request a ring peer forwards to the parent it names, for the joiner at `joiner`. */
   | { kind: 'join'; origin: Guid; joiner: Address; join: JoinRequest }
-const PAYLOAD_DATA = 0, PAYLOAD_JOIN = 1
+  /** Asks the destination (or a cache on the way) for the content stored under `key`; the answer is routed to `origin`. */
+  | { kind: 'fetch'; origin: Guid; req: number; key: Uint8Array }
+  /** The answer to a fetch: `origin` answered (the content's `home`, or a cache on the route); `data` null when not found. */
+  | { kind: 'fetched'; origin: Guid; home: Guid; req: number; ttlMs: number; key: Uint8Array; data: Uint8Array | null }
+export const PAYLOAD_DATA = 0, PAYLOAD_JOIN = 1, PAYLOAD_FETCH = 2, PAYLOAD_FETCHED = 3
 
 const bad = (why: string): WeftError => new WeftError('ERR_BAD_MESSAGE', `bad polyring message: ${why}`)
 const utf8 = new TextEncoder()
@@ -117,7 +143,7 @@ function checkHops(h: number): void {
 
 function writeJoin(w: Writer, j: JoinRequest): void {
   w.u32(j.req)
-  w.u8((j.centre ? JOIN_CENTRE : 0) | (j.hosted ? JOIN_HOSTED : 0) | (j.target ? JOIN_TARGET : 0))
+  w.u8((j.centre ? JOIN_CENTRE : 0) | (j.hosted ? JOIN_HOSTED : 0) | (j.target ? JOIN_TARGET : 0) | (j.place ? JOIN_PLACE : 0) | (j.private ? JOIN_PRIVATE : 0))
   w.text(j.region, MAX_REGION_BYTES, 'region label')
   if (j.target) w.guid(j.target)
 }
@@ -140,12 +166,21 @@ export function encodeWire(m: WireMessage): Uint8Array {
       return w.done()
     }
     case 'hello': {
-      const w = new Writer(64); w.u8(WireType.HELLO); w.guid(m.guid); w.u8(m.hosted ? HELLO_HOSTED : 0)
+      const w = new Writer(64); w.u8(WireType.HELLO); w.guid(m.guid)
+      w.u8((m.hosted ? HELLO_HOSTED : 0) | (m.private ? HELLO_PRIVATE : 0) | (m.reply ? HELLO_REPLY : 0))
       w.text(m.region, MAX_REGION_BYTES, 'region label')
       return w.done()
     }
     case 'leave': { const w = new Writer(MAX_GUID_BYTES + 1); w.u8(WireType.LEAVE); w.guid(m.guid); return w.done() }
     case 'heartbeat': return Uint8Array.of(WireType.HEARTBEAT)
+    case 'load': { const w = new Writer(5); w.u8(WireType.LOAD); w.u32(m.children); return w.done() }
+    case 'private': {
+      if (m.coords.length > MAX_PRIVATE_LIST) throw new WeftError('ERR_TOO_LARGE', `private list of ${m.coords.length}, over ${MAX_PRIVATE_LIST}`)
+      const w = new Writer(3 + 4 * m.coords.length); w.u8(WireType.PRIVATE); w.u16(m.coords.length)
+      for (const c of m.coords) w.u32(c)
+      return w.done()
+    }
+    case 'rate-limited': { const w = new Writer(9); w.u8(WireType.RATE_LIMITED); w.u32(m.req); w.u32(m.retryAfterMs); return w.done() }
     case 'route': {
       checkHops(m.hops)
       const w = new Writer(8 + encodedGuidLength(m.dest) + m.data.length)
@@ -181,12 +216,23 @@ function cutUtf8(b: Uint8Array, max: number): number {
 }
 
 export function encodePayload(p: Payload): Uint8Array {
-  const w = new Writer(64 + (p.kind === 'data' ? p.data.length : 0))
-  if (p.kind === 'data') {
-    if (p.data.length > MAX_DATA_BYTES) throw new WeftError('ERR_TOO_LARGE', `polyring data of ${p.data.length} bytes, over ${MAX_DATA_BYTES}`)
-    w.u8(PAYLOAD_DATA); w.guid(p.origin); w.bytes(p.data)
-  } else {
-    w.u8(PAYLOAD_JOIN); w.guid(p.origin); w.address(p.joiner); writeJoin(w, p.join)
+  const w = new Writer(128 + (p.kind === 'data' || (p.kind === 'fetched' && p.data) ? p.data!.length : 0))
+  const key = (k: Uint8Array): void => {
+    if (k.length > MAX_KEY_BYTES) throw new WeftError('ERR_TOO_LARGE', `a content key of ${k.length} bytes, over ${MAX_KEY_BYTES}`)
+    w.u8(k.length); w.bytes(k)
+  }
+  const data = (d: Uint8Array): void => {
+    if (d.length > MAX_DATA_BYTES) throw new WeftError('ERR_TOO_LARGE', `polyring data of ${d.length} bytes, over ${MAX_DATA_BYTES}`)
+    w.bytes(d)
+  }
+  switch (p.kind) {
+    case 'data': w.u8(PAYLOAD_DATA); w.guid(p.origin); data(p.data); break
+    case 'join': w.u8(PAYLOAD_JOIN); w.guid(p.origin); w.address(p.joiner); writeJoin(w, p.join); break
+    case 'fetch': w.u8(PAYLOAD_FETCH); w.guid(p.origin); w.u32(p.req); key(p.key); break
+    case 'fetched':
+      w.u8(PAYLOAD_FETCHED); w.guid(p.origin); w.guid(p.home); w.u32(p.req); w.u32(p.ttlMs); w.u8(p.data ? FETCHED_FOUND : 0); key(p.key)
+      if (p.data) data(p.data)
+      break
   }
   return w.done()
 }
@@ -232,7 +278,10 @@ function readJoin(r: Reader): JoinRequest {
   const centre = (flags & JOIN_CENTRE) !== 0
   if (centre && flags & JOIN_TARGET) throw bad('a centre join names no parent')
   const region = r.text(MAX_REGION_BYTES, 'region label')
-  return { req, centre, hosted: (flags & JOIN_HOSTED) !== 0, region, target: flags & JOIN_TARGET ? r.guid() : null }
+  const j: JoinRequest = { req, centre, hosted: (flags & JOIN_HOSTED) !== 0, region, target: flags & JOIN_TARGET ? r.guid() : null }
+  if (flags & JOIN_PLACE) j.place = true
+  if (flags & JOIN_PRIVATE) j.private = true
+  return j
 }
 
 /** The largest routed payload: a kind byte, the origin's GUID and the data. */
@@ -256,12 +305,25 @@ export function decodeWire(bytes: Uint8Array): WireMessage {
     case WireType.REFUSE: m = { kind: 'refuse', req: r.u32(), reason: r.text(MAX_REASON_BYTES, 'reason') }; break
     case WireType.HELLO: {
       const g = r.guid(), flags = r.u8()
-      if (flags & ~HELLO_HOSTED) throw bad(`hello flags ${flags}`)
-      m = { kind: 'hello', guid: g, hosted: flags === HELLO_HOSTED, region: r.text(MAX_REGION_BYTES, 'region label') }
+      if (flags & ~HELLO_FLAGS) throw bad(`hello flags ${flags}`)
+      const h: WireMessage = { kind: 'hello', guid: g, hosted: (flags & HELLO_HOSTED) !== 0, region: r.text(MAX_REGION_BYTES, 'region label') }
+      if (flags & HELLO_PRIVATE) h.private = true
+      if (flags & HELLO_REPLY) h.reply = true
+      m = h
       break
     }
     case WireType.LEAVE: m = { kind: 'leave', guid: r.guid() }; break
     case WireType.HEARTBEAT: m = { kind: 'heartbeat' }; break
+    case WireType.LOAD: m = { kind: 'load', children: r.u32() }; break
+    case WireType.PRIVATE: {
+      const n = r.u16()
+      if (n > MAX_PRIVATE_LIST) throw bad(`private list of ${n}, over ${MAX_PRIVATE_LIST}`)
+      const coords: number[] = []
+      for (let i = 0; i < n; i++) coords.push(r.u32())
+      m = { kind: 'private', coords }
+      break
+    }
+    case WireType.RATE_LIMITED: m = { kind: 'rate-limited', req: r.u32(), retryAfterMs: r.u32() }; break
     case WireType.DATA: {
       const hops = r.u8()
       m = { kind: 'route', hops, dest: r.guid(), data: r.rest(MAX_PAYLOAD_BYTES, 'payload') }
@@ -295,9 +357,36 @@ export function decodePayload(bytes: Uint8Array): Payload {
   const kind = r.u8()
   const origin = r.guid()
   if (kind === PAYLOAD_DATA) return { kind: 'data', origin, data: r.rest(MAX_DATA_BYTES, 'data') }
+  const key = (): Uint8Array => {
+    const n = r.u8()
+    if (n > MAX_KEY_BYTES) throw bad(`content key of ${n} bytes, over ${MAX_KEY_BYTES}`)
+    r.need(n)
+    r.at += n
+    return r.b.slice(r.at - n, r.at)
+  }
+  if (kind === PAYLOAD_FETCH) {
+    const req = r.u32(), k = key()
+    r.end()
+    return { kind: 'fetch', origin, req, key: k }
+  }
+  if (kind === PAYLOAD_FETCHED) {
+    const home = r.guid(), req = r.u32(), ttlMs = r.u32(), flags = r.u8()
+    if (flags & ~FETCHED_FOUND) throw bad(`fetched flags ${flags}`)
+    const k = key()
+    const data = flags & FETCHED_FOUND ? r.rest(MAX_DATA_BYTES, 'data') : null
+    r.end()
+    return { kind: 'fetched', origin, home, req, ttlMs, key: k, data }
+  }
   if (kind !== PAYLOAD_JOIN) throw bad(`unknown payload kind ${kind}`)
   const joiner = r.address()
   const join = readJoin(r)
   r.end()
   return { kind: 'join', origin, joiner, join }
+}
+
+/** A payload's kind byte and originator, read without decoding the rest (each hop's checks). */
+export function payloadHead(bytes: Uint8Array): { kind: number; origin: Guid } {
+  const r = new Reader(bytes)
+  const kind = r.u8()
+  return { kind, origin: r.guid() }
 }

@@ -67,3 +67,16 @@ test('a node started again from its data directory keeps its id', async () => {
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('a start refused for bad topology options releases its UDP port', async () => {
+  const probe = createSocket('udp4')
+  await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve))
+  const port = probe.address().port
+  probe.close()
+  await rejectsWith(new Node({ port, topologyOptions: { k: 99 } }).start(), 'ERR_BAD_ARGUMENT')
+  // The port is free again: a second node binds it (before the fix the failed start kept it open).
+  const again = new Node({ port })
+  await again.start()
+  assert.equal(again.address, `127.0.0.1:${port}`)
+  await again.stop()
+})

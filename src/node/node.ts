@@ -352,6 +352,7 @@ export class Node extends EventEmitter<NodeEvents> {
       }, { puzzleBits: o.puzzleBits, ...o.kademlia, ...o.topologyOptions })
     } catch (err) {
       rpc.close() // bad topology options: the socket must not outlive the failed start
+      await transport.close()
       throw err
     }
     overlay.onPeer = (event, contact) => {

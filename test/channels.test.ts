@@ -135,3 +135,61 @@ test('bounds: channels per peer past the limit are refused, bad channel packets 
     await world.settle(Promise.all([a.stop({ leave: false }), b.stop({ leave: false })]))
   }
 })
+
+test('restart: a channel reopened while the far end holds the old one starts a new stream; a stale sender is reset at once', async () => {
+  const a = new Node({ host: '127.0.0.1', port: 0, identity: seededIdentity(`${SEED}:restart`, 0) })
+  const b = new Node({ host: '127.0.0.1', port: 0, identity: seededIdentity(`${SEED}:restart`, 1) })
+  const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+  const until = async (what: string, ok: () => boolean): Promise<void> => {
+    const end = Date.now() + 5000
+    while (!ok()) { if (Date.now() > end) throw new Error(`timed out waiting for ${what} (seed ${SEED})`); await wait(10) }
+  }
+  const msg = (s: string): Uint8Array => new Uint8Array(Buffer.from(s))
+  const txt = (m: Uint8Array): string => Buffer.from(m).toString()
+  try {
+    await a.start()
+    b.options.bootstrap = [a.address]
+    await b.start()
+    const accepted: PeerChannel[] = []
+    const got = new Map<PeerChannel, string[]>()
+    a.on('channel', (c) => { accepted.push(c); const l: string[] = []; got.set(c, l); c.onMessage = (m) => l.push(txt(m)) })
+    // First incarnation: five messages, then b drops its end (a is not told).
+    const first = b.channel(a.address, 9)
+    for (let i = 0; i < 5; i++) first.send(msg(`old ${i}`))
+    await until('the first stream', () => accepted.length === 1 && got.get(accepted[0])!.length === 5)
+    const old = accepted[0]
+    const oldErrors: { code: string; reset: boolean }[] = []
+    old.onError = (e) => oldErrors.push({ code: e.code, reset: old.reset })
+    first.close()
+    // Second incarnation on the same stream, from sequence 0: a must take it as a new stream (before the
+    // restart signal, a took its segments for duplicates of the old stream's and delivered nothing).
+    const second = b.channel(a.address, 9)
+    for (let i = 0; i < 5; i++) second.send(msg(`new ${i}`))
+    await until('the restarted stream', () => accepted.length === 2 && got.get(accepted[1])!.length === 5)
+    assert.deepEqual(got.get(accepted[1]), ['new 0', 'new 1', 'new 2', 'new 3', 'new 4'], `seed ${SEED}`)
+    assert.deepEqual(oldErrors, [{ code: 'ERR_CLOSED', reset: true }], 'the old incarnation ended as reset')
+    assert.ok(old.closed)
+    const restarts = (a as unknown as { transport: { restartStats: { restarted: number } } }).transport.restartStats
+    assert.equal(restarts.restarted, 1)
+    // The other way: b drops its end again; a, still sending on its channel, learns it from a RESET at once
+    // (not after its eight resends, about 30 s).
+    const live = accepted[1]
+    let failedAt = 0
+    let resetFlag = false
+    live.onError = () => { failedAt = Date.now(); resetFlag = live.reset }
+    second.close()
+    const sentAt = Date.now()
+    live.send(msg('to nobody'))
+    await until('the stale sender to be reset', () => failedAt > 0)
+    assert.ok(resetFlag, 'failed by a RESET, not a timeout')
+    assert.ok(failedAt - sentAt < 2000, `reset after ${failedAt - sentAt} ms`)
+    // And a third incarnation from a works: b accepts it as new.
+    const atB: string[] = []
+    b.once('channel', (c) => { c.onMessage = (m) => atB.push(txt(m)) })
+    a.channel(b.address, 9).send(msg('again'))
+    await until('a fresh channel from a', () => atB.length === 1)
+    assert.deepEqual(atB, ['again'])
+  } finally {
+    await Promise.all([a.stop({ leave: false }), b.stop({ leave: false })])
+  }
+})

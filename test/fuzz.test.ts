@@ -22,7 +22,7 @@ import { identityFromSeed } from '../src/identity/keys.js'
 import { Handshake, keyPairFromPrivate } from '../src/transport/noise.js'
 import { SecureTransport } from '../src/transport/session.js'
 import { PathTransport } from '../src/transport/paths.js'
-import { ChannelTransport } from '../src/transport/channels.js'
+import { CHANNEL_HEADER_BYTES, ChannelTransport } from '../src/transport/channels.js'
 import { Channel } from '../src/transport/channel.js'
 import type { Transport, TransportStats } from '../src/transport/transport.js'
 import { MemoryWorld } from '../src/runtime/memory.js'
@@ -372,7 +372,7 @@ test('session, relay and channel packets: every layer drops what does not parse 
   segments.push(...wd.sent.map((s) => s.bytes)) // the acks
   fuzz('channel receive', fc.constantFrom(...segments), (b) => { if (b.length) b[0] = 0x43; wd.onPacket(A, b); wd.sent.length = 0 })
   const single = new Channel(world.runtime('ch'), () => {})
-  fuzz('channel segment', fc.constantFrom(...segments.map((s) => s.subarray(5))), (b) => { single.receive(b) })
+  fuzz('channel segment', fc.constantFrom(...segments.map((s) => s.subarray(CHANNEL_HEADER_BYTES))), (b) => { single.receive(b) })
   assert.ok(single.stats.malformed > 0 || cb.channelStats.malformed > 0)
   void sa.close(); void sb.close(); void sc.close()
 })

@@ -216,6 +216,33 @@ export class Channel {
     }
   }
 
+  /**
+   * The whole messages sent and not yet acknowledged, oldest first (their segments in flight,
+   * then the queue): what a caller may resend elsewhere when the peer is found dead. A message
+   * whose first segments were already acknowledged is left out (the peer has part of it).
+   */
+  unacknowledged(): Uint8Array[] {
+    const out: Uint8Array[] = []
+    let parts: Uint8Array[] | null = null
+    let bytes = 0
+    for (const s of this.flight) {
+      if (s.flags & SEGMENT_FIRST) { parts = []; bytes = 0 }
+      if (!parts) continue
+      parts.push(s.payload)
+      bytes += s.payload.length
+      if (s.flags & SEGMENT_LAST) { out.push(join(parts, bytes).slice()); parts = null }
+    }
+    for (let i = this.outHead; i < this.outbox.length; i++) {
+      const m = this.outbox[i]
+      if (i === this.outHead && this.outOffset > 0) {
+        if (parts) { parts.push(m.subarray(this.outOffset)); out.push(join(parts, bytes + m.length - this.outOffset).slice()) }
+      } else {
+        out.push(m.slice())
+      }
+    }
+    return out
+  }
+
   /** Stops the channel: timers are cancelled and buffers dropped. onError is not called. */
   close(): void {
     if (this.done) return

@@ -6,14 +6,23 @@
 // Membership is (NodeOptions.polyring, node.polyring); docs/polyring.md, "On a real node".
 //
 // Handles: the routing table (table.ts) holds small integers; here a handle is an index into
-// `addresses` (one per neighbour address), reused after the neighbour goes.
+// `members` (one per neighbour GUID: its member addresses, one for a single peer, several for a
+// cluster), reused after the neighbour goes.
+//
+// Failure and takeover (docs/polyring.md, "Failure, takeover and clusters on real nodes"): a
+// HEARTBEAT to every member of every neighbour each heartbeatMs; a member silent for
+// heartbeatMisses intervals is dropped (a GUID with no member left frees its slot). A parent
+// keeps its heir (lowest child) supplied with its table (HEIR); when the parent is gone the heir
+// takes its GUID over and tells everyone (TAKEOVER), and its own GUID passes to its heir
+// (HEIR now) or stays with its fellow cluster members, or is vacated if it was a leaf.
 //
 // Join: the first centre peer takes [0]. Another centre peer asks a centre peer (its `via`
 // peers, default the node's bootstrap peers), which hands out the lowest free centre coordinate
 // and lists the ring; a child asks its parent (by address, or by GUID through any ring peer,
 // which routes the request there), which hands out the lowest free child coordinate and lists
 // the new child's siblings. The newcomer then says HELLO to each one it was given, and each
-// places it in its table by its GUID. Leave: LEAVE to every neighbour, which drops the slot.
+// places it in its table by its GUID. Leave: a peer with children hands its GUID to its heir,
+// and sends LEAVE to every other neighbour, which drops it.
 //
 // Services (docs/polyring.md, "Services on real nodes"): send/fetch by node id through the DHT
 // (locator.ts), caching of fetched content on the return route (cache.ts), rate limiting where a
@@ -46,8 +55,12 @@ export const MAX_NEIGHBOURS = 1024
 export const MAX_MULTICAST_GUIDS = 4096
 /** How long a join waits for one asked peer's answer before it asks the next. */
 export const JOIN_TIMEOUT_MS = 5000
-/** A neighbour that was sent nothing for this long gets a HEARTBEAT (the channel's acks then prove it alive). */
+/** Every member of every neighbour gets a HEARTBEAT this often (what it hears proves us alive). */
 export const HEARTBEAT_MS = 1000
+/** A neighbour member silent for this many heartbeat intervals is dropped (failure detection). */
+export const HEARTBEAT_MISSES = 3
+/** Members one GUID's cluster has at most (further cluster joins are refused). */
+export const MAX_CLUSTER = 16
 /** Messages one `messages()` iterator buffers unread; past it the oldest is dropped (counted). */
 export const MAX_INBOX = 1024
 /** Messages kept for `recent()` (the API's GET /v1/polyring/messages). */
@@ -85,7 +98,11 @@ export interface PolyringOptions {
   /** Broadcast order: the parent before the siblings (default) or after. */
   order?: 'up-first' | 'sideways-first'
   joinTimeoutMs?: number
+  /** Heartbeat interval (default HEARTBEAT_MS) and the silent intervals after which a neighbour is dropped (default HEARTBEAT_MISSES). */
   heartbeatMs?: number
+  heartbeatMisses?: number
+  /** Join this GUID (`[4.2]`) as a further member of its cluster, through the `via` peers (or `parent`'s address). */
+  cluster?: string
   /** A private (NATed) peer: it tells its parent, which tells its siblings to reach it through the parent. */
   private?: boolean
   /** Bytes of routed answers this peer caches (default DEFAULT_CACHE_BYTES; 0: no cache). */
@@ -186,6 +203,15 @@ export interface PolyringStats {
   cacheAnswers: number
   /** Joins this peer passed to a sibling it picked by region and load. */
   joinsPlaced: number
+  /** Neighbour members dropped after heartbeatMisses silent intervals (or a failed channel). */
+  failures: number
+  /** GUIDs this peer took over (its parent's, or its parent's old one by a handover), and handovers it sent. */
+  takeovers: number
+  handovers: number
+  /** Messages moved from a dead cluster member's channel to another member of its GUID. */
+  resent: number
+  /** Peers that joined this peer's GUID as cluster members through it. */
+  clusterJoins: number
 }
 
 interface PendingJoin { resolve: (m: { guid: Guid; members: WireMember[]; from: Address }) => void; reject: (e: WeftError) => void; timer: TimerHandle }
@@ -226,13 +252,30 @@ export class Polyring {
     received: 0, sent: 0, sends: 0, broadcasts: 0, multicasts: 0, noRoute: 0, tooManyHops: 0, duplicates: 0, forwarded: 0,
     malformed: 0, strangers: 0, misplaced: 0, sendFailures: 0, channelFailures: 0, joinsAnswered: 0, joinsRefused: 0, leaves: 0, inboxDropped: 0,
     rateLimited: 0, rateLimitedNotices: 0, refusedLocally: 0, fetches: 0, served: 0, cacheAnswers: 0, joinsPlaced: 0,
+    failures: 0, takeovers: 0, handovers: 0, resent: 0, clusterJoins: 0,
   }
   private table: PolyringTable | null = null
   private peer: PolyringPeer | null = null
-  // Handles: index -> neighbour address and the GUID it holds in our table (null: not placed).
-  private readonly addresses: (Address | null)[] = []
+  // Handles: index -> the neighbour GUID's member addresses ([]: a free handle) and the GUID it holds in our table (null: not placed).
+  private readonly members: Address[][] = []
   private readonly placedAs: (Guid | null)[] = []
-  private readonly lastSent: number[] = []
+  /** When each known member address was last heard from (failure detection). */
+  private readonly lastHeard = new Map<Address, number>()
+  private readonly chans = new Map<Address, PeerChannel>()
+  /** The handle of this GUID's other cluster members (NONE: a single peer). */
+  private fellows = NONE
+  /** Round-robin over a cluster's members for routed messages. */
+  private rr = 0
+  /** Our parent's table, kept in case we must take its GUID over (we are its heir). */
+  private heirTable: { guid: Guid; members: WireMember[] } | null = null
+  private heirSent = { h: NONE, version: -1 }
+  private tableVersion = 0
+  private heirCheck = false
+  /** TAKEOVERs held back until we lose the GUID's holder ourselves (GUID text -> the taker). */
+  private readonly pendingTakeovers = new Map<string, { address: Address; at: number }>()
+  private lastTick = 0
+  /** peer.ts counters of the PolyringPeers replaced by takeovers. */
+  private readonly peerBase = { noRoute: 0, tooManyHops: 0, duplicates: 0, forwarded: 0 }
   // What each neighbour told us (HELLO, JOIN, LOAD): for join policies and private siblings.
   private readonly nRegion: string[] = []
   private readonly nHosted: boolean[] = []
@@ -295,9 +338,17 @@ export class Polyring {
     const base: Omit<JoinRequest, 'req' | 'target'> = { centre: !!o.centre, hosted: !!o.hosted, region: o.region ?? '' }
     if (o.private) base.private = true
     // Neither the centre nor a parent: the asked peer picks one in its ring, by region, then load.
-    if (!o.centre && o.parent === undefined) base.place = true
+    if (!o.centre && o.parent === undefined && o.cluster === undefined) base.place = true
     let asks: { to: Address; target: Guid | null }[]
-    if (o.parent !== undefined) {
+    if (o.cluster !== undefined) {
+      // A cluster member: any ring peer routes the request to the GUID, whose holder answers.
+      const g = parseGuid(o.cluster)
+      base.cluster = true
+      base.centre = false
+      const to = o.parent !== undefined && !o.parent.startsWith('[') ? [canonicalAddress(o.parent)] : via
+      asks = to.map((a) => ({ to: a, target: g }))
+      if (asks.length === 0) throw new WeftError('ERR_BAD_ARGUMENT', `to join ${o.cluster} as a cluster member, give a ring peer to ask (via, or the node's bootstrap peers)`)
+    } else if (o.parent !== undefined) {
       const p = parentRef(o.parent)
       asks = p.address !== null ? [{ to: p.address, target: null }] : via.map((to) => ({ to, target: p.guid }))
       if (asks.length === 0) throw new WeftError('ERR_BAD_ARGUMENT', `to join under ${o.parent} by GUID, give a ring peer to ask (via, or the node's bootstrap peers)`)
@@ -311,7 +362,7 @@ export class Polyring {
     for (const ask of asks) {
       try {
         const w = await this.ask(ask.to, { ...base, target: ask.target })
-        this.welcome(w.guid, w.members, base.centre ? null : w.from)
+        this.welcome(w.guid, w.members, base.centre || base.cluster ? null : w.from, !!base.cluster)
         return this.table!.self
       } catch (err) {
         last = err instanceof WeftError ? err : new WeftError('ERR_BOOTSTRAP_FAILED', String(err))
@@ -343,7 +394,12 @@ export class Polyring {
   }
 
   private setTable(t: PolyringTable): void {
+    if (this.peer) {
+      this.syncPeerStats()
+      for (const k of ['noRoute', 'tooManyHops', 'duplicates', 'forwarded'] as const) this.peerBase[k] = this.stats[k]
+    }
     this.table = t
+    this.changed()
     // Identity -> location: this node's GUID under its node id in the DHT (again whenever it changes).
     if (this.locator) {
       this.locator.publish(t.self).catch((err: unknown) => this.ctx.log?.warn({ err }, 'polyring: location not published'))
@@ -353,28 +409,29 @@ export class Polyring {
       send: (to, m) => this.sendPoly(to, m),
       deliver: (m) => this.deliver(m),
     })
-    this.scheduleHeartbeat()
+    if (this.heartbeat === null) { this.lastTick = this.ctx.runtime.now(); this.scheduleHeartbeat() }
   }
 
   /** The answer to our join: our GUID, and the ring we are in (the answerer is `parent` for a child). */
-  private welcome(g: Guid, members: WireMember[], parent: Address | null): void {
+  private welcome(g: Guid, members: WireMember[], parent: Address | null, cluster = false): void {
     const t = new PolyringTable(g)
     this.setTable(t)
     if (parent !== null) this.place(this.handleFor(parent), parentGuid(g)!)
-    const hello = this.hello(false)
+    const hello = this.hello(false, cluster)
     for (const m of members) {
-      if (guidEquals(m.guid, g) || m.address === this.ctx.address()) continue
-      const h = this.handleFor(m.address)
-      if (h === NONE) continue
-      if (this.place(h, m.guid)) this.sendWire(h, hello)
+      if (m.address === this.ctx.address()) continue
+      if (guidEquals(m.guid, g) && !cluster) continue
+      // The answerer's list is trusted: several addresses under one GUID are that GUID's cluster members.
+      if (this.placeAddress(m.address, m.guid, true) !== NONE) this.sendTo(m.address, hello)
     }
-    this.ctx.log?.info({ guid: formatGuid(g), siblings: t.siblingCount, parent }, 'joined the polyring')
+    this.ctx.log?.info({ guid: formatGuid(g), siblings: t.siblingCount, parent, cluster }, 'joined the polyring')
   }
 
-  private hello(reply: boolean): WireMessage {
+  private hello(reply: boolean, cluster = false): WireMessage {
     const m: WireMessage = { kind: 'hello', guid: this.table!.self, hosted: !!this.o.hosted, region: this.o.region ?? '' }
     if (this.o.private) m.private = true
     if (reply) m.reply = true
+    if (cluster) m.cluster = true
     return m
   }
 
@@ -558,10 +615,16 @@ export class Polyring {
     this.sendWire(to, m)
   }
 
+  /**
+   * To the neighbour GUID behind handle `h`: a routed message to one member, picked round-robin
+   * (a cluster shares the load); anything else to every member.
+   */
   private sendWire(h: number, m: WireMessage): void {
-    const a = this.addresses[h]
-    if (a == null) { this.stats.sendFailures++; return }
-    if (this.sendTo(a, m)) this.lastSent[h] = this.ctx.runtime.now()
+    const ms = this.members[h]
+    if (!ms || ms.length === 0) { this.stats.sendFailures++; return }
+    if (ms.length === 1) { this.sendTo(ms[0], m); return }
+    if (m.kind === 'route' || m.kind === 'broadcast' || m.kind === 'multicast') { this.sendTo(ms[this.rr++ % ms.length], m); return }
+    for (const a of ms) this.sendTo(a, m)
   }
 
   private sendTo(address: Address, m: WireMessage): boolean {
@@ -591,13 +654,16 @@ export class Polyring {
     if (c.stream !== this.stream) { this.sides.get(c.stream)?.ring.accept(c); return }
     if (this.attached.has(c)) return
     this.attached.add(c)
+    this.chans.set(c.address, c)
     c.onMessage = (bytes) => this.onWire(c.address, bytes)
+    c.onClose = () => { if (this.chans.get(c.address) === c) this.chans.delete(c.address) }
     c.onError = (err) => {
       this.stats.channelFailures++
+      // The peer restarted its end (or dropped ours): it is alive; the next message opens a new channel.
+      if (c.reset) return
       this.ctx.log?.warn({ peer: c.address, err: err.message }, 'polyring: channel failed')
-      // The neighbour stopped acknowledging: it is dead to us; its slot is freed.
-      const h = this.byAddress.get(c.address)
-      if (h !== undefined) this.unplace(h)
+      // The neighbour stopped acknowledging: it is dead to us.
+      if (this.byAddress.has(c.address)) this.memberFailed(c.address, c)
     }
   }
 
@@ -605,8 +671,11 @@ export class Polyring {
     if (this.closed) return
     let m: WireMessage
     try { m = decodeWire(bytes) } catch { this.stats.malformed++; return }
+    if (this.lastHeard.has(from)) this.lastHeard.set(from, this.ctx.runtime.now())
     switch (m.kind) {
       case 'join': return this.answerJoin(from, m)
+      case 'heir': return this.onHeir(from, m)
+      case 'takeover': return this.onTakeover(from, m)
       case 'welcome': {
         const p = this.pending.get(m.req)
         if (!p) return
@@ -625,24 +694,24 @@ export class Polyring {
       }
       case 'hello': {
         if (!this.table) return
-        const h = this.handleFor(from)
+        const had = this.byAddress.get(from)
+        const known = had !== undefined && this.placedAs[had] !== null
+        const h = this.placeAddress(from, m.guid, !!m.cluster)
         if (h === NONE) return
-        const known = this.placedAs[h] !== null
-        if (!this.place(h, m.guid)) return
         this.nRegion[h] = m.region
         this.nHosted[h] = m.hosted
         this.nPrivate[h] = !!m.private
         // A newcomer learns our region, role and load from our answer (an answer gets none back).
         if (!m.reply && !known) {
-          this.sendWire(h, this.hello(true))
-          this.sendWire(h, { kind: 'load', children: this.table.childCount })
+          this.sendTo(from, this.hello(true))
+          this.sendTo(from, { kind: 'load', children: this.table.childCount })
         }
         return
       }
       case 'leave': {
         const h = this.byAddress.get(from)
         const g = h === undefined ? null : this.placedAs[h]
-        if (h !== undefined && g && guidEquals(g, m.guid)) { this.stats.leaves++; this.unplace(h) }
+        if (h !== undefined && g && guidEquals(g, m.guid)) { this.stats.leaves++; this.dropAddress(from) }
         return
       }
       case 'heartbeat': return
@@ -742,11 +811,11 @@ export class Polyring {
   }
 
   private syncPeerStats(): void {
-    const s = this.peer!.stats
-    this.stats.noRoute = s.noRoute
-    this.stats.tooManyHops = s.tooManyHops
-    this.stats.duplicates = s.duplicates
-    this.stats.forwarded = s.forwarded
+    const s = this.peer!.stats, b = this.peerBase
+    this.stats.noRoute = b.noRoute + s.noRoute
+    this.stats.tooManyHops = b.tooManyHops + s.tooManyHops
+    this.stats.duplicates = b.duplicates + s.duplicates
+    this.stats.forwarded = b.forwarded + s.forwarded
   }
 
   /** Received messages, as they arrive (buffering at most MAX_INBOX unread). */
@@ -771,6 +840,7 @@ export class Polyring {
     }
     const t = this.table
     if (!t || !this.peer) return refuse('not in a polyring yet')
+    if (j.cluster && j.target && guidEquals(j.target, t.self)) return this.welcomeMember(from, j)
     if (j.target && !guidEquals(j.target, t.self)) {
       // Not us: route the request to the parent it names; that parent answers the joiner directly.
       this.peer.send(j.target, encodePayload({ kind: 'join', origin: t.self, joiner: from, join: { ...j } }))
@@ -797,7 +867,7 @@ export class Polyring {
     if (held !== null && (j.centre ? held.length === 1 : held.length === t.depth + 1 && commonPrefix(held, t.self) === t.depth)) {
       return this.welcomeJoiner(from, j, held)
     }
-    if (known !== undefined) this.unplace(known)
+    if (known !== undefined) this.dropAddress(from)
     const h = this.handleFor(from)
     if (h === NONE) return refuse(`this peer has ${MAX_NEIGHBOURS} neighbours`)
     let g: Guid
@@ -860,13 +930,15 @@ export class Polyring {
     const t = this.table!
     const members: WireMember[] = []
     const add = (coordGuid: Guid, h: number): void => {
-      const a = this.addresses[h]
-      if (a != null && a !== to && members.length < MAX_WELCOME_MEMBERS) members.push({ guid: coordGuid, address: a })
+      for (const a of this.members[h] ?? []) if (a !== to && members.length < MAX_WELCOME_MEMBERS) members.push({ guid: coordGuid, address: a })
     }
     if (j.centre) {
       members.push({ guid: t.self, address: this.ctx.address() })
+      if (this.fellows !== NONE) add(t.self, this.fellows)
       t.forEachSibling((c, h) => add(guid([c]), h))
     } else {
+      // Our fellow cluster members are the joiner's parent too.
+      if (this.fellows !== NONE) add(t.self, this.fellows)
       t.forEachChild((c, h) => add(childGuid(t.self, c), h))
     }
     this.stats.joinsAnswered++
@@ -882,13 +954,68 @@ export class Polyring {
     if (known !== undefined) return known
     let h: number
     if (this.free.length) h = this.free.pop()!
-    else if (this.addresses.length < MAX_NEIGHBOURS) { h = this.addresses.length; this.addresses.push(null); this.placedAs.push(null); this.lastSent.push(0) }
+    else if (this.members.length < MAX_NEIGHBOURS) { h = this.members.length; this.members.push([]); this.placedAs.push(null) }
     else return NONE
-    this.addresses[h] = a
+    this.members[h] = [a]
     this.placedAs[h] = null
-    this.lastSent[h] = 0
     this.byAddress.set(a, h)
+    this.lastHeard.set(a, this.ctx.runtime.now())
     return h
+  }
+
+  /**
+   * Places `address` at GUID `g`: under its own handle, or (`merge`) as a further member of the
+   * cluster that holds `g` here. NONE when `g` is not a neighbour GUID or its slot is another's.
+   */
+  private placeAddress(address: Address, g: Guid, merge: boolean): number {
+    const a = canonicalAddress(address)
+    const known = this.byAddress.get(a)
+    if (known !== undefined && this.placedAs[known] && guidEquals(this.placedAs[known]!, g)) return known
+    const slot = this.slotHandle(g)
+    if (merge && slot !== NONE && slot !== known) {
+      if (this.members[slot].length >= MAX_CLUSTER) { this.stats.misplaced++; return NONE }
+      if (known !== undefined) this.dropAddress(a) // it moved
+      this.members[slot].push(a)
+      this.byAddress.set(a, slot)
+      this.lastHeard.set(a, this.ctx.runtime.now())
+      this.changed()
+      return slot
+    }
+    const h = this.handleFor(a)
+    if (h === NONE) return NONE
+    return this.place(h, g) ? h : NONE
+  }
+
+  /** The handle holding neighbour GUID `g` in our table (our fellows for our own GUID), or NONE. */
+  private slotHandle(g: Guid): number {
+    const t = this.table
+    if (!t) return NONE
+    const self = t.self, l = self.length, m = commonPrefix(self, g)
+    if (g.length === l && m === l) return this.fellows
+    if (g.length === l - 1 && m === l - 1) return t.parent
+    if (g.length === l && m === l - 1 && g[l - 1] < MAX_RING) return t.sibling(g[l - 1])
+    if (g.length === l + 1 && m === l && g[l] < MAX_RING) return t.child(g[l])
+    return NONE
+  }
+
+  /** Removes one member address; a GUID left with no member is dropped from the table. */
+  private dropAddress(a: Address): void {
+    const h = this.byAddress.get(a)
+    this.lastHeard.delete(a)
+    if (h === undefined) return
+    const ms = this.members[h]
+    if (ms.length <= 1) { this.unplace(h); return }
+    ms.splice(ms.indexOf(a), 1)
+    this.byAddress.delete(a)
+    this.changed()
+  }
+
+  /** Something in the table changed: the heir's copy is sent again (once per turn of the event loop). */
+  private changed(): void {
+    this.tableVersion++
+    if (this.heirCheck) return
+    this.heirCheck = true
+    queueMicrotask(() => { this.heirCheck = false; this.supplyHeir() })
   }
 
   /** Puts handle `h` in the slot its GUID names (parent, sibling or child); false if it has none or it is taken. */
@@ -899,7 +1026,10 @@ export class Polyring {
     if (prior && guidEquals(prior, g)) return true
     let ok = false
     try {
-      if (g.length === l - 1 && m === l - 1) {
+      if (g.length === l && m === l) {
+        // Our own GUID: a fellow member of our cluster.
+        if (this.fellows === NONE || this.fellows === h) { if (prior) this.unslot(h, prior); this.fellows = h; ok = true }
+      } else if (g.length === l - 1 && m === l - 1) {
         if (t.parent === NONE || t.parent === h) { if (prior) this.unslot(h, prior); t.setParent(h); ok = true }
       } else if (g.length === l && m === l - 1 && g[l - 1] !== t.ownCoord && g[l - 1] < MAX_RING) {
         const s = t.sibling(g[l - 1])
@@ -913,6 +1043,7 @@ export class Polyring {
     }
     if (!ok) { this.stats.misplaced++; if (!prior) this.release(h); return false }
     this.placedAs[h] = g
+    this.changed()
     return true
   }
 
@@ -921,13 +1052,18 @@ export class Polyring {
     const g = this.placedAs[h]
     if (g) this.unslot(h, g)
     this.release(h)
+    // A takeover of this GUID we held back while its holder still looked alive to us applies now.
+    const p = g ? this.pendingTakeovers.get(formatGuid(g)) : undefined
+    if (p && g) { this.pendingTakeovers.delete(formatGuid(g)); this.applyTakeover(p.address, g) }
   }
 
   private unslot(h: number, g: Guid): void {
     const t = this.table
     if (!t) return
     const l = t.self.length
-    if (g.length === l - 1 && t.parent === h) t.setParent(NONE)
+    this.changed()
+    if (this.fellows === h) this.fellows = NONE
+    else if (g.length === l - 1 && t.parent === h) t.setParent(NONE)
     else if (g.length === l && t.sibling(g[l - 1]) === h) t.removeSibling(g[l - 1])
     else if (g.length === l + 1 && t.child(g[l]) === h) {
       t.removeChild(g[l])
@@ -939,10 +1075,11 @@ export class Polyring {
   }
 
   private release(h: number): void {
-    const a = this.addresses[h]
-    if (a == null) return
-    this.byAddress.delete(a)
-    this.addresses[h] = null
+    const ms = this.members[h]
+    if (!ms || ms.length === 0) return
+    for (const a of ms) { this.byAddress.delete(a); this.lastHeard.delete(a) }
+    if (this.fellows === h) this.fellows = NONE
+    this.members[h] = []
     this.placedAs[h] = null
     this.nRegion[h] = ''
     this.nHosted[h] = false
@@ -1047,30 +1184,225 @@ export class Polyring {
 
   // ---- liveness, leave, status -----------------------------------------------------------------
 
+  /**
+   * Every heartbeatMs: a HEARTBEAT to every member of every neighbour (and of our own cluster),
+   * then failure detection: a member not heard from for heartbeatMisses intervals is dropped. A
+   * tick that fires late (this process stalled, not the peers) moves every last-heard time on by
+   * the delay, so a stall here is not taken for silence there.
+   */
   private scheduleHeartbeat(): void {
     const every = this.o.heartbeatMs ?? HEARTBEAT_MS
     this.heartbeat = this.ctx.runtime.setTimeout(() => {
       if (this.closed) return
       const now = this.ctx.runtime.now()
-      for (let h = 0; h < this.addresses.length; h++) {
-        if (this.placedAs[h] !== null && now - this.lastSent[h] >= every) this.sendWire(h, { kind: 'heartbeat' })
+      const late = now - this.lastTick - every
+      this.lastTick = now
+      if (late > every / 2) for (const [a, at] of this.lastHeard) this.lastHeard.set(a, at + late)
+      for (let h = 0; h < this.members.length; h++) {
+        if (this.placedAs[h] !== null) for (const a of this.members[h]) this.sendTo(a, { kind: 'heartbeat' })
       }
+      const limit = (this.o.heartbeatMisses ?? HEARTBEAT_MISSES) * every
+      for (const [a, at] of [...this.lastHeard]) if (now - at > limit && this.byAddress.has(a)) this.memberFailed(a, null)
+      for (const [k, p] of this.pendingTakeovers) if (now - p.at > 2 * (limit + every)) this.pendingTakeovers.delete(k)
       this.scheduleHeartbeat()
     }, every)
   }
 
-  /** Tells every neighbour this peer leaves (they drop its slot) and waits for the notices to be acknowledged. */
+  /**
+   * A neighbour member is dead (silent, or its channel failed): it is dropped; what its channel
+   * still held goes to another member of the same GUID; a parent GUID with no member left is
+   * taken over by its heir.
+   */
+  private memberFailed(a: Address, failed: PeerChannel | null): void {
+    const h = this.byAddress.get(a)
+    if (h === undefined) return
+    const g = this.placedAs[h]
+    this.stats.failures++
+    this.ctx.log?.info({ peer: a, guid: g ? formatGuid(g) : null }, 'polyring: neighbour failed')
+    const c = failed ?? this.chans.get(a) ?? null
+    const held = c ? c.channel.unacknowledged() : []
+    c?.close()
+    const t = this.table
+    const wasParent = t !== null && t.parent === h
+    this.dropAddress(a)
+    // A cluster member failed: its fellows carry on; routed messages stuck in its channel are resent to one of them.
+    if (this.members[h]?.length && this.byAddress.get(this.members[h][0]) === h) {
+      for (const bytes of held) {
+        const m = decodeWireSafe(bytes)
+        if (!m || (m.kind !== 'route' && m.kind !== 'broadcast' && m.kind !== 'multicast')) continue // control messages are per member
+        this.stats.resent++
+        this.sendTo(this.members[h][this.rr++ % this.members[h].length], m)
+      }
+    }
+    if (wasParent && t === this.table && t.parent === NONE && g) this.parentLost(g)
+  }
+
+  /** Our parent's GUID has no member left: if we are its heir and hold its table, we take it over. */
+  private parentLost(g: Guid): void {
+    const tbl = this.heirTable
+    if (!this.isHeir()) return
+    if (!tbl || !guidEquals(tbl.guid, g)) { this.ctx.log?.warn({ parent: formatGuid(g) }, 'polyring: parent lost, but no table from it to take over with'); return }
+    this.takeOver(tbl.guid, tbl.members)
+  }
+
+  /** Whether we are our parent's heir: no lower sibling coordinate is held, and in a cluster we are the lowest address. */
+  private isHeir(): boolean {
+    const t = this.table
+    if (!t || t.depth < 2) return false
+    for (let c = 0; c < t.ownCoord; c++) if (t.sibling(c) !== NONE) return false
+    const me = this.ctx.address()
+    if (this.fellows !== NONE && this.members[this.fellows].some((a) => a < me)) return false
+    return true
+  }
+
+  /** Our heir (the lowest child) gets our table whenever it or the heir changed. */
+  private supplyHeir(): void {
+    const t = this.table
+    if (!t || this.closed) return
+    let heir = NONE
+    t.forEachChild((_c, h) => { if (heir === NONE) heir = h })
+    if (heir === NONE || (heir === this.heirSent.h && this.tableVersion === this.heirSent.version)) return
+    this.heirSent = { h: heir, version: this.tableVersion }
+    this.sendWire(heir, { kind: 'heir', now: false, guid: t.self, members: this.tableForHeir() })
+  }
+
+  /** Our parent's and siblings' members (and our fellows'), as an heir needs them to take our GUID. */
+  private tableForHeir(): WireMember[] {
+    const t = this.table!
+    const out: WireMember[] = []
+    const add = (g: Guid, h: number): void => { for (const a of this.members[h] ?? []) if (out.length < MAX_WELCOME_MEMBERS) out.push({ guid: g, address: a }) }
+    const p = parentGuid(t.self)
+    if (p && t.parent !== NONE) add(p, t.parent)
+    t.forEachSibling((c, h) => { const g = t.self.slice(); g[g.length - 1] = c; add(g, h) })
+    if (this.fellows !== NONE) add(t.self, this.fellows)
+    return out
+  }
+
+  private onHeir(from: Address, m: Extract<WireMessage, { kind: 'heir' }>): void {
+    const t = this.table
+    const h = this.byAddress.get(from)
+    // Only from our parent, about its own GUID.
+    if (!t || h === undefined || h !== t.parent || !guidEquals(parentGuid(t.self) ?? t.self, m.guid) || t.depth < 2) { this.stats.strangers++; return }
+    this.heirTable = { guid: m.guid, members: m.members }
+    if (m.now && this.isHeir()) this.takeOver(m.guid, m.members)
+  }
+
+  /**
+   * Takes GUID `g` (our parent's) over with its table `members` (its parent's and siblings'
+   * members): our siblings become our children, its neighbours ours. Our old GUID stays with our
+   * fellow cluster members, or passes to our heir (HEIR now), or is vacated (we had no child).
+   * Everyone concerned hears a TAKEOVER from us.
+   */
+  private takeOver(g: Guid, members: WireMember[]): void {
+    const t = this.table!
+    const old = t.self
+    const me = this.ctx.address()
+    this.stats.takeovers++
+    const oldSiblings: [number, number][] = []
+    t.forEachSibling((c, h) => oldSiblings.push([c, h]))
+    let heir = NONE
+    const oldChildren: number[] = []
+    t.forEachChild((_c, h) => { if (heir === NONE) heir = h; oldChildren.push(h) })
+    const fellows = this.fellows
+    const oldParent = t.parent
+    if (fellows !== NONE) heir = NONE // our GUID stays with them
+    const oldChildTable = heir !== NONE ? this.handoverTable(g, oldSiblings) : null
+    // Forget the old placements (handles and addresses stay), then place everyone anew.
+    for (let h = 0; h < this.placedAs.length; h++) this.placedAs[h] = null
+    this.fellows = NONE
+    this.heirTable = null
+    this.setTable(new PolyringTable(g))
+    if (oldParent !== NONE) this.release(oldParent)
+    for (const [c, h] of oldSiblings) this.place(h, childGuid(g, c))
+    if (fellows !== NONE) this.place(fellows, old)
+    for (const h of oldChildren) {
+      if (h === heir && fellows === NONE) continue
+      // They are our heir's (or our fellows') children now: they drop us as their parent.
+      if (fellows === NONE) this.sendWire(h, { kind: 'leave', guid: old })
+      this.release(h)
+    }
+    if (heir !== NONE) this.place(heir, old) // it takes our old GUID: routes to it go there at once
+    for (const x of members) {
+      if (x.address === me || guidEquals(x.guid, g)) continue // the old holder's members are gone
+      this.placeAddress(x.address, x.guid, true)
+    }
+    // Our heir first (the same channel carries its TAKEOVER's cause before anything else), then everyone.
+    if (heir !== NONE) { this.stats.handovers++; this.sendWire(heir, { kind: 'heir', now: true, guid: old, members: oldChildTable! }) }
+    const notice: WireMessage = { kind: 'takeover', guid: g, old }
+    for (let h = 0; h < this.members.length; h++) if (this.placedAs[h] !== null && h !== heir) for (const a of this.members[h]) this.sendTo(a, notice)
+    this.ctx.log?.info({ from: formatGuid(old), to: formatGuid(g), heir: heir !== NONE }, 'polyring: took a GUID over')
+  }
+
+  /** What our heir needs to take our old GUID: us (its new parent, at `g`) and our old siblings (its siblings to be). */
+  private handoverTable(g: Guid, oldSiblings: [number, number][]): WireMember[] {
+    const out: WireMember[] = [{ guid: g, address: this.ctx.address() }]
+    for (const [c, h] of oldSiblings) for (const a of this.members[h] ?? []) if (out.length < MAX_WELCOME_MEMBERS) out.push({ guid: childGuid(g, c), address: a })
+    return out
+  }
+
+  /**
+   * TAKEOVER: the sender now holds `guid` and no longer `old`. It is accepted only once this peer
+   * has lost `guid`'s holder itself (its LEAVE, or silence past the window): while any member of
+   * that GUID is still heard from here, the takeover waits (so a would-be heir cut off from a
+   * live parent cannot evict it where the parent is still heard).
+   */
+  private onTakeover(from: Address, m: Extract<WireMessage, { kind: 'takeover' }>): void {
+    if (!this.table) return
+    const a = canonicalAddress(from)
+    const h0 = this.byAddress.get(a)
+    if (h0 !== undefined && (!m.old || (this.placedAs[h0] && guidEquals(this.placedAs[h0]!, m.old)))) this.dropAddress(a)
+    const slot = this.slotHandle(m.guid)
+    if (slot !== NONE && !this.members[slot].includes(a)) {
+      if (this.pendingTakeovers.size >= MAX_NEIGHBOURS) return
+      this.pendingTakeovers.set(formatGuid(m.guid), { address: a, at: this.ctx.runtime.now() })
+      return
+    }
+    this.applyTakeover(a, m.guid)
+  }
+
+  private applyTakeover(a: Address, g: Guid): void {
+    const h = this.handleFor(a)
+    if (h === NONE || !this.place(h, g)) return
+    this.lastHeard.set(a, this.ctx.runtime.now())
+  }
+
+  /** A cluster join for our GUID: the joiner becomes a fellow member and gets our whole table. */
+  private welcomeMember(from: Address, j: JoinRequest): void {
+    const t = this.table!
+    const h = this.placeAddress(from, t.self, true)
+    if (h === NONE) { this.stats.joinsRefused++; this.sendTo(from, { kind: 'refuse', req: j.req, reason: `cluster ${formatGuid(t.self)} is full` }); return }
+    this.stats.clusterJoins++
+    const members: WireMember[] = [{ guid: t.self, address: this.ctx.address() }]
+    const add = (g: Guid, hh: number): void => { for (const a of this.members[hh] ?? []) if (a !== from && members.length < MAX_WELCOME_MEMBERS) members.push({ guid: g, address: a }) }
+    add(t.self, this.fellows)
+    const p = parentGuid(t.self)
+    if (p && t.parent !== NONE) add(p, t.parent)
+    t.forEachSibling((c, hh) => { const g = t.self.slice(); g[g.length - 1] = c; add(g, hh) })
+    t.forEachChild((c, hh) => add(childGuid(t.self, c), hh))
+    this.stats.joinsAnswered++
+    this.sendTo(from, { kind: 'welcome', req: j.req, guid: t.self, members })
+  }
+
+  /**
+   * Leaves gracefully. A cluster member tells its fellows and neighbours to drop it (no GUID
+   * changes). A single peer with children hands its GUID to its heir (HEIR now: the heir takes it
+   * over without waiting for heartbeats) and tells the others to drop it; a leaf's GUID is vacated.
+   * Then waits for the notices to be acknowledged.
+   */
   async leave(): Promise<void> {
     await Promise.all([...this.sides.values()].map((s) => s.ring.leave().catch(() => {})))
     const t = this.table
     if (!t || this.closed) return
-    const channels: PeerChannel[] = []
-    for (let h = 0; h < this.addresses.length; h++) {
-      const a = this.addresses[h]
-      if (a == null || this.placedAs[h] === null) continue
-      this.sendWire(h, { kind: 'leave', guid: t.self })
-      channels.push(this.ctx.channel(a, this.stream))
+    let heir = NONE
+    if (this.fellows === NONE) t.forEachChild((_c, h) => { if (heir === NONE) heir = h })
+    if (heir !== NONE) { this.stats.handovers++; this.sendWire(heir, { kind: 'heir', now: true, guid: t.self, members: this.tableForHeir() }) }
+    const addresses: Address[] = []
+    for (let h = 0; h < this.members.length; h++) {
+      if (this.placedAs[h] === null) continue
+      if (h !== heir) this.sendWire(h, { kind: 'leave', guid: t.self })
+      addresses.push(...this.members[h])
     }
+    const channels = addresses.map((a) => this.ctx.channel(a, this.stream))
     const until = this.ctx.runtime.now() + LEAVE_FLUSH_MS
     while (channels.some((c) => !c.closed && c.pending > 0) && this.ctx.runtime.now() < until) {
       await new Promise<void>((resolve) => this.ctx.runtime.setTimeout(resolve, 20))
@@ -1092,7 +1424,7 @@ export class Polyring {
 
   status(): PolyringStatus {
     const t = this.table
-    const n = (g: Guid, h: number): PolyringNeighbour => ({ guid: formatGuid(g), address: this.addresses[h] ?? '' })
+    const n = (g: Guid, h: number): PolyringNeighbour => ({ guid: formatGuid(g), address: this.members[h]?.[0] ?? '' })
     const siblings: PolyringNeighbour[] = [], children: PolyringNeighbour[] = []
     if (t) {
       const p = parentGuid(t.self)
@@ -1124,6 +1456,11 @@ export class Polyring {
       sides: [...this.sides.entries()].map(([stream, s]) => ({ name: s.name, guid: s.ring.guid ? formatGuid(s.ring.guid) : null, stream })),
     }
   }
+}
+
+/** A wire message this peer encoded itself, decoded again (null if it somehow does not decode). */
+function decodeWireSafe(bytes: Uint8Array): WireMessage | null {
+  try { return decodeWire(bytes) } catch { return null }
 }
 
 /** The lowest free centre coordinate (not our own, not a sibling's). */

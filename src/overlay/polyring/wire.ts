@@ -28,6 +28,10 @@ export const enum WireType {
   PRIVATE = 0x08,
   /** The entry peer refused a message from this sender (its token bucket is empty). */
   RATE_LIMITED = 0x09,
+  /** A parent's table (its GUID, its parent's and siblings' members) to its heir: kept for a takeover, or (now) act at once. */
+  HEIR = 0x0a,
+  /** "I now hold this GUID (and no longer that one)": a takeover, to the mover's new and old neighbours. */
+  TAKEOVER = 0x0b,
   DATA = 0x10,
   BROADCAST = 0x11,
   MULTICAST = 0x12,
@@ -52,10 +56,12 @@ export const MAX_PRIVATE_LIST = 1024
 /** Broadcast ids are integers below 2^53 (peer.ts remembers them in a Float64Array). */
 export const MAX_BROADCAST_ID = Number.MAX_SAFE_INTEGER
 
-const JOIN_CENTRE = 1, JOIN_HOSTED = 2, JOIN_TARGET = 4, JOIN_PLACE = 8, JOIN_PRIVATE = 16
-const JOIN_FLAGS = JOIN_CENTRE | JOIN_HOSTED | JOIN_TARGET | JOIN_PLACE | JOIN_PRIVATE
-const HELLO_HOSTED = 1, HELLO_PRIVATE = 2, HELLO_REPLY = 4
-const HELLO_FLAGS = HELLO_HOSTED | HELLO_PRIVATE | HELLO_REPLY
+const JOIN_CENTRE = 1, JOIN_HOSTED = 2, JOIN_TARGET = 4, JOIN_PLACE = 8, JOIN_PRIVATE = 16, JOIN_CLUSTER = 32
+const JOIN_FLAGS = JOIN_CENTRE | JOIN_HOSTED | JOIN_TARGET | JOIN_PLACE | JOIN_PRIVATE | JOIN_CLUSTER
+const HELLO_HOSTED = 1, HELLO_PRIVATE = 2, HELLO_REPLY = 4, HELLO_CLUSTER = 8
+const HELLO_FLAGS = HELLO_HOSTED | HELLO_PRIVATE | HELLO_REPLY | HELLO_CLUSTER
+const HEIR_NOW = 1
+const TAKEOVER_OLD = 1
 const FETCHED_FOUND = 1
 const BROADCAST_UP = 1
 
@@ -72,6 +78,8 @@ export interface JoinRequest {
   place?: true
   /** The joiner is private (NATed): siblings reach it through the parent (present only when set). */
   private?: true
+  /** Join `target` itself as a further member of its cluster (present only when set; needs target). */
+  cluster?: true
 }
 export interface WireMember { guid: Guid; address: Address }
 
@@ -82,7 +90,8 @@ export type ControlMessage =
   | { kind: 'refuse'; req: number; reason: string }
   /** "I am `guid` at the address this channel comes from": the receiver places it by GUID. */
   /** `private` and `reply` (an answer to a HELLO, which gets none back) are present only when set. */
-  | { kind: 'hello'; guid: Guid; hosted: boolean; region: string; private?: true; reply?: true }
+  /** `cluster`: the sender joined `guid` as a further member of its cluster (the receiver adds it to that GUID's members). */
+  | { kind: 'hello'; guid: Guid; hosted: boolean; region: string; private?: true; reply?: true; cluster?: true }
   | { kind: 'leave'; guid: Guid }
   | { kind: 'heartbeat' }
   | { kind: 'load'; children: number }
@@ -90,6 +99,13 @@ export type ControlMessage =
   | { kind: 'private'; coords: number[] }
   /** `req`: the refused fetch's request number (0: not a fetch); retry after `retryAfterMs`. */
   | { kind: 'rate-limited'; req: number; retryAfterMs: number }
+  /**
+   * A parent's table to its heir (lowest child): its GUID and the members of its parent and
+   * siblings (and of its own cluster). `now` (a handover): take `guid` over at once.
+   */
+  | { kind: 'heir'; now: boolean; guid: Guid; members: WireMember[] }
+  /** The sender now holds `guid`; it no longer holds `old` (null: it held nothing before, or it is not told). */
+  | { kind: 'takeover'; guid: Guid; old: Guid | null }
 export type WireMessage = ControlMessage | PolyMessage
 
 /** What a routed message, broadcast or multicast carries. */
@@ -143,7 +159,8 @@ function checkHops(h: number): void {
 
 function writeJoin(w: Writer, j: JoinRequest): void {
   w.u32(j.req)
-  w.u8((j.centre ? JOIN_CENTRE : 0) | (j.hosted ? JOIN_HOSTED : 0) | (j.target ? JOIN_TARGET : 0) | (j.place ? JOIN_PLACE : 0) | (j.private ? JOIN_PRIVATE : 0))
+  if (j.cluster && !j.target) throw new WeftError('ERR_BAD_ARGUMENT', 'a cluster join names the GUID to join')
+  w.u8((j.centre ? JOIN_CENTRE : 0) | (j.hosted ? JOIN_HOSTED : 0) | (j.target ? JOIN_TARGET : 0) | (j.place ? JOIN_PLACE : 0) | (j.private ? JOIN_PRIVATE : 0) | (j.cluster ? JOIN_CLUSTER : 0))
   w.text(j.region, MAX_REGION_BYTES, 'region label')
   if (j.target) w.guid(j.target)
 }
@@ -167,7 +184,7 @@ export function encodeWire(m: WireMessage): Uint8Array {
     }
     case 'hello': {
       const w = new Writer(64); w.u8(WireType.HELLO); w.guid(m.guid)
-      w.u8((m.hosted ? HELLO_HOSTED : 0) | (m.private ? HELLO_PRIVATE : 0) | (m.reply ? HELLO_REPLY : 0))
+      w.u8((m.hosted ? HELLO_HOSTED : 0) | (m.private ? HELLO_PRIVATE : 0) | (m.reply ? HELLO_REPLY : 0) | (m.cluster ? HELLO_CLUSTER : 0))
       w.text(m.region, MAX_REGION_BYTES, 'region label')
       return w.done()
     }
@@ -181,6 +198,19 @@ export function encodeWire(m: WireMessage): Uint8Array {
       return w.done()
     }
     case 'rate-limited': { const w = new Writer(9); w.u8(WireType.RATE_LIMITED); w.u32(m.req); w.u32(m.retryAfterMs); return w.done() }
+    case 'heir': {
+      if (m.members.length > MAX_WELCOME_MEMBERS) throw new WeftError('ERR_TOO_LARGE', `heir table with ${m.members.length} members, over ${MAX_WELCOME_MEMBERS}`)
+      const w = new Writer(64 + m.members.length * 16)
+      w.u8(WireType.HEIR); w.u8(m.now ? HEIR_NOW : 0); w.guid(m.guid); w.u16(m.members.length)
+      for (const x of m.members) { w.guid(x.guid); w.address(x.address) }
+      return w.done()
+    }
+    case 'takeover': {
+      const w = new Writer(2 * MAX_GUID_BYTES + 2)
+      w.u8(WireType.TAKEOVER); w.u8(m.old ? TAKEOVER_OLD : 0); w.guid(m.guid)
+      if (m.old) w.guid(m.old)
+      return w.done()
+    }
     case 'route': {
       checkHops(m.hops)
       const w = new Writer(8 + encodedGuidLength(m.dest) + m.data.length)
@@ -281,6 +311,10 @@ function readJoin(r: Reader): JoinRequest {
   const j: JoinRequest = { req, centre, hosted: (flags & JOIN_HOSTED) !== 0, region, target: flags & JOIN_TARGET ? r.guid() : null }
   if (flags & JOIN_PLACE) j.place = true
   if (flags & JOIN_PRIVATE) j.private = true
+  if (flags & JOIN_CLUSTER) {
+    if (!j.target) throw bad('a cluster join names its GUID')
+    j.cluster = true
+  }
   return j
 }
 
@@ -309,6 +343,7 @@ export function decodeWire(bytes: Uint8Array): WireMessage {
       const h: WireMessage = { kind: 'hello', guid: g, hosted: (flags & HELLO_HOSTED) !== 0, region: r.text(MAX_REGION_BYTES, 'region label') }
       if (flags & HELLO_PRIVATE) h.private = true
       if (flags & HELLO_REPLY) h.reply = true
+      if (flags & HELLO_CLUSTER) h.cluster = true
       m = h
       break
     }
@@ -324,6 +359,23 @@ export function decodeWire(bytes: Uint8Array): WireMessage {
       break
     }
     case WireType.RATE_LIMITED: m = { kind: 'rate-limited', req: r.u32(), retryAfterMs: r.u32() }; break
+    case WireType.HEIR: {
+      const flags = r.u8()
+      if (flags & ~HEIR_NOW) throw bad(`heir flags ${flags}`)
+      const g = r.guid(), n = r.u16()
+      if (n > MAX_WELCOME_MEMBERS) throw bad(`heir table with ${n} members, over ${MAX_WELCOME_MEMBERS}`)
+      const members: WireMember[] = []
+      for (let i = 0; i < n; i++) members.push({ guid: r.guid(), address: r.address() })
+      m = { kind: 'heir', now: flags === HEIR_NOW, guid: g, members }
+      break
+    }
+    case WireType.TAKEOVER: {
+      const flags = r.u8()
+      if (flags & ~TAKEOVER_OLD) throw bad(`takeover flags ${flags}`)
+      const g = r.guid()
+      m = { kind: 'takeover', guid: g, old: flags & TAKEOVER_OLD ? r.guid() : null }
+      break
+    }
     case WireType.DATA: {
       const hops = r.u8()
       m = { kind: 'route', hops, dest: r.guid(), data: r.rest(MAX_PAYLOAD_BYTES, 'payload') }

@@ -1,9 +1,7 @@
-// The soak's verdicts: is a figure flat (the last third of the run against the first third after
-// warm-up), and did every operation settle by its deadline.
+// The soak's verdicts: is a figure flat (the last third of the measured run against its first
+// third; the warm-up before it is not measured), and did every operation settle by its deadline.
 import type { Sample } from './soak-probe.js'
 
-/** Share of the run skipped as warm-up before the thirds are taken. */
-export const WARMUP_SHARE = 0.1
 /** Largest change, either way, between the first and last thirds' medians that still counts as flat. */
 export const FLAT_TOLERANCE = 0.1
 
@@ -26,16 +24,16 @@ function median(xs: number[]): number {
 }
 
 /** The samples after warm-up, split into the first and last thirds (null when too few to say). */
-export function thirds(samples: Sample[], runSeconds: number): { first: Sample[]; last: Sample[] } | null {
-  const after = samples.filter((s) => s.t >= WARMUP_SHARE * runSeconds)
+export function thirds(samples: Sample[], warmupSeconds: number): { first: Sample[]; last: Sample[] } | null {
+  const after = samples.filter((s) => s.t >= warmupSeconds)
   const n = Math.floor(after.length / 3)
   if (n < 2) return null
   return { first: after.slice(0, n), last: after.slice(after.length - n) }
 }
 
 /** Flat when the medians of the two thirds differ by at most FLAT_TOLERANCE. */
-export function flatCheck(name: string, what: string, samples: Sample[], runSeconds: number, value: (s: Sample) => number): Check {
-  const th = thirds(samples, runSeconds)
+export function flatCheck(name: string, what: string, samples: Sample[], warmupSeconds: number, value: (s: Sample) => number): Check {
+  const th = thirds(samples, warmupSeconds)
   const limit = `within ±${FLAT_TOLERANCE * 100} %`
   if (!th) return { name, what, first: null, last: null, change: null, limit, pass: false }
   const first = median(th.first.map(value)), last = median(th.last.map(value))

@@ -1,8 +1,8 @@
-// `npm run bench:topologies`: Kademlia, Chord and Pastry side by side in the simulator. Runs
+// `npm run bench:topologies`: Kademlia, Chord, Pastry (and, in compare, the polyring) side by side in the simulator. Runs
 // `weft sim` in child processes and writes bench/results/topologies.json, the topologies
 // section of docs/benchmarks.md and docs/topologies.svg:
-//   compare   every topology at each size (oracle-built): success, hops against theory, latency,
-//             table size, messages per lookup
+//   compare   every topology at each size (oracle-built; the polyring: a balanced static shape):
+//             success, hops against theory, latency, table size, messages per lookup, broadcast cost
 //   digits    Pastry with b = 1, 2, 4, 8 at one size: table size against hops
 //   failure   half the nodes crash at once: lookups right after, and after the topology's repair
 //
@@ -23,6 +23,8 @@ const RESULTS = `${ROOT}bench/results/topologies.json`
 const DOC = `${ROOT}docs/benchmarks.md`
 const SVG = `${ROOT}docs/topologies.svg`
 const TOPOLOGIES = ['kademlia', 'chord', 'pastry']
+/** The compare part adds the polyring (src/sim/polyring-run.ts: seconds even at 100,000 peers); failure has no polyring model. */
+const COMPARE_TOPOLOGIES = [...TOPOLOGIES, 'polyring']
 
 const arg = (name: string): string | undefined => process.argv.slice(2).find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
 const quick = process.argv.includes('--quick')
@@ -46,7 +48,7 @@ const common = ['--lookups', lookups, '--seed', seed, '--build', 'oracle']
 const run = (part: string): boolean => only === undefined || only === part
 const previous = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as TopologiesBench) : null
 
-const compare = run('compare') ? simBatch(['--compare', TOPOLOGIES.join(','), '--nodes', sizes, ...common]) : previous?.compare ?? null
+const compare = run('compare') ? simBatch(['--compare', COMPARE_TOPOLOGIES.join(','), '--nodes', sizes, ...common]) : previous?.compare ?? null
 const digits = run('digits') ? simBatch(['--topology', 'pastry', '--b', '1,2,4,8', '--nodes', digitsNodes, ...common]) : previous?.digits ?? null
 const failure = run('failure')
   ? {
@@ -71,8 +73,9 @@ function render(b: TopologiesBench): string {
   const name = (s: SimResult): string => (s.b ? `${s.topology} b=${s.b}` : s.topology)
   const off = (s: SimResult, hops: number): string => { const d = ((hops - s.theoreticalHops) / s.theoreticalHops) * 100; return `${d >= 0 ? '+' : ''}${d.toFixed(1)} %` }
   const rows = (batch: Batch): string => batch.runs.map(({ simulated: s, machine: m }) =>
-    `| ${name(s)} | ${s.nodes.toLocaleString('en')} | ${pct(s.successRate)} | ${s.recall.toFixed(3)} | ${s.hops.mean.toFixed(2)} | ${s.theoreticalHops.toFixed(2)} | ${off(s, s.hops.mean)} | ${s.hops.p95} / ${s.hops.max} | ${pct(s.routing.successRate)} | ${s.routing.hops.mean.toFixed(2)} (${off(s, s.routing.hops.mean)}) | ${s.latencyMs.p50.toFixed(0)} ms | ${s.messagesPerLookup.toFixed(1)} | ${s.tableSize.mean.toFixed(1)} | ${(m.wallMs / 1000).toFixed(0)} s |`).join('\n')
-  const head = '| topology | nodes | success | recall | lookup hops | theory | off | p95 / max | routed | route hops (off) | latency p50 | msgs/lookup | table | wall |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|'
+    `| ${name(s)} | ${s.nodes.toLocaleString('en')} | ${pct(s.successRate)} | ${s.recall.toFixed(3)} | ${s.hops.mean.toFixed(2)} | ${s.theoreticalHops.toFixed(2)} | ${off(s, s.hops.mean)} | ${s.hops.p95} / ${s.hops.max} | ${pct(s.routing.successRate)} | ${s.routing.hops.mean.toFixed(2)} (${off(s, s.routing.hops.mean)}) | ${s.latencyMs.p50.toFixed(0)} ms | ${s.messagesPerLookup.toFixed(1)} | ${s.tableSize.mean.toFixed(1)} | ${(m.wallMs / 1000).toFixed(0)} s | ${bcast(s)} |`).join('\n')
+  const bcast = (s: SimResult): string => s.broadcast ? `${s.broadcast.messagesPerNode.toFixed(2)} / ${pct(s.broadcast.reachedShare)} / ${s.broadcast.completionMs.toFixed(0)} ms` : '-'
+  const head = '| topology | nodes | success | recall | lookup hops | theory | off | p95 / max | routed | route hops (off) | latency p50 | msgs/lookup | table | wall | broadcast: msgs/N / reached / time |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|'
   const theories = (batch: Batch): string => [...new Set(batch.runs.map((r) => `${name(r.simulated)}: ${r.simulated.theory}`))].join('; ')
   const parts = [
     '## Topologies',
@@ -84,7 +87,11 @@ function render(b: TopologiesBench): string {
     `the topology's own rule (XOR-closest, successor, numerically closest). \"Lookup hops\" are the iterative lookup's`,
     `(findability: each reply names up to k contacts, so a step can gain more than the theory's one digit or finger);`,
     `\"routed\" and \"route hops\" follow \`nextHop\` from table to table as recursive routing does (routability), which is`,
-    `what the theoretical figures describe. Recorded ${b.date.slice(0, 10)} on ${b.machine.cpus} × ${b.machine.cpuModel}, Node ${b.machine.node}.`,
+    `what the theoretical figures describe. The polyring row (compare) is a balanced static shape of exactly N peers where`,
+    `one fits (docs/polyring.md): its hops are routed messages (recursive), its latency on its own link model (10-50 ms a`,
+    `link, 1 ms a copy), its theory the exact mean for random pairs. Broadcast: one from a random node; the polyring by the`,
+    `seed's rules (up-first), the uniring topologies by flooding over each node's routing table (each node forwards once to`,
+    `all its contacts; links at RTT / 2, 1 ms a copy). Recorded ${b.date.slice(0, 10)} on ${b.machine.cpus} × ${b.machine.cpuModel}, Node ${b.machine.node}.`,
     `Raw figures: \`bench/results/topologies.json\`; chart: [topologies.svg](topologies.svg).`,
     '',
     '### Against network size',

@@ -9,10 +9,14 @@ import { UnstructuredNetwork, type UnstructuredResult } from '../gossip/unstruct
 import { defaultKademliaOptions } from '../overlay/kademlia/kademlia.js'
 import { MAX_DISJOINT_PATHS } from '../overlay/lookup.js'
 import { topologyNames } from '../overlay/registry.js'
+import { parseShape } from '../overlay/polyring/sim.js'
+import { WeftError } from '../errors.js'
 import { latencyModels } from '../sim/latency.js'
 import { plotLocation, plotReports } from '../sim/plot.js'
 import type { SimReport } from '../sim/report.js'
 import { runSimulations } from '../sim/run.js'
+import { runPolyring } from '../sim/polyring-run.js'
+import { MAX_FLOOD_ENTRIES } from '../sim/broadcast-cost.js'
 import { MAX_SIM_NODES } from '../sim/simulation.js'
 import { table } from './format.js'
 import { progress, type Progress } from './progress.js'
@@ -22,10 +26,15 @@ const sizes = (v: string): number[] => v.split(',').map((s) => {
   if (!Number.isInteger(n) || n < 2 || n > MAX_SIM_NODES) throw new InvalidArgumentError(`each size must be a whole number from 2 to ${MAX_SIM_NODES} (1e6 is fine), got ${JSON.stringify(s)}`)
   return n
 })
+/** What --compare and --topology take: the registry's topologies and the polyring (src/sim/polyring-run.ts). */
+const simTopologies = [...topologyNames, 'polyring']
 const topologyList = (v: string): string[] => v.split(',').map((s) => {
   const t = s.trim()
-  if (!(topologyNames as string[]).includes(t)) throw new InvalidArgumentError(`unknown topology ${JSON.stringify(t)} (known: ${topologyNames.join(', ')})`)
+  if (!simTopologies.includes(t)) throw new InvalidArgumentError(`unknown topology ${JSON.stringify(t)} (known: ${simTopologies.join(', ')})`)
   return t
+})
+const shapeList = (v: string): number[][] => v.split(',').map((s) => {
+  try { return parseShape(s.trim()) } catch (err) { throw new InvalidArgumentError((err as Error).message) }
 })
 const digitBits = (v: string): number[] => v.split(',').map((s) => {
   const n = Number(s.trim())
@@ -60,7 +69,7 @@ function ensureHeap(): boolean {
 export function addSimCommand(program: Command): void {
   program.command('sim')
     .description('run the real protocol code on a simulated network (virtual time, seeded) and report lookups against an oracle')
-    .addOption(new Option('--topology <name>', 'overlay to simulate (unstructured: flooding or random walks on a random graph, see --search)').choices([...topologyNames, 'unstructured']).default('kademlia'))
+    .addOption(new Option('--topology <name>', 'overlay to simulate (unstructured: flooding or random walks on a random graph, see --search)').choices([...simTopologies, 'unstructured']).default('kademlia'))
     .option('--nodes <n[,n...]>', 'network size, or several sizes (1e3,1e4,1e5,1e6)', sizes, [1000])
     .option('--lookups <n>', 'lookups to measure, each from a random node to a random key', count('lookups', 1, 10_000_000), 1000)
     .option('--seed <s>', 'seed: the same seed and arguments give the same simulated results', '1')
@@ -75,7 +84,9 @@ export function addSimCommand(program: Command): void {
     .option('--fail <fraction>', 'a massive failure: this share of nodes crash at once after the build (before --warmup)', fraction('--fail'), 0)
     .option('--warmup <duration>', 'virtual time of protocol upkeep between the build and the lookups (e.g. 10m)', duration, 0)
     .option('--refresh <duration>', 'refresh a bucket after this long without a lookup in it (default 15m, as BEP 5; the Kademlia paper says 1h)', duration)
-    .option('--compare <topologies>', 'run each of these topologies (e.g. kademlia,chord,pastry) at every size: one table, one plot', topologyList)
+    .option('--compare <topologies>', 'run each of these topologies (e.g. kademlia,chord,pastry,polyring) at every size: one table, one plot; also measures one broadcast on each', topologyList)
+    .option('--shape <AxBxC[,...]>', 'polyring: ring sizes per level (centre first), one run per shape instead of --nodes (default: a balanced 3-level shape of about --nodes peers, docs/polyring.md)', shapeList)
+    .option('--broadcast', 'also measure one broadcast from a random node (uniring: flooding over the routing tables; always on with --compare and for the polyring)')
     .option('--b <bits[,bits...]>', 'Pastry and Tapestry: bits per digit, 1 to 8 (default 4); several: one run each', digitBits)
     .option('--objects <n>', 'object location: publish this many objects, then ask --lookups times where one is (Tapestry: its pointers; others: DHT provider records)', count('objects', 0, 1_000_000), 0)
     .option('--servers <n>', 'servers publishing each object', count('servers', 1, 64), 3)
@@ -101,30 +112,38 @@ export function addSimCommand(program: Command): void {
         if ((topology === 'pastry' || topology === 'tapestry') && o.b) for (const b of o.b as number[]) runs.push({ topology, b })
         else runs.push({ topology })
       }
+      if (runs.some((r) => r.topology === 'polyring')) checkPolyringOptions(o)
+      else if (o.shape) throw new WeftError('ERR_BAD_ARGUMENT', '--shape needs the polyring (--topology polyring or polyring in --compare)')
       const reports: SimReport[] = []
+      const onProgress = (label: string) => (size: number, phase: string, done: number, total: number, eps: number) => {
+        const key = `${label}${size}:${phase}`
+        if (key !== barKey) { bar?.stop(); bar = progress(`${label}${size.toLocaleString('en')} nodes: ${phase}`, total); barKey = key }
+        bar!.update(done, eps > 0 ? `${Math.round(eps).toLocaleString('en')} events/s` : '')
+      }
       try {
         for (const run of runs) {
           const label = runs.length > 1 ? `${run.topology}${run.b ? ` b=${run.b}` : ''}, ` : ''
+          if (run.topology === 'polyring') {
+            reports.push(...await runPolyring({ sizes: o.nodes, shapes: o.shape, lookups: o.lookups, seed: String(o.seed), concurrency: o.concurrency, onProgress: onProgress(label) }))
+            continue
+          }
           reports.push(...await runSimulations({
             topology: run.topology, b: run.b, sizes: o.nodes, lookups: o.lookups, seed: String(o.seed), latency: o.latency, loss: o.loss,
             churnMedianMs: o.churn ?? null, churnDistribution: o.churnDistribution, adversaries: o.adversaries, adversaryMode: o.adversaryMode,
             nat: o.nat, build: o.build, warmupMs: o.warmup, failAtOnce: o.fail, concurrency: o.concurrency, joinConcurrency: 16, k: o.k, alpha: o.alpha, disjoint: o.disjoint, refreshMs: o.refresh,
-            objects: o.objects, servers: o.servers, holdMs: o.hold,
-            onProgress: (size, phase, done, total, eps) => {
-              const key = `${label}${size}:${phase}`
-              if (key !== barKey) { bar?.stop(); bar = progress(`${label}${size.toLocaleString('en')} nodes: ${phase}`, total); barKey = key }
-              bar!.update(done, `${Math.round(eps).toLocaleString('en')} events/s`)
-            },
+            objects: o.objects, servers: o.servers, holdMs: o.hold, broadcast: !!(o.compare || o.broadcast),
+            onProgress: onProgress(label),
           }))
         }
       } finally {
         (bar as Progress | null)?.stop()
       }
-      console.log(table(['topology', 'nodes', 'build', 'success', 'recall', 'hops mean', 'p50', 'p95', 'max', 'theory', 'routed', 'route hops', 'latency p50', 'p95', 'msgs/lookup', 'table', 'bytes/node', 'wall'],
+      console.log(table(['topology', 'nodes', 'build', 'success', 'recall', 'hops mean', 'p50', 'p95', 'max', 'theory', 'routed', 'route hops', 'latency p50', 'p95', 'msgs/lookup', 'table', 'bytes/node', 'wall', 'bcast msgs/N', 'bcast reached', 'bcast time'],
         reports.map(({ simulated: s, machine: m }) => [
           s.b ? `${s.topology} b=${s.b}` : s.topology, s.nodes.toLocaleString('en'), s.build, `${(s.successRate * 100).toFixed(2)} %`, s.recall.toFixed(3), s.hops.mean.toFixed(2), s.hops.p50, s.hops.p95, s.hops.max,
           s.theoreticalHops.toFixed(2), `${(s.routing.successRate * 100).toFixed(1)} %`, s.routing.hops.mean.toFixed(2), `${s.latencyMs.p50.toFixed(0)} ms`, `${s.latencyMs.p95.toFixed(0)} ms`, s.messagesPerLookup.toFixed(1), s.tableSize.mean.toFixed(0),
           m.bytesPerNode.toLocaleString('en'), `${(m.wallMs / 1000).toFixed(1)} s`,
+          ...(s.broadcast ? [s.broadcast.messagesPerNode.toFixed(2), `${(s.broadcast.reachedShare * 100).toFixed(2)} %`, `${s.broadcast.completionMs.toFixed(0)} ms`] : ['-', '-', '-']),
         ])))
       const located = reports.filter((r) => r.simulated.location)
       if (located.length > 0) {
@@ -135,6 +154,14 @@ export function addSimCommand(program: Command): void {
               l.stretch.mean.toFixed(2), l.stretch.p50.toFixed(2), l.stretch.p95.toFixed(2), l.hops ? l.hops.mean.toFixed(2) : '-', `${l.latencyMs.p50.toFixed(0)} ms`, `${l.latencyMs.p95.toFixed(0)} ms`]
           })))
       }
+      for (const r of reports) {
+        const p = r.simulated.polyring
+        if (p) console.log(`polyring ${r.simulated.nodes.toLocaleString('en')}: shape ${p.shape.join('x')} (depth ${p.depth}); routed messages over ${p.hopBound} hops: ${p.overBound}, to a wrong peer: ${p.wrong}, lost: ${p.lost}`)
+      }
+      if (reports.some((r) => r.simulated.polyring)) console.log(`polyring: msgs/lookup = messages per routed message (recursive: one per hop); latency on its own link model (${reports.find((r) => r.simulated.polyring)!.simulated.latencyModel}), not --latency`)
+      const methods = [...new Set(reports.flatMap((r) => r.simulated.broadcast ? [r.simulated.broadcast.method] : []))]
+      if (methods.length > 0) console.log(`broadcast (one, from a random node; time in virtual ms, 1 ms per copy sent): ${methods.join('; ')}`)
+      if (reports.some((r) => r.simulated.broadcast === null)) console.log(`broadcast '-': flooding not measured, the tables hold over ${MAX_FLOOD_ENTRIES.toLocaleString('en')} entries in all`)
       console.log(`theory: ${[...new Set(reports.map((r) => r.simulated.theory))].join('; ')}; peak RSS ${(Math.max(...reports.map((r) => r.machine.peakRssBytes)) / 1073741824).toFixed(2)} GiB; seed ${o.seed}`)
       if (o.out) {
         writeFileSync(o.out, JSON.stringify(reports.length === 1 ? reports[0].simulated : reports.map((r) => r.simulated), null, 2) + '\n')
@@ -186,4 +213,14 @@ function simUnstructured(o: Record<string, unknown>): void {
     writeFileSync(`${o.out}.machine.json`, JSON.stringify(rows.map((r, i) => ({ nodes: r.nodes, wallMs: walls[i] })), null, 2) + '\n')
     console.log(`wrote ${o.out} and ${o.out}.machine.json`)
   }
+}
+
+/** The polyring simulator (StaticPolyring) has a fixed shape: no churn, loss, NAT, adversaries, failures or objects. */
+function checkPolyringOptions(o: Record<string, unknown>): void {
+  const unsupported: [string, boolean][] = [
+    ['--churn', o.churn !== undefined], ['--loss', (o.loss as number) > 0], ['--adversaries', (o.adversaries as number) > 0], ['--nat', (o.nat as number) > 0],
+    ['--fail', (o.fail as number) > 0], ['--warmup', (o.warmup as number) > 0], ['--objects', (o.objects as number) > 0],
+  ]
+  const bad = unsupported.filter(([, on]) => on).map(([name]) => name)
+  if (bad.length > 0) throw new WeftError('ERR_BAD_ARGUMENT', `${bad.join(', ')}: not modelled for the polyring (a static shape, no loss or churn); drop polyring from the run or the option`)
 }

@@ -14,8 +14,8 @@ export interface SimResult {
   topology: string
   nodes: number
   seed: string
-  /** 'joins': every node joined by the protocol; 'oracle': tables filled from the true node set, then maintained. */
-  build: 'joins' | 'oracle'
+  /** 'joins': every node joined by the protocol; 'oracle': tables filled from the true node set, then maintained; 'static': the polyring's fixed shape (no joins). */
+  build: 'joins' | 'oracle' | 'static'
   /** Bucket size (Kademlia's k) and requests in flight per lookup. */
   k: number
   alpha: number
@@ -57,6 +57,44 @@ export interface SimResult {
   datagrams: number
   /** Object location (with --objects): how servers were found and how near they were; null without. */
   location: LocationReport | null
+  /** The cost of one broadcast from a random node to every live node (with --compare, --broadcast, or the polyring); absent when not asked for, null when the tables were too large to flood (sim/broadcast-cost.ts MAX_FLOOD_ENTRIES). */
+  broadcast?: BroadcastCost | null
+  /** Polyring rows only: the shape and the route checks. */
+  polyring?: PolyringFigures
+}
+
+/** One broadcast to every live node: how many messages, how many nodes it reached, how long it took. */
+export interface BroadcastCost {
+  /** How it spreads: the polyring's rules, or flooding over each node's routing table. */
+  method: string
+  /** The originating node (index or polyring handle), drawn from the seed. */
+  origin: number
+  /** Live nodes, nodes that got it (the origin included) and their share. */
+  nodes: number
+  reached: number
+  reachedShare: number
+  /** Copies sent (every one, also those to dead nodes or to nodes that already had it), and per live node. */
+  messages: number
+  messagesPerNode: number
+  /** Copies that reached a node that already had it. */
+  duplicates: number
+  /** Virtual ms until the last reached node had it, and until half of them had. */
+  completionMs: number
+  medianMs: number
+  /** Uplink time per copy: a node sends its copies one after another. */
+  sendMs: number
+}
+
+export interface PolyringFigures {
+  /** Ring sizes per level (centre first). */
+  shape: number[]
+  depth: number
+  /** 2 × depth − 1: no route may be longer. */
+  hopBound: number
+  /** Routed messages over the bound, delivered to the wrong peer, or never delivered. */
+  overBound: number
+  wrong: number
+  lost: number
 }
 
 export interface SimMachine {

@@ -1,12 +1,17 @@
 // Runs one simulation per network size and reports each: what `weft sim` and the bench call.
+import v8 from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { Simulation, type SimOptions } from './simulation.js'
 import type { SimReport } from './report.js'
+import { floodCost } from './broadcast-cost.js'
 
 export interface RunOptions extends Partial<Omit<SimOptions, 'nodes' | 'build' | 'onProgress'>> {
   sizes: number[]
   /** 'auto': real joins up to JOIN_LIMIT nodes, an oracle fill above. */
   build?: SimOptions['build'] | 'auto'
   onProgress?: (size: number, phase: string, done: number, total: number, eventsPerSecond: number) => void
+  /** Also measure one broadcast's cost over the built tables (flooding: sim/broadcast-cost.ts). */
+  broadcast?: boolean
 }
 
 /** Above this many nodes, 'auto' builds by oracle fill: joins cost about 300 events a node. */
@@ -16,7 +21,7 @@ export async function runSimulations(o: RunOptions): Promise<SimReport[]> {
   const reports: SimReport[] = []
   for (const nodes of o.sizes) {
     const started = Date.now()
-    const before = heapBytes()
+    const before = await heapBytes()
     let lastEvents = 0, lastAt = started, eps = 0
     const sim = new Simulation({
       ...o, nodes,
@@ -28,8 +33,9 @@ export async function runSimulations(o: RunOptions): Promise<SimReport[]> {
       },
     })
     await sim.build()
-    const perNode = (heapBytes() - before) / nodes
+    const perNode = ((await heapBytes()) - before) / nodes
     const simulated = await sim.measure()
+    if (o.broadcast) simulated.broadcast = floodCost(sim, simulated.seed, (done, total) => o.onProgress?.(nodes, 'broadcast', done, total, 0))
     const wallMs = Date.now() - started
     reports.push({
       simulated,
@@ -41,9 +47,18 @@ export async function runSimulations(o: RunOptions): Promise<SimReport[]> {
   return reports
 }
 
-/** Live JS heap plus memory outside it (typed arrays), after a full collection when one can be asked for. */
-function heapBytes(): number {
-  ;(globalThis as { gc?: () => void }).gc?.()
+/**
+ * Live JS heap plus memory outside it (typed arrays), after full collections: with --expose-gc
+ * or without (the flag is set at run time). A turn of the event loop between two collections
+ * lets the backing stores of freed ArrayBuffers go too. A run right after a larger one in the same
+ * process can still read low (even negative): the last run's memory freed during this build.
+ */
+export async function heapBytes(): Promise<number> {
+  collect ??= (globalThis as { gc?: () => void }).gc ?? (v8.setFlagsFromString('--expose-gc'), runInNewContext('gc') as () => void)
+  collect()
+  await new Promise((resolve) => setImmediate(resolve))
+  collect()
   const m = process.memoryUsage()
   return m.heapUsed + m.external
 }
+let collect: (() => void) | null = null

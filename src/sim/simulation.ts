@@ -463,6 +463,15 @@ export class Simulation {
     return out
   }
 
+  /** Nodes ever made, live or not: node indices run 0..nodeCount − 1. */
+  get nodeCount(): number { return this.topologies.length }
+
+  /** Node i's contacts as node indices, in table order (null once it has left): what a broadcast over the tables can reach (sim/broadcast-cost.ts). */
+  contactIndices(i: number): number[] | null {
+    const t = this.topologies[i]
+    return t ? t.entries().map((e) => nodeIndexOf(e.address)) : null
+  }
+
   /** Every live node's routing table, as people would see it. */
   tables(): TableEntry[][] {
     return this.topologies.filter((t): t is Topology => t !== null).map((t) => t.entries())

@@ -69,6 +69,8 @@ program.command('node')
   .option('--parent <host:port|guid>', 'with --topology polyring: join under this parent (its address, or its GUID such as [4.2], reached through --bootstrap)')
   .option('--region <label>', 'with --topology polyring: a region label told to neighbours')
   .option('--hosted', 'with --topology polyring: a hosted peer (run by the operator: inner rings)')
+  .option('--heartbeat-ms <n>', 'with --topology polyring: heartbeat interval to neighbours (default 1000)', int('heartbeat ms', 10, 600_000))
+  .option('--heartbeat-misses <n>', 'with --topology polyring: silent intervals after which a neighbour is dropped (default 5)', int('heartbeat misses', 1, 1000))
   .option('--k <n>', 'bucket size', int('k', 1, 25), 20)
   .option('--alpha <n>', 'requests in flight per lookup', int('alpha', 1, 16), 3)
   .option('--no-encrypt', 'send plaintext datagrams (every node of a network must agree)')
@@ -88,9 +90,9 @@ program.command('node')
     if (!o.mainline && (o.network !== undefined || o.mainlineBootstrap.length || o.mainlineBep42)) throw new WeftError('ERR_BAD_ARGUMENT', '--network, --mainline-bootstrap and --mainline-bep42 need --mainline')
     const logger = createLogger({ level: parseLogLevel(o.logLevel) })
     const polyring = o.topology === 'polyring'
-    if (!polyring && (o.centre || o.parent !== undefined || o.region !== undefined || o.hosted)) throw new WeftError('ERR_BAD_ARGUMENT', '--centre, --parent, --region and --hosted need --topology polyring')
+    if (!polyring && (o.centre || o.parent !== undefined || o.region !== undefined || o.hosted || o.heartbeatMs !== undefined || o.heartbeatMisses !== undefined)) throw new WeftError('ERR_BAD_ARGUMENT', '--centre, --parent, --region, --hosted, --heartbeat-ms and --heartbeat-misses need --topology polyring')
     const node = new Node({
-      polyring: polyring ? { centre: !!o.centre, parent: o.parent, region: o.region, hosted: !!o.hosted } : undefined,
+      polyring: polyring ? { centre: !!o.centre, parent: o.parent, region: o.region, hosted: !!o.hosted, heartbeatMs: o.heartbeatMs, heartbeatMisses: o.heartbeatMisses } : undefined,
       host: o.host, port: o.port, bootstrap: o.bootstrap, dataDir: o.data, keyFile: o.keyFile,
       topology: polyring ? 'kademlia' : o.topology, topologyOptions: { k: o.k, alpha: o.alpha }, encrypt: o.encrypt, networkKey: o.networkKey, nat: o.natCheck && o.bootstrap.length > 0, portMapping: !!o.upnp, relays: o.relay.length ? o.relay : undefined, logger, metrics: o.api !== false,
       mainline: o.mainline ? { port: o.mainlinePort, bootstrap: o.mainlineBootstrap, bep42: !!o.mainlineBep42, network: o.network } : undefined,

@@ -57,8 +57,22 @@ export const MAX_MULTICAST_GUIDS = 4096
 export const JOIN_TIMEOUT_MS = 5000
 /** Every member of every neighbour gets a HEARTBEAT this often (what it hears proves us alive). */
 export const HEARTBEAT_MS = 1000
-/** A neighbour member silent for this many heartbeat intervals is dropped (failure detection). */
-export const HEARTBEAT_MISSES = 3
+/**
+ * A neighbour member silent for this many heartbeat intervals is dropped (failure detection).
+ * 5, not 3: on a loaded machine (100 processes on 2 cores) stalls of 3 s happened; a false drop
+ * is repaired (below) but costs a reconciliation, a slower failover costs 2 s.
+ */
+export const HEARTBEAT_MISSES = 5
+/**
+ * A dropped neighbour is remembered this many failure windows: probed (a HELLO) each interval so
+ * a false drop is repaired, re-admitted at its GUID when heard, and a dropped child's coordinate
+ * is not handed to a joiner meanwhile (quarantine).
+ */
+export const QUARANTINE_WINDOWS = 10
+/** A holder heard within this many intervals counts as alive for CHECK answers and TAKEOVER refusals. */
+export const HEARD_INTERVALS = 2
+/** A would-be heir with nobody to ask (no grandparent or parent's sibling) probes its parent this many intervals before taking over. */
+export const CONFIRM_INTERVALS = 2
 /** Members one GUID's cluster has at most (further cluster joins are refused). */
 export const MAX_CLUSTER = 16
 /** Messages one `messages()` iterator buffers unread; past it the oldest is dropped (counted). */
@@ -212,6 +226,13 @@ export interface PolyringStats {
   resent: number
   /** Peers that joined this peer's GUID as cluster members through it. */
   clusterJoins: number
+  /** Dropped neighbours heard again and put back at their GUID (a false drop repaired). */
+  readmitted: number
+  /** Times this peer found its GUID held by another (TAKEN from its parent, or a refused takeover) and joined anew. */
+  rejoins: number
+  /** TAKEOVERs refused here (the old holder is still heard), and takeovers this peer called off (a CHECK said the parent is heard). */
+  takeoversRefused: number
+  takeoversCalledOff: number
 }
 
 interface PendingJoin { resolve: (m: { guid: Guid; members: WireMember[]; from: Address }) => void; reject: (e: WeftError) => void; timer: TimerHandle }
@@ -252,7 +273,7 @@ export class Polyring {
     received: 0, sent: 0, sends: 0, broadcasts: 0, multicasts: 0, noRoute: 0, tooManyHops: 0, duplicates: 0, forwarded: 0,
     malformed: 0, strangers: 0, misplaced: 0, sendFailures: 0, channelFailures: 0, joinsAnswered: 0, joinsRefused: 0, leaves: 0, inboxDropped: 0,
     rateLimited: 0, rateLimitedNotices: 0, refusedLocally: 0, fetches: 0, served: 0, cacheAnswers: 0, joinsPlaced: 0,
-    failures: 0, takeovers: 0, handovers: 0, resent: 0, clusterJoins: 0,
+    failures: 0, takeovers: 0, handovers: 0, resent: 0, clusterJoins: 0, readmitted: 0, rejoins: 0, takeoversRefused: 0, takeoversCalledOff: 0,
   }
   private table: PolyringTable | null = null
   private peer: PolyringPeer | null = null
@@ -274,6 +295,17 @@ export class Polyring {
   /** TAKEOVERs held back until we lose the GUID's holder ourselves (GUID text -> the taker). */
   private readonly pendingTakeovers = new Map<string, { address: Address; at: number }>()
   private lastTick = 0
+  /** Neighbour members dropped for silence, kept QUARANTINE_WINDOWS windows (address -> its GUID, when, whether it was one of a cluster). */
+  private readonly dropped = new Map<Address, { guid: Guid; at: number; cluster: boolean }>()
+  /** Child coordinates freed by a failure: not handed out again until the time given. */
+  private readonly quarantine = new Map<number, number>()
+  /** A takeover waiting for confirmation that the parent is gone (CHECK answers, or silence of a direct probe). */
+  private confirming: { guid: Guid; members: WireMember[]; probes: Address[]; asked: Address[]; yes: number; no: number; since: number } | null = null
+  /** When this peer last took a GUID over (a refusal soon after makes it back off). */
+  private tookOverAt = -Infinity
+  private rejoining = false
+  /** Set by leave(): we no longer greet anyone again (a LEAVE'd neighbour must not put us back). */
+  private leaving = false
   /** peer.ts counters of the PolyringPeers replaced by takeovers. */
   private readonly peerBase = { noRoute: 0, tooManyHops: 0, duplicates: 0, forwarded: 0 }
   // What each neighbour told us (HELLO, JOIN, LOAD): for join policies and private siblings.
@@ -660,7 +692,8 @@ export class Polyring {
     c.onError = (err) => {
       this.stats.channelFailures++
       // The peer restarted its end (or dropped ours): it is alive; the next message opens a new channel.
-      if (c.reset) return
+      // If it is our neighbour it may have dropped us (a false alarm): a HELLO lets it put us back.
+      if (c.reset) { if (this.table && !this.leaving && this.byAddress.has(c.address)) this.sendTo(c.address, this.hello(false)); return }
       this.ctx.log?.warn({ peer: c.address, err: err.message }, 'polyring: channel failed')
       // The neighbour stopped acknowledging: it is dead to us.
       if (this.byAddress.has(c.address)) this.memberFailed(c.address, c)
@@ -672,13 +705,26 @@ export class Polyring {
     let m: WireMessage
     try { m = decodeWire(bytes) } catch { this.stats.malformed++; return }
     if (this.lastHeard.has(from)) this.lastHeard.set(from, this.ctx.runtime.now())
+    else if (this.table && !this.leaving && !this.byAddress.has(from) && this.strangerHeard(from, m)) return
     switch (m.kind) {
+      case 'not-neighbour': {
+        // A neighbour (or one we dropped) does not hold us: say who we are; it puts us back, or says our GUID is taken.
+        if (this.table && !this.leaving && (this.byAddress.has(from) || this.dropped.has(from))) this.sendTo(from, this.hello(false))
+        return
+      }
+      case 'taken': return this.onTaken(from, m.guid)
+      case 'check': { if (this.table) this.sendTo(from, { kind: 'checked', guid: m.guid, heard: this.holderHeard(m.guid) }); return }
+      case 'checked': {
+        const c = this.confirming
+        if (c && guidEquals(c.guid, m.guid) && c.asked.includes(from)) { if (m.heard) c.yes++; else c.no++ }
+        return
+      }
       case 'join': return this.answerJoin(from, m)
       case 'heir': return this.onHeir(from, m)
       case 'takeover': return this.onTakeover(from, m)
       case 'welcome': {
         const p = this.pending.get(m.req)
-        if (!p) return
+        if (!p) return this.onRefresh(from, m.guid, m.members)
         this.pending.delete(m.req)
         this.ctx.runtime.clearTimeout(p.timer)
         p.resolve({ guid: m.guid, members: m.members, from })
@@ -697,7 +743,13 @@ export class Polyring {
         const had = this.byAddress.get(from)
         const known = had !== undefined && this.placedAs[had] !== null
         const h = this.placeAddress(from, m.guid, !!m.cluster)
-        if (h === NONE) return
+        if (h === NONE) {
+          // Its GUID is held here by another peer that we still hear (a coordinate given away after a drop): it must rejoin.
+          const slot = this.slotHandle(m.guid)
+          if (!m.cluster && slot !== NONE && !this.members[slot].includes(from) && !guidEquals(m.guid, this.table.self)) this.sendTo(from, { kind: 'taken', guid: m.guid })
+          return
+        }
+        if (this.dropped.delete(from)) this.readmitted(h, m.guid)
         this.nRegion[h] = m.region
         this.nHosted[h] = m.hosted
         this.nPrivate[h] = !!m.private
@@ -754,6 +806,138 @@ export class Polyring {
         this.syncPeerStats()
       }
     }
+  }
+
+  /**
+   * A message from an address that is not (or no longer) our neighbour. A peer we dropped for
+   * silence is alive after all: put back at its GUID if the slot is still free (or still its
+   * cluster's), else told its GUID is taken. A heartbeat from anyone else is answered
+   * NOT_NEIGHBOUR, so a peer dropped long ago finds out. True: the message is consumed here.
+   */
+  private strangerHeard(from: Address, m: WireMessage): boolean {
+    const c = this.confirming
+    if (c && c.probes.includes(from)) {
+      // Our parent is alive (its answer to our probe, or anything else): no takeover.
+      this.confirming = null
+      this.stats.takeoversCalledOff++
+      this.ctx.log?.info({ parent: formatGuid(c.guid) }, 'polyring: parent heard again, takeover called off')
+    }
+    const d = this.dropped.get(from)
+    if (!d) {
+      if (m.kind === 'heartbeat') { this.sendTo(from, { kind: 'not-neighbour' }); return true }
+      return false
+    }
+    if (m.kind === 'leave') { this.dropped.delete(from); return true }
+    // Its own word on what it holds now wins over our memory of it.
+    if (m.kind === 'hello' || m.kind === 'takeover' || m.kind === 'join' || m.kind === 'welcome' || m.kind === 'refuse') return false
+    this.dropped.delete(from)
+    const slot = this.slotHandle(d.guid)
+    if (slot !== NONE && !d.cluster) {
+      this.sendTo(from, { kind: 'taken', guid: d.guid })
+      return m.kind === 'heartbeat'
+    }
+    const h = this.placeAddress(from, d.guid, d.cluster)
+    if (h === NONE) return false
+    this.readmitted(h, d.guid)
+    this.sendTo(from, this.hello(false)) // it may have dropped us too
+    return false
+  }
+
+  private readmitted(h: number, g: Guid): void {
+    this.stats.readmitted++
+    this.lastHeard.set(this.members[h][this.members[h].length - 1], this.ctx.runtime.now())
+    const t = this.table!
+    if (g.length === t.depth + 1) this.quarantine.delete(g[t.depth])
+    this.ctx.log?.info({ guid: formatGuid(g) }, 'polyring: a dropped neighbour is back')
+    // It may have missed joiners meanwhile: its parent (or a centre sibling) lists its ring again (an unasked WELCOME).
+    if (g.length === t.depth + 1 || (g.length === 1 && t.depth === 1)) this.sendTo(this.members[h][this.members[h].length - 1], { kind: 'welcome', req: 0, guid: g, members: this.ringFor(g, this.members[h]) })
+  }
+
+  /** The ring a peer at `g` (our child, or a centre peer) belongs to, as we know it, without the addresses `skip`. */
+  private ringFor(g: Guid, skip: Address[]): WireMember[] {
+    const t = this.table!
+    const members: WireMember[] = []
+    const add = (x: Guid, h: number): void => {
+      for (const a of this.members[h] ?? []) if (!skip.includes(a) && members.length < MAX_WELCOME_MEMBERS) members.push({ guid: x, address: a })
+    }
+    if (g.length === 1) {
+      members.push({ guid: t.self, address: this.ctx.address() })
+      t.forEachSibling((c, h) => add(guid([c]), h))
+    } else {
+      t.forEachChild((c, h) => add(childGuid(t.self, c), h))
+    }
+    if (this.fellows !== NONE) add(t.self, this.fellows)
+    return members
+  }
+
+  /** An unasked WELCOME: our parent (a centre sibling for a centre peer) lists our ring again after putting us back; we greet whoever is new to us. */
+  private onRefresh(from: Address, g: Guid, members: WireMember[]): void {
+    const t = this.table
+    const h = this.byAddress.get(from)
+    const by = h !== undefined ? this.placedAs[h] : null
+    if (!t || !by || !guidEquals(g, t.self) || !(h === t.parent || (t.depth === 1 && by.length === 1))) { this.stats.strangers++; return }
+    const hello = this.hello(false)
+    for (const x of members) {
+      if (x.address === this.ctx.address() || this.byAddress.has(x.address) || guidEquals(x.guid, t.self)) continue
+      if (this.placeAddress(x.address, x.guid, false) !== NONE) this.sendTo(x.address, hello)
+    }
+  }
+
+  /** Whether a member of the GUID `g` that we hold was heard within HEARD_INTERVALS heartbeat intervals. */
+  private holderHeard(g: Guid): boolean {
+    const slot = this.slotHandle(g)
+    if (slot === NONE) return false
+    const now = this.ctx.runtime.now(), within = HEARD_INTERVALS * this.everyMs
+    return this.members[slot].some((a) => now - (this.lastHeard.get(a) ?? -Infinity) <= within)
+  }
+
+  private get everyMs(): number { return this.o.heartbeatMs ?? HEARTBEAT_MS }
+  /** How long a dropped neighbour is remembered, and its coordinate (a child's) kept free. */
+  private get quarantineMs(): number { return QUARANTINE_WINDOWS * ((this.o.heartbeatMisses ?? HEARTBEAT_MISSES) + 1) * this.everyMs }
+
+  /**
+   * TAKEN: our GUID is held by another peer where the sender looks. We believe our parent (who
+   * hands out our coordinate), a sibling when we are a centre peer (no parent), and after a
+   * recent takeover of ours any neighbour (the takeover was refused: the old holder is alive).
+   * Then we join anew.
+   */
+  private onTaken(from: Address, g: Guid): void {
+    const t = this.table
+    if (!t || !guidEquals(g, t.self) || this.fellows !== NONE || this.rejoining) return
+    const h = this.byAddress.get(from)
+    const known = h !== undefined ? this.placedAs[h] : this.dropped.get(from)?.guid ?? null
+    if (!known) { this.stats.strangers++; return }
+    const l = t.depth
+    const parent = known.length === l - 1 && commonPrefix(known, t.self) === l - 1
+    const sibling = known.length === l && commonPrefix(known, t.self) === l - 1
+    const recent = this.ctx.runtime.now() - this.tookOverAt < this.quarantineMs
+    if (parent || (sibling && l === 1) || (recent && h !== undefined)) this.rejoin(`${from} (${formatGuid(known)}) holds ${formatGuid(g)} for another peer`)
+  }
+
+  /** Leaves our GUID (it is another's) and joins again as the options say: a new GUID, told to everyone by the join. */
+  private rejoin(why: string): void {
+    const t = this.table
+    if (!t || this.rejoining || this.closed) return
+    this.rejoining = true
+    this.stats.rejoins++
+    this.ctx.log?.warn({ guid: formatGuid(t.self), why }, 'polyring: our GUID is held by another peer: joining anew')
+    const former: Address[] = []
+    for (let h = 0; h < this.members.length; h++) {
+      if (this.placedAs[h] !== null) { this.sendWire(h, { kind: 'leave', guid: t.self }); former.push(...this.members[h]) }
+    }
+    for (let h = 0; h < this.members.length; h++) this.release(h)
+    this.dropped.clear(); this.quarantine.clear(); this.pendingTakeovers.clear()
+    this.confirming = null; this.heirTable = null; this.fellows = NONE
+    if (this.peer) { this.syncPeerStats(); for (const k of ['noRoute', 'tooManyHops', 'duplicates', 'forwarded'] as const) this.peerBase[k] = this.stats[k] }
+    this.table = null
+    this.peer = null
+    // A centre peer with nobody to ask would start a ring of its own: it asks its former neighbours.
+    const via = this.o.via ?? this.ctx.bootstrap
+    const overrides: Partial<PolyringOptions> = via.length === 0 && this.o.centre ? { via: former } : {}
+    this.join(overrides).then(
+      (g) => this.ctx.log?.info({ guid: formatGuid(g), was: formatGuid(t.self) }, 'polyring: rejoined with a new GUID'),
+      (err: unknown) => this.ctx.log?.warn({ err }, 'polyring: rejoin failed'),
+    ).finally(() => { this.rejoining = false })
   }
 
   /**
@@ -872,7 +1056,10 @@ export class Polyring {
     if (h === NONE) return refuse(`this peer has ${MAX_NEIGHBOURS} neighbours`)
     let g: Guid
     try {
-      g = j.centre ? guid([nextFreeSibling(t)]) : childGuid(t.self, t.nextFreeChild())
+      // A child we dropped that asks again gets its old coordinate back if it is still free.
+      const back = this.dropped.get(from)?.guid
+      const again = !j.centre && back && back.length === t.depth + 1 && commonPrefix(back, t.self) === t.depth && t.child(back[t.depth]) === NONE ? back : null
+      g = j.centre ? guid([nextFreeSibling(t)]) : again ?? childGuid(t.self, this.nextFreeChild(t))
     } catch (err) {
       this.release(h)
       return refuse((err as Error).message)
@@ -924,6 +1111,17 @@ export class Polyring {
     const t = this.table!
     const m: WireMessage = { kind: 'load', children: t.childCount }
     t.forEachSibling((_c, h) => this.sendWire(h, m))
+  }
+
+  /** The lowest child coordinate neither held nor in quarantine (a dropped child's, kept for its return). */
+  private nextFreeChild(t: PolyringTable): number {
+    const now = this.ctx.runtime.now()
+    for (let c = 0; c < MAX_RING; c++) {
+      if (t.child(c) !== NONE) continue
+      const until = this.quarantine.get(c)
+      if (until === undefined || until <= now) return c
+    }
+    throw new WeftError('ERR_BUSY', `child ring full (${MAX_RING})`)
   }
 
   private welcomeJoiner(to: Address, j: JoinRequest, g: Guid): void {
@@ -1196,6 +1394,15 @@ export class Polyring {
       if (this.closed) return
       const now = this.ctx.runtime.now()
       const late = now - this.lastTick - every
+      // Dropped neighbours: probed with a HELLO (one at a time: not while the last is unacknowledged) until the quarantine ends.
+      const qms = this.quarantineMs
+      for (const [a, d] of this.dropped) {
+        if (now - d.at > qms || this.byAddress.has(a)) { this.dropped.delete(a); continue }
+        const c = this.chans.get(a)
+        if (this.table && !this.leaving && !(c && !c.closed && c.pending > 0)) this.sendTo(a, this.hello(false))
+      }
+      for (const [coord, until] of this.quarantine) if (until <= now) this.quarantine.delete(coord)
+      if (this.confirming) this.confirmStep()
       this.lastTick = now
       if (late > every / 2) for (const [a, at] of this.lastHeard) this.lastHeard.set(a, at + late)
       for (let h = 0; h < this.members.length; h++) {
@@ -1203,7 +1410,14 @@ export class Polyring {
       }
       const limit = (this.o.heartbeatMisses ?? HEARTBEAT_MISSES) * every
       for (const [a, at] of [...this.lastHeard]) if (now - at > limit && this.byAddress.has(a)) this.memberFailed(a, null)
-      for (const [k, p] of this.pendingTakeovers) if (now - p.at > 2 * (limit + every)) this.pendingTakeovers.delete(k)
+      for (const [k, p] of this.pendingTakeovers) {
+        // Still heard a whole window after the claim (a LEAVE would have come by now): the claim is refused, the taker told (it backs off).
+        if (now - p.at > limit && this.holderHeard(parseGuid(k))) {
+          this.pendingTakeovers.delete(k)
+          this.stats.takeoversRefused++
+          this.sendTo(p.address, { kind: 'taken', guid: parseGuid(k) })
+        } else if (now - p.at > 2 * (limit + every)) this.pendingTakeovers.delete(k)
+      }
       this.scheduleHeartbeat()
     }, every)
   }
@@ -1224,7 +1438,16 @@ export class Polyring {
     c?.close()
     const t = this.table
     const wasParent = t !== null && t.parent === h
+    if (g) {
+      // Remembered for the quarantine: probed, and put back if heard again (a stall, not a crash).
+      if (this.dropped.size >= MAX_NEIGHBOURS) this.dropped.delete(this.dropped.keys().next().value!)
+      this.dropped.set(a, { guid: g, at: this.ctx.runtime.now(), cluster: (this.members[h]?.length ?? 0) > 1 })
+    }
     this.dropAddress(a)
+    // A dropped child's coordinate is not handed to a joiner until the quarantine ends: it may come back.
+    if (t && g && t === this.table && g.length === t.depth + 1 && commonPrefix(g, t.self) === t.depth && t.child(g[t.depth]) === NONE) {
+      this.quarantine.set(g[t.depth], this.ctx.runtime.now() + this.quarantineMs)
+    }
     // A cluster member failed: its fellows carry on; routed messages stuck in its channel are resent to one of them.
     if (this.members[h]?.length && this.byAddress.get(this.members[h][0]) === h) {
       for (const bytes of held) {
@@ -1237,12 +1460,37 @@ export class Polyring {
     if (wasParent && t === this.table && t.parent === NONE && g) this.parentLost(g)
   }
 
-  /** Our parent's GUID has no member left: if we are its heir and hold its table, we take it over. */
+  /**
+   * Our parent's GUID has no member left: if we are its heir and hold its table, we take it over,
+   * once confirmed: we ask its parent and siblings (CHECK) whether they still hear it, and probe
+   * it directly. A "heard" answer or any word from it calls the takeover off; a "not heard" and no
+   * "heard" in one interval confirms it. With nobody to ask, CONFIRM_INTERVALS of silence confirm
+   * it. A peer cut off from everyone (its own stall, its own link) gets no answer and takes nothing.
+   */
   private parentLost(g: Guid): void {
     const tbl = this.heirTable
     if (!this.isHeir()) return
     if (!tbl || !guidEquals(tbl.guid, g)) { this.ctx.log?.warn({ parent: formatGuid(g) }, 'polyring: parent lost, but no table from it to take over with'); return }
-    this.takeOver(tbl.guid, tbl.members)
+    const me = this.ctx.address()
+    const probes = [...this.dropped].filter(([, d]) => guidEquals(d.guid, g)).map(([a]) => a)
+    const asked = [...new Set(tbl.members.filter((x) => x.address !== me && !guidEquals(x.guid, g)).map((x) => x.address))]
+    this.confirming = { guid: g, members: tbl.members, probes, asked, yes: 0, no: 0, since: this.ctx.runtime.now() }
+    this.confirmStep()
+  }
+
+  /** One step of a takeover's confirmation (at once, then every heartbeat tick). */
+  private confirmStep(): void {
+    const c = this.confirming
+    const t = this.table
+    if (!c) return
+    if (!t || t.parent !== NONE || !this.isHeir() || !guidEquals(parentGuid(t.self) ?? t.self, c.guid)) { this.confirming = null; return }
+    const now = this.ctx.runtime.now()
+    if (c.yes > 0) { this.stats.takeoversCalledOff++; this.ctx.log?.info({ parent: formatGuid(c.guid) }, 'polyring: parent still heard by its neighbours: no takeover yet') }
+    const confirmed = c.asked.length === 0 ? now - c.since >= CONFIRM_INTERVALS * this.everyMs : c.no > 0 && c.yes === 0
+    if (confirmed) { this.confirming = null; this.takeOver(c.guid, c.members); return }
+    c.yes = 0; c.no = 0
+    for (const a of c.probes) this.sendTo(a, { kind: 'heartbeat' })
+    for (const a of c.asked) this.sendTo(a, { kind: 'check', guid: c.guid })
   }
 
   /** Whether we are our parent's heir: no lower sibling coordinate is held, and in a cluster we are the lowest address. */
@@ -1298,6 +1546,9 @@ export class Polyring {
     const old = t.self
     const me = this.ctx.address()
     this.stats.takeovers++
+    this.tookOverAt = this.ctx.runtime.now()
+    // What we remembered was relative to our old place.
+    this.dropped.clear(); this.quarantine.clear(); this.confirming = null
     const oldSiblings: [number, number][] = []
     t.forEachSibling((c, h) => oldSiblings.push([c, h]))
     let heir = NONE
@@ -1344,7 +1595,8 @@ export class Polyring {
    * TAKEOVER: the sender now holds `guid` and no longer `old`. It is accepted only once this peer
    * has lost `guid`'s holder itself (its LEAVE, or silence past the window): while any member of
    * that GUID is still heard from here, the takeover waits (so a would-be heir cut off from a
-   * live parent cannot evict it where the parent is still heard).
+   * live parent cannot evict it where the parent is still heard); if the holder is still heard a
+   * whole window later, the claim is refused and the taker told TAKEN.
    */
   private onTakeover(from: Address, m: Extract<WireMessage, { kind: 'takeover' }>): void {
     if (!this.table) return
@@ -1393,6 +1645,7 @@ export class Polyring {
     await Promise.all([...this.sides.values()].map((s) => s.ring.leave().catch(() => {})))
     const t = this.table
     if (!t || this.closed) return
+    this.leaving = true
     let heir = NONE
     if (this.fellows === NONE) t.forEachChild((_c, h) => { if (heir === NONE) heir = h })
     if (heir !== NONE) { this.stats.handovers++; this.sendWire(heir, { kind: 'heir', now: true, guid: t.self, members: this.tableForHeir() }) }

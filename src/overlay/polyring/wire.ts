@@ -32,6 +32,14 @@ export const enum WireType {
   HEIR = 0x0a,
   /** "I now hold this GUID (and no longer that one)": a takeover, to the mover's new and old neighbours. */
   TAKEOVER = 0x0b,
+  /** "You are not my neighbour": the answer to a HEARTBEAT from an address this peer does not hold (it was dropped). */
+  NOT_NEIGHBOUR = 0x0c,
+  /** "That GUID is held here by another, live peer": the answer to a HELLO or TAKEOVER claiming it. */
+  TAKEN = 0x0d,
+  /** "Do you still hear the holder of this GUID?": a would-be heir's check before a takeover. */
+  CHECK = 0x0e,
+  /** The answer to CHECK: whether the holder was heard lately. */
+  CHECKED = 0x0f,
   DATA = 0x10,
   BROADCAST = 0x11,
   MULTICAST = 0x12,
@@ -62,6 +70,7 @@ const HELLO_HOSTED = 1, HELLO_PRIVATE = 2, HELLO_REPLY = 4, HELLO_CLUSTER = 8
 const HELLO_FLAGS = HELLO_HOSTED | HELLO_PRIVATE | HELLO_REPLY | HELLO_CLUSTER
 const HEIR_NOW = 1
 const TAKEOVER_OLD = 1
+const CHECKED_HEARD = 1
 const FETCHED_FOUND = 1
 const BROADCAST_UP = 1
 
@@ -106,6 +115,11 @@ export type ControlMessage =
   | { kind: 'heir'; now: boolean; guid: Guid; members: WireMember[] }
   /** The sender now holds `guid`; it no longer holds `old` (null: it held nothing before, or it is not told). */
   | { kind: 'takeover'; guid: Guid; old: Guid | null }
+  | { kind: 'not-neighbour' }
+  /** `guid` is held at the sender by another peer that it hears: the receiver, if it claims `guid`, rejoins (its parent's word, or a refused takeover). */
+  | { kind: 'taken'; guid: Guid }
+  | { kind: 'check'; guid: Guid }
+  | { kind: 'checked'; guid: Guid; heard: boolean }
 export type WireMessage = ControlMessage | PolyMessage
 
 /** What a routed message, broadcast or multicast carries. */
@@ -211,6 +225,11 @@ export function encodeWire(m: WireMessage): Uint8Array {
       if (m.old) w.guid(m.old)
       return w.done()
     }
+    case 'not-neighbour': return Uint8Array.of(WireType.NOT_NEIGHBOUR)
+    case 'taken': case 'check': {
+      const w = new Writer(MAX_GUID_BYTES + 1); w.u8(m.kind === 'taken' ? WireType.TAKEN : WireType.CHECK); w.guid(m.guid); return w.done()
+    }
+    case 'checked': { const w = new Writer(MAX_GUID_BYTES + 2); w.u8(WireType.CHECKED); w.u8(m.heard ? CHECKED_HEARD : 0); w.guid(m.guid); return w.done() }
     case 'route': {
       checkHops(m.hops)
       const w = new Writer(8 + encodedGuidLength(m.dest) + m.data.length)
@@ -374,6 +393,15 @@ export function decodeWire(bytes: Uint8Array): WireMessage {
       if (flags & ~TAKEOVER_OLD) throw bad(`takeover flags ${flags}`)
       const g = r.guid()
       m = { kind: 'takeover', guid: g, old: flags & TAKEOVER_OLD ? r.guid() : null }
+      break
+    }
+    case WireType.NOT_NEIGHBOUR: m = { kind: 'not-neighbour' }; break
+    case WireType.TAKEN: m = { kind: 'taken', guid: r.guid() }; break
+    case WireType.CHECK: m = { kind: 'check', guid: r.guid() }; break
+    case WireType.CHECKED: {
+      const flags = r.u8()
+      if (flags & ~CHECKED_HEARD) throw bad(`checked flags ${flags}`)
+      m = { kind: 'checked', heard: flags === CHECKED_HEARD, guid: r.guid() }
       break
     }
     case WireType.DATA: {

@@ -14,6 +14,7 @@ import { isWeftError } from '../src/errors.js'
 import { HEARTBEAT_MISSES, HEARTBEAT_MS, POLYRING_STREAM, QUARANTINE_WINDOWS, type PolyringMessage, type PolyringOptions } from '../src/overlay/polyring/service.js'
 import { udpNetwork } from '../src/runtime/udp.js'
 import type { Endpoint, Network } from '../src/runtime/runtime.js'
+import { sleep, waitUntil } from './helpers/wait.js'
 
 /**
  * A UDP network whose sockets can be silenced: while `paused`, nothing is sent and everything
@@ -46,16 +47,9 @@ const MISSES = 3
 const WINDOW_MS = (MISSES + 1) * HB_MS + 400
 const WAIT_MS = 15_000
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const g = (n: Node): string => formatGuid(n.polyring.guid!)
 
-async function until(what: string, ok: () => boolean, ms = WAIT_MS): Promise<void> {
-  const end = Date.now() + ms
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (seed ${SEED})`)
-    await sleep(20)
-  }
-}
+const until = (what: string, ok: () => boolean, ms = WAIT_MS): Promise<void> => waitUntil(what, ok, ms, SEED)
 
 /** Real nodes joined one after another; inboxes kept; stopped after the test. */
 class Ring {

@@ -12,6 +12,7 @@ import { formatGuid, guid, parseGuid } from '../src/overlay/polyring/guid.js'
 import type { PolyringMessage } from '../src/overlay/polyring/service.js'
 import { decodePayload, decodeWire, encodePayload, encodeWire, MAX_WIRE_RECEIVERS, type WireMessage } from '../src/overlay/polyring/wire.js'
 import { isWeftError } from '../src/errors.js'
+import { waitUntil } from './helpers/wait.js'
 
 const SEED = process.env.WEFT_SEED ?? 'polyring-node-1'
 const CENTRE = 4
@@ -21,13 +22,7 @@ const WAIT_MS = 15_000
 const text = (b: Uint8Array): string => Buffer.from(b).toString('utf8')
 const bytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'))
 
-async function until(what: string, ok: () => boolean, ms = WAIT_MS): Promise<void> {
-  const end = Date.now() + ms
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (seed ${SEED})`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
+const until = (what: string, ok: () => boolean, ms = WAIT_MS): Promise<void> => waitUntil(what, ok, ms, SEED)
 
 test('polyring codec: round trips, and every malformed input is ERR_BAD_MESSAGE', () => {
   const random = new SeededRandom(`${SEED}:codec`)

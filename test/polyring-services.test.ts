@@ -11,22 +11,16 @@ import { isWeftError } from '../src/errors.js'
 import { formatGuid, guid } from '../src/overlay/polyring/guid.js'
 import type { Polyring, PolyringMessage, PolyringOptions } from '../src/overlay/polyring/service.js'
 import { decodePayload, decodeWire, encodePayload, encodeWire, type Payload, type WireMessage } from '../src/overlay/polyring/wire.js'
+import { sleep, waitUntil } from './helpers/wait.js'
 
 const SEED = process.env.WEFT_SEED ?? 'polyring-services-1'
 const WAIT_MS = 15_000
 
 const text = (b: Uint8Array): string => Buffer.from(b).toString('utf8')
 const bytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'))
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const g = (n: Node): string => formatGuid(n.polyring.guid!)
 
-async function until(what: string, ok: () => boolean, ms = WAIT_MS): Promise<void> {
-  const end = Date.now() + ms
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (seed ${SEED})`)
-    await sleep(20)
-  }
-}
+const until = (what: string, ok: () => boolean, ms = WAIT_MS): Promise<void> => waitUntil(what, ok, ms, SEED)
 
 /** Nodes started one after another (each join sees the last), stopped after the test; inboxes kept. */
 class Ring {

@@ -9,7 +9,7 @@ import { MAX_SIM_PEERS, StaticPolyring, type BroadcastStats } from '../overlay/p
 import { NONE } from '../overlay/polyring/table.js'
 import { encodePayload, encodeWire } from '../overlay/polyring/wire.js'
 import type { Guid } from '../overlay/polyring/guid.js'
-import { distribution } from './simulation.js'
+import { distribution, histogram, percentiles } from './simulation.js'
 import { heapBytes } from './run.js'
 import type { BroadcastCost, SimReport, SimResult } from './report.js'
 
@@ -212,14 +212,3 @@ function round(x: number, digits: number): number {
   return Math.round(x * f) / f
 }
 
-function histogram(xs: number[]): number[] {
-  const h: number[] = []
-  for (const x of xs) { while (h.length <= x) h.push(0); h[x]++ }
-  return h
-}
-
-function percentiles(xs: number[]): number[] {
-  if (xs.length === 0) return []
-  const s = Float64Array.from(xs).sort()
-  return Array.from({ length: 101 }, (_, i) => round(s[Math.min(s.length - 1, Math.floor((i / 100) * (s.length - 1)))], 3))
-}

@@ -518,13 +518,15 @@ export function distribution(xs: number[]): Distribution {
   return { mean: round(sum / xs.length, 3), p50: round(at(0.5), 3), p95: round(at(0.95), 3), max: round(s[s.length - 1], 3) }
 }
 
-function histogram(xs: number[]): number[] {
+/** Counts per integer value (hops): index i holds how many were i. */
+export function histogram(xs: number[]): number[] {
   const h: number[] = []
   for (const x of xs) { while (h.length <= x) h.push(0); h[x]++ }
   return h
 }
 
-function percentiles(xs: number[]): number[] {
+/** The 0th..100th percentiles (a CDF for plots). */
+export function percentiles(xs: number[]): number[] {
   if (xs.length === 0) return []
   const s = sortedCopy(xs)
   return Array.from({ length: 101 }, (_, i) => round(s[Math.min(s.length - 1, Math.floor((i / 100) * (s.length - 1)))], 3))

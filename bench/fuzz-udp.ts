@@ -204,18 +204,28 @@ export function nextDatagramFor(seeds: Seed[], to: number, r: SeededRandom): See
 
 export interface FireResult { sent: number; bytes: number; byKind: Record<string, number>; elapsedMs: number; sendErrors: number }
 
+/** Where each target listens, split for dgram's send(). */
+function destinations(targets: FuzzTarget[]): { host: string; port: number }[] {
+  return targets.map((t) => ({ host: t.address.slice(0, t.address.lastIndexOf(':')), port: Number(t.address.slice(t.address.lastIndexOf(':') + 1)) }))
+}
+
+/** The sending sockets, bound on loopback (send errors are counted by the callers, not thrown). */
+function openSenders(senders: number): Promise<Socket[]> {
+  return Promise.all(Array.from({ length: senders }, () => new Promise<Socket>((resolve) => {
+    const s = createSocket({ type: 'udp4', sendBufferSize: 1 << 20 })
+    s.on('error', () => {})
+    s.bind(0, '127.0.0.1', () => resolve(s))
+  })))
+}
+
 /**
  * Fires `count` datagrams (or until `deadline`, a performance.now() value) from `senders` sockets,
  * keeping IN_FLIGHT sends outstanding per socket. `onProgress` runs now and then.
  */
 export async function fire(targets: FuzzTarget[], seeds: Seed[], count: number, seed: string, senders: number, deadline = Infinity, onProgress?: (sent: number) => void): Promise<FireResult> {
   const r = new SeededRandom(`${seed}:fire`)
-  const dest = targets.map((t) => ({ host: t.address.slice(0, t.address.lastIndexOf(':')), port: Number(t.address.slice(t.address.lastIndexOf(':') + 1)) }))
-  const sockets: Socket[] = await Promise.all(Array.from({ length: senders }, () => new Promise<Socket>((resolve) => {
-    const s = createSocket({ type: 'udp4', sendBufferSize: 1 << 20 })
-    s.on('error', () => {})
-    s.bind(0, '127.0.0.1', () => resolve(s))
-  })))
+  const dest = destinations(targets)
+  const sockets = await openSenders(senders)
   const started = performance.now()
   const result: FireResult = { sent: 0, bytes: 0, byKind: {}, elapsedMs: 0, sendErrors: 0 }
   let issued = 0
@@ -267,12 +277,8 @@ export interface PacedResult extends FireResult {
 export async function firePaced(targets: FuzzTarget[], seeds: Seed[], pacer: Pacer, seed: string, senders: number, deadline: number, onProgress?: () => void): Promise<PacedResult> {
   const r = new SeededRandom(`${seed}:fire`)
   const seedsOf = targets.map((_, t) => seeds.filter((s) => s.to === t))
-  const dest = targets.map((t) => ({ host: t.address.slice(0, t.address.lastIndexOf(':')), port: Number(t.address.slice(t.address.lastIndexOf(':') + 1)) }))
-  const sockets: Socket[] = await Promise.all(Array.from({ length: senders }, () => new Promise<Socket>((resolve) => {
-    const s = createSocket({ type: 'udp4', sendBufferSize: 1 << 20 })
-    s.on('error', () => {})
-    s.bind(0, '127.0.0.1', () => resolve(s))
-  })))
+  const dest = destinations(targets)
+  const sockets = await openSenders(senders)
   const started = performance.now()
   const result: PacedResult = { sent: 0, bytes: 0, byKind: {}, elapsedMs: 0, sendErrors: 0, endedBy: 'datagrams', sentTo: targets.map(() => 0) }
   let stopping = false

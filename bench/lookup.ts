@@ -13,7 +13,6 @@
 // WEFT_BENCH_SEED, WEFT_BENCH_RTT_MS, WEFT_BENCH_REPEATS, WEFT_BENCH_IMPLS, WEFT_BENCH_DHT_NODES,
 // WEFT_BENCH_DHT_PUTS, WEFT_BENCH_ONLY. With --only, the section not run keeps its results file,
 // and the report is rebuilt from both files.
-import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -26,6 +25,7 @@ import {
 import { canPin, runDhtIsolated, runIsolated, runRoundTripsIsolated, type RoundTripRun } from './lib/spawn.js'
 import { currentSection, sectionNames, spliceSection } from './lib/doc-sections.js'
 import { round } from './lib/stats.js'
+import { gitCommit } from './lib/git.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)) // dist/bench/ -> repository root
 const RESULTS = `${ROOT}bench/results/lookup.json`
@@ -92,16 +92,6 @@ function parseParams(): { params: RunParams; dht: DhtParams; impls: string[]; se
   return { params, dht, impls, sections: sections as Section[], write: !args.includes('--no-write') }
 }
 
-/** The commit measured, "+dirty" when src/ has uncommitted changes; "unknown" outside git. */
-function gitCommit(): string {
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim()
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim()
-    return dirty ? `${head}+dirty` : head
-  } catch {
-    return 'unknown'
-  }
-}
 
 const log = (line: string): void => void process.stdout.write(line + '\n')
 const firstLine = (err: unknown): string => (err instanceof Error ? err.message : String(err))
@@ -231,7 +221,7 @@ async function main(): Promise<void> {
     platform: os.platform(),
     release: os.release(),
     date: new Date().toISOString(),
-    commit: gitCommit()
+    commit: gitCommit(ROOT)
   }
   const runLookups = sections.includes('lookup')
   const runDht = sections.includes('dht')

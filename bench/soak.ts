@@ -9,7 +9,6 @@
 // All nodes run in this one process: at 200 nodes and a few operations a second the event loop
 // keeps up (its delay is sampled and reported), and one process is what makes RSS and the handle
 // count mean "the nodes'".
-import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -24,6 +23,7 @@ import { Workload } from './lib/soak-ops.js'
 import { CountingRuntime, Prober, StoppedNodes, type LiveNode, type Sample } from './lib/soak-probe.js'
 import { plotSoak, soakMarkdown, type SoakParams, type SoakResult } from './lib/soak-report.js'
 import { createRng } from './lib/stats.js'
+import { gitCommit } from './lib/git.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)) // dist-*/bench/ -> repository root
 const RESULTS = `${ROOT}bench/results/soak.json`
@@ -126,15 +126,6 @@ async function startPopulation(): Promise<{ live: LiveNode[]; bootstrap: string[
   return { live, bootstrap }
 }
 
-function gitCommit(): string {
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim()
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim()
-    return dirty ? `${head}+dirty` : head
-  } catch {
-    return 'unknown'
-  }
-}
 
 function progress(s: Sample): string {
   const per = (x: number): string => (x / Math.max(1, s.liveNodes)).toFixed(1)
@@ -252,7 +243,7 @@ async function main(): Promise<number> {
   const result: SoakResult = {
     params, command,
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${os.platform()} ${os.release()}`, totalMemMB: Math.round(os.totalmem() / 2 ** 20) },
-    commit: gitCommit(), startedAt, setupS: Math.round(setupS * 10) / 10, runS: Math.round(clockS() * 10) / 10, teardownS: Math.round(teardownS * 10) / 10,
+    commit: gitCommit(ROOT), startedAt, setupS: Math.round(setupS * 10) / 10, runS: Math.round(clockS() * 10) / 10, teardownS: Math.round(teardownS * 10) / 10,
     churn: {
       ...churn, originalsLeft,
       originalsReplacedShare: (nodeCount - BOOTSTRAP_NODES - originalsLeft) / (nodeCount - BOOTSTRAP_NODES),

@@ -3,6 +3,7 @@
 // are ever garbage-collected. Everything here only observes; nothing changes how a node runs.
 import { readdirSync } from 'node:fs'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import v8 from 'node:v8'
 import type { Node } from '../../src/node/node.js'
 import type { Runtime, TimerHandle } from '../../src/runtime/runtime.js'
 import { realRuntime } from '../../src/runtime/udp.js'
@@ -78,6 +79,8 @@ export interface Sample {
   heapTotalMB: number
   externalMB: number
   arrayBuffersMB: number
+  /** V8's heap by space (new, old, code, large objects...): committed and used MB, to see which space grows. */
+  heapSpacesMB: Record<string, { committed: number; used: number }>
   /** process.getActiveResourcesInfo(): ref'd handles, requests and timers, total and by kind. */
   handles: number
   handlesByKind: Record<string, number>
@@ -111,6 +114,12 @@ function detail(l: LiveNode, role: NodeDetail['role']): NodeDetail {
     role, address: s.address, uptimeS: Math.round(s.uptimeMs / 1000), tableSize: s.peers, sessionsOpen: s.sessions?.open ?? 0,
     rpcInFlight: rpcInFlight(l.node), records: s.records.count, timersPending: l.runtime.pending,
   }
+}
+
+function heapSpaces(): Sample['heapSpacesMB'] {
+  const out: Sample['heapSpacesMB'] = {}
+  for (const s of v8.getHeapSpaceStatistics()) out[s.space_name.replace(/_space$/, '')] = { committed: mb(s.space_size), used: mb(s.space_used_size) }
+  return out
 }
 
 function countFds(): number {
@@ -153,6 +162,7 @@ export class Prober {
     return {
       t: Math.round(t * 10) / 10, liveNodes: running.length,
       rssMB: mb(m.rss), heapUsedMB: mb(m.heapUsed), heapTotalMB: mb(m.heapTotal), externalMB: mb(m.external), arrayBuffersMB: mb(m.arrayBuffers),
+      heapSpacesMB: heapSpaces(),
       handles: info.length, handlesByKind: byKind, udpSockets: byKind.UDPWrap ?? 0, fds: countFds(), loopDelayMs,
       totals, stopped: { ...stopped.counts, timersPending: stopped.timersPending() }, ops: { ...ops }, churn: { ...churn }, nodes,
     }

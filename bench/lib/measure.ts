@@ -184,6 +184,28 @@ export interface LookupRun {
   elapsedMs: number
 }
 
+/** Quiet: fewer datagrams than this in one window of QUIET_WINDOW_MS. */
+const QUIET_DATAGRAMS = 20
+const QUIET_WINDOW_MS = 250
+const QUIET_MAX_MS = 15_000
+
+/**
+ * Waits until the network is quiet (the join's tail: table refreshes, pings, handshakes), at most
+ * 15 s, so a timed phase measures its own lookups rather than the setup still going on beside
+ * them. Returns how long it waited and the datagrams of the last window.
+ */
+export async function quiesce(): Promise<{ waitedMs: number; lastWindow: number }> {
+  const c = datagramCounter()
+  const t0 = performance.now()
+  let lastWindow = 0
+  do {
+    c.start()
+    await new Promise<void>((resolve) => setTimeout(resolve, QUIET_WINDOW_MS))
+    lastWindow = c.stop()
+  } while (lastWindow >= QUIET_DATAGRAMS && performance.now() - t0 < QUIET_MAX_MS)
+  return { waitedMs: performance.now() - t0, lastWindow }
+}
+
 /**
  * Runs `lookups` lookups strictly one after another (so each wall time is pure latency)
  * and counts datagrams sent by the whole process during this phase only.
@@ -199,6 +221,7 @@ export async function timeLookups(
   const c = datagramCounter()
   const latenciesMs: number[] = []
   let successes = 0
+  await quiesce()
   c.start()
   const phaseStart = performance.now()
   for (let i = 0; i < lookups; i++) {

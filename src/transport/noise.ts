@@ -88,27 +88,37 @@ function hkdf3(ck: Uint8Array, ikm: Uint8Array): [Uint8Array, Uint8Array, Uint8A
   return [out1, out2, hmac(temp, out2, Uint8Array.of(3))]
 }
 
+// Byte arrays handed to libsodium live outside V8's heap: a typed array of 64 bytes or less made
+// by length sits inside the heap, and V8 moves it out (an allocation and a copy) the first time
+// native code asks for it, which cost more than the cipher. So packets are made over their own
+// ArrayBuffer, and the nonce is one reused buffer (the calls are synchronous).
+const offHeap = (length: number): Uint8Array => new Uint8Array(new ArrayBuffer(length))
+const NONCE = offHeap(NONCE_BYTES)
+
 // ChaChaPoly's 96-bit nonce is 32 zero bits, then the 64-bit counter little-endian (section 12.3).
 function nonceBytes(n: number): Uint8Array {
-  const iv = new Uint8Array(NONCE_BYTES)
   const lo = n % 2 ** 32
   const hi = Math.floor(n / 2 ** 32)
-  iv[4] = lo; iv[5] = lo >>> 8; iv[6] = lo >>> 16; iv[7] = lo >>> 24
-  iv[8] = hi; iv[9] = hi >>> 8; iv[10] = hi >>> 16; iv[11] = hi >>> 24
-  return iv
+  NONCE[4] = lo; NONCE[5] = lo >>> 8; NONCE[6] = lo >>> 16; NONCE[7] = lo >>> 24
+  NONCE[8] = hi; NONCE[9] = hi >>> 8; NONCE[10] = hi >>> 16; NONCE[11] = hi >>> 24
+  return NONCE
 }
 
-// The ciphertext and tag are written straight into a new buffer after its `head` bytes, so a
-// whole packet takes one allocation.
-function sealInto(key: Uint8Array, iv: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, head: number): Uint8Array {
-  const out = new Uint8Array(head + plaintext.length + TAG_BYTES)
-  sodium.crypto_aead_chacha20poly1305_ietf_encrypt(out.subarray(head), plaintext, ad, null, iv, key)
+// One buffer per packet: the AD when `adInFront` (a packet's header), then the ciphertext and tag.
+// AD and plaintext are copied in and sealed in place, so every array libsodium sees is off the heap.
+function seal(key: Uint8Array, iv: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, adInFront: boolean): Uint8Array {
+  const head = adInFront ? ad.length : 0
+  const out = offHeap(head + plaintext.length + TAG_BYTES)
+  if (adInFront) out.set(ad)
+  const body = out.subarray(head)
+  body.set(plaintext)
+  sodium.crypto_aead_chacha20poly1305_ietf_encrypt(body, body.subarray(0, plaintext.length), adInFront ? out.subarray(0, head) : ad, null, iv, key)
   return out
 }
 
 function open(key: Uint8Array, iv: Uint8Array, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
   if (ciphertext.length < TAG_BYTES) return null
-  const plaintext = new Uint8Array(ciphertext.length - TAG_BYTES)
+  const plaintext = offHeap(ciphertext.length - TAG_BYTES)
   try {
     sodium.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, null, ciphertext, ad, iv, key)
   } catch { // the tag does not match
@@ -121,17 +131,16 @@ export class CipherState {
   #key: Uint8Array
   #n = 0
   constructor(key: Uint8Array) {
-    this.#key = bytes(checkKey(key, 'a cipher key'))
+    this.#key = offHeap(KEY_BYTES)
+    this.#key.set(checkKey(key, 'a cipher key'))
   }
   /** Explicit-nonce AEAD for transport messages that may arrive out of order (UDP). */
   encrypt(nonce: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-    return sealInto(this.#key, nonceBytes(checkNonce(nonce)), ad, plaintext, 0)
+    return seal(this.#key, nonceBytes(checkNonce(nonce)), ad, plaintext, false)
   }
   /** As encrypt, with `ad` itself written in front of the ciphertext: a whole packet in one buffer. */
   encryptAfter(nonce: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-    const out = sealInto(this.#key, nonceBytes(checkNonce(nonce)), ad, plaintext, ad.length)
-    out.set(ad)
-    return out
+    return seal(this.#key, nonceBytes(checkNonce(nonce)), ad, plaintext, true)
   }
   decrypt(nonce: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
     return open(this.#key, nonceBytes(checkNonce(nonce)), ad, ciphertext)
@@ -149,7 +158,7 @@ export class CipherState {
     return out
   }
   rekey(): void {
-    this.#key = sealInto(this.#key, REKEY_NONCE, EMPTY, new Uint8Array(KEY_BYTES), 0).slice(0, KEY_BYTES)
+    this.#key = seal(this.#key, REKEY_NONCE, EMPTY, new Uint8Array(KEY_BYTES), false).slice(0, KEY_BYTES)
   }
   /** The next implicit nonce. */
   get nonce(): number {

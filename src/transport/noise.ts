@@ -108,7 +108,9 @@ function nonceBytes(n: number): Uint8Array {
 // AD and plaintext are copied in and sealed in place, so every array libsodium sees is off the heap.
 function seal(key: Uint8Array, iv: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, adInFront: boolean): Uint8Array {
   const head = adInFront ? ad.length : 0
-  const out = offHeap(head + plaintext.length + TAG_BYTES)
+  // A whole packet (the AD in front) only lives until it is sent: a slice of Node's shared pool
+  // is cheapest. Anything else may be kept, so it gets its own buffer.
+  const out = adInFront ? Buffer.allocUnsafe(head + plaintext.length + TAG_BYTES) : offHeap(head + plaintext.length + TAG_BYTES)
   if (adInFront) out.set(ad)
   const body = out.subarray(head)
   body.set(plaintext)
@@ -144,6 +146,20 @@ export class CipherState {
   }
   decrypt(nonce: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
     return open(this.#key, nonceBytes(checkNonce(nonce)), ad, ciphertext)
+  }
+  /**
+   * As decrypt, writing the plaintext over the ciphertext (no allocation): for a received packet
+   * that is not read again. On failure nothing is written (the tag is checked first).
+   */
+  decryptInPlace(nonce: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
+    if (ciphertext.length < TAG_BYTES) return null
+    const plaintext = ciphertext.subarray(0, ciphertext.length - TAG_BYTES)
+    try {
+      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, null, ciphertext, ad, nonceBytes(checkNonce(nonce)), this.#key)
+    } catch { // the tag does not match
+      return null
+    }
+    return plaintext
   }
   /** Noise's implicit-nonce use (n counts up from 0), as in the spec's EncryptWithAd/DecryptWithAd. */
   encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array {

@@ -422,7 +422,7 @@ export class SecureTransport implements Transport {
     const peer = this.peers.get(from)!
     const n = readU32(b, 5) * 2 ** 32 + readU32(b, 9)
     if (n >= MAX_COUNTER || !s.replay.fresh(n)) { this.sessionStats.replays++; return }
-    const plain = s.receive.decrypt(n, b.subarray(0, DATA_HEADER), b.subarray(DATA_HEADER))
+    const plain = s.receive.decryptInPlace(n, b.subarray(0, DATA_HEADER), b.subarray(DATA_HEADER))
     if (!plain) { this.sessionStats.decryptFailures++; return }
     s.replay.mark(n)
     s.lastUsed = this.runtime.now()

@@ -8,7 +8,8 @@ import { Node, type NodeOptions } from '../src/node/node.js'
 import { MemoryWorld } from '../src/runtime/memory.js'
 import type { Network } from '../src/runtime/runtime.js'
 import { seededIdentity } from '../src/node/testnet.js'
-import { ConnectOp, MessageType } from '../src/wire/messages.js'
+import { ConnectOp, decode, encode, HEADER_BYTES, MAX_LOCAL_ADDRESSES, MessageType, type ConnectRequest } from '../src/wire/messages.js'
+import { isLanAddress, localAddresses } from '../src/node/connectivity.js'
 import type { Rpc } from '../src/rpc/rpc.js'
 
 const SEED = process.env.WEFT_SEED ?? 'connectivity-1'
@@ -133,4 +134,25 @@ test(`when its relay stops answering, a private node takes another and is reache
   } finally {
     await world.settle(Promise.all(nodes.filter((x) => x.isRunning).map((x) => x.stop({ leave: false }))))
   }
+})
+
+test('LAN candidates for a peer behind the same NAT: private ranges only, at most 4, and a PUNCH carries them', () => {
+  for (const a of ['10.1.0.3:4500', '172.16.0.1:1', '172.31.255.255:9', '192.168.1.2:80', '169.254.3.4:5', '[fd12:3456::1]:4500']) assert.ok(isLanAddress(a), a)
+  for (const a of ['198.51.100.2:4500', '172.32.0.1:1', '127.0.0.1:4500', '8.8.8.8:53', '[fe80::1]:4500', '[2001:db8::1]:1', '10.0.0.1:0', 'nonsense']) assert.ok(!isLanAddress(a), a)
+  assert.deepEqual(localAddresses('10.1.0.2:4500', () => assert.fail('interfaces asked for a bound host')), ['10.1.0.2:4500'])
+  assert.deepEqual(localAddresses('198.51.100.2:4500', () => []), [], 'a public bound address is no LAN candidate')
+  const ifaces = ['192.168.1.5', 'fd00::5', '203.0.113.9', '10.0.0.5', '10.0.0.6', '10.0.0.7', '10.0.0.8']
+  assert.deepEqual(localAddresses('0.0.0.0:4500', () => ifaces), ['192.168.1.5:4500', '10.0.0.5:4500', '10.0.0.6:4500', '10.0.0.7:4500'])
+  assert.deepEqual(localAddresses('[::]:4500', () => ifaces).slice(0, 2), ['192.168.1.5:4500', '[fd00::5]:4500'])
+  // The codec: locals round-trip on a PUNCH, and more than MAX_LOCAL_ADDRESSES are refused both ways.
+  const punch = { type: MessageType.CONNECT, txid: 1, sender: new Uint8Array(32), flags: 0, op: ConnectOp.PUNCH, address: '198.51.100.2:4500', locals: ['10.1.0.2:4500', '[fd00::5]:4500'] } as const
+  const back = decode(encode({ ...punch, locals: [...punch.locals] }))
+  assert.ok(back.ok && back.message.type === MessageType.CONNECT)
+  assert.deepEqual((back.message as ConnectRequest).locals, punch.locals)
+  const five = Array.from({ length: MAX_LOCAL_ADDRESSES + 1 }, (_, i) => `10.0.0.${i + 1}:1`)
+  assert.throws(() => encode({ ...punch, locals: five }), (e: { code?: string }) => e.code === 'ERR_BAD_ARGUMENT')
+  const bytes = encode({ ...punch, locals: five.slice(0, MAX_LOCAL_ADDRESSES) })
+  bytes[HEADER_BYTES + 1 + 7] = MAX_LOCAL_ADDRESSES + 1 // the count byte, after op and the IPv4 address
+  const bad = decode(bytes)
+  assert.ok(!bad.ok && bad.error.code === 'ERR_BAD_MESSAGE', JSON.stringify(bad))
 })

@@ -114,7 +114,8 @@ const message: fc.Arbitrary<Message> = fc.oneof(
     .map(([h, record, cas, ttlMs, cache]) => ({ ...h, type: MessageType.PUT, record, cas, ttlMs, cache }) as Message),
   fc.tuple(reqHeader, byte, byte).map(([h, what, arg]) => ({ ...h, type: MessageType.NEIGHBORS, what, arg }) as Message),
   fc.tuple(reqHeader, fc.integer({ min: 0, max: 2 }), id32, byte, u32).map(([h, op, object, hop, ttlSec]) => ({ ...h, type: MessageType.LOCATE, op, object, hop, ttlSec }) as Message),
-  fc.tuple(reqHeader, fc.integer({ min: 0, max: 4 }), address).map(([h, op, a]) => ({ ...h, type: MessageType.CONNECT, op, address: a }) as Message),
+  fc.tuple(reqHeader, fc.integer({ min: 0, max: 4 }), address, fc.array(address, { maxLength: 4 }))
+    .map(([h, op, a, locals]) => ({ ...h, type: MessageType.CONNECT, op, address: a, ...(op === 1 && locals.length ? { locals } : {}) }) as Message),
   fc.tuple(reqHeader, fc.integer({ min: 0, max: 5 }), id32, byte, fc.constantFrom(0, 1), contacts(16))
     .map(([h, op, channel, ttl, priority, cs]) => ({ ...h, type: MessageType.MEMBERSHIP, op, channel, ttl, priority, contacts: cs }) as Message),
   fc.tuple(reqHeader, fc.integer({ min: 0, max: 4 }), id32, byte, fc.array(fc.uint8Array({ minLength: 16, maxLength: 16 }), { minLength: 1, maxLength: 64 }), smallBytes(600))

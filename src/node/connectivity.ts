@@ -3,13 +3,13 @@
 // packets, probes, the switch to a direct path) is transport/paths.ts; the messages are CONNECT
 // requests answered with NODES (spec/wire.md section 14).
 import { WeftError } from '../errors.js'
-import type { NodeId } from '../identity/node-id.js'
+import { idEquals, type NodeId } from '../identity/node-id.js'
 import type { Topology } from '../overlay/topology.js'
 import { expectedNodesReplyBytes, expectedPongBytes, type Rpc } from '../rpc/rpc.js'
 import type { Runtime } from '../runtime/runtime.js'
 import { BIRTHDAY_PORTS, BIRTHDAY_PROBES, type PathTransport } from '../transport/paths.js'
-import { parseAddress, type Address } from '../wire/address.js'
-import { ConnectOp, MessageType, type ConnectRequest, type Nodes, type Reply } from '../wire/messages.js'
+import { formatAddress, parseAddress, type Address } from '../wire/address.js'
+import { ConnectOp, MAX_LOCAL_ADDRESSES, MessageType, type ConnectRequest, type Nodes, type Reply } from '../wire/messages.js'
 
 /**
  * open: no NAT, strangers reach it; firewalled: no NAT but no inbound UDP from strangers;
@@ -47,6 +47,8 @@ export interface ConnectivityOptions {
   openerTtl: number
   /** A relayed address is refreshed this often. */
   refreshMs: number
+  /** Exchange LAN addresses in a PUNCH and try them with a peer behind our own NAT (spec/wire.md 14.4). */
+  lan: boolean
 }
 
 export const DEFAULT_CONNECTIVITY_OPTIONS: ConnectivityOptions = {
@@ -55,6 +57,7 @@ export const DEFAULT_CONNECTIVITY_OPTIONS: ConnectivityOptions = {
   punchTimeoutMs: 2000,
   openerTtl: 2,
   refreshMs: 20_000,
+  lan: true,
 }
 
 const REACH_TRIES = 6
@@ -71,6 +74,8 @@ export interface ConnectResult {
   address: Address
   /** direct: a punched path; relayed: through the peer's relay; plain: the peer was reachable as it was. */
   path: 'direct' | 'relayed' | 'plain'
+  /** When the direct path goes over our LAN (the peer is behind our own NAT): the peer's LAN address it goes to. */
+  lan?: Address
   /** The peer's id, proven by the session when the node encrypts. */
   id: NodeId
   ms: number
@@ -88,6 +93,8 @@ interface Deps {
   relayCandidates?: () => Address[]
   /** Told when our relayed address changes (a new relay took over), or is lost (null). */
   onRelayed?: (relayed: Address | null) => void
+  /** Our LAN addresses (localAddresses()): offered to a peer behind our own NAT. */
+  locals?: Address[]
 }
 
 export class Connectivity {
@@ -128,6 +135,14 @@ export class Connectivity {
       case ConnectOp.PUNCH: {
         checkAddress(req.address)
         const mine = this.status.publicAddress ?? this.status.observed[0]?.as ?? this.d.rpc.observedAddress ?? this.d.paths.address
+        const lan = this.lanPeer(from, mine, req.locals ?? [])
+        if (lan.length > 0) {
+          // The asker is behind our own NAT, which does not hairpin (Linux MASQUERADE): its
+          // datagrams to our public address end in the NAT. Probe its LAN addresses and name ours
+          // (after our public one); the first path either side hears back from is the direct path.
+          void this.d.paths.probeAny(from, lan, this.o.punchTimeoutMs)
+          return { type: MessageType.NODES, contacts: [mine, ...this.d.locals!].map((address) => ({ id: this.d.id, address })) }
+        }
         if (this.status.type === 'random') {
           // Our NAT gives each destination a new random port, so the asker cannot guess ours:
           // open many ports toward it (the birthday method, spec/wire.md 14.3), answer once the
@@ -189,9 +204,10 @@ export class Connectivity {
 
   // ---- asking
 
-  private async ask(to: Address, op: number, address: Address, contacts = 1): Promise<Nodes> {
+  private async ask(to: Address, op: number, address: Address, contacts = 1, locals: Address[] = []): Promise<Nodes> {
     const reply = await new Promise<Reply>((resolve, reject) => {
-      this.d.rpc.requestProven(to, { type: MessageType.CONNECT, op, address }, expectedNodesReplyBytes(to, contacts), (err, r) => (err ? reject(err) : resolve(r!)))
+      const req = { type: MessageType.CONNECT as const, op, address, ...(locals.length ? { locals } : {}) }
+      this.d.rpc.requestProven(to, req, expectedNodesReplyBytes(to, contacts), (err, r) => (err ? reject(err) : resolve(r!)))
     })
     if (reply.type !== MessageType.NODES) throw new WeftError('ERR_BAD_MESSAGE', 'a CONNECT must be answered with NODES')
     return reply
@@ -228,6 +244,17 @@ export class Connectivity {
     if (openerTtl !== null) s.openerTtl = openerTtl
     if (!behindNat) s.type = s.reachable === true ? 'open' : s.reachable === false ? 'firewalled' : 'unknown'
     return s
+  }
+
+  /**
+   * The LAN addresses of an asker to probe: some only when the asker is behind our own NAT (its
+   * request left that NAT from our public IP: proven by its token, not its word) and named LAN
+   * addresses. Never a public address a peer names, and at most MAX_LOCAL_ADDRESSES.
+   */
+  private lanPeer(from: Address, mine: Address, locals: Address[]): Address[] {
+    if (!this.o.lan || !this.d.locals?.length || !this.behindNat || locals.length === 0) return []
+    if (parseAddress(from).host !== parseAddress(mine).host) return []
+    return locals.filter(isLanAddress).slice(0, MAX_LOCAL_ADDRESSES)
   }
 
   /** Whether observers saw us at another address than our own. */
@@ -356,13 +383,27 @@ export class Connectivity {
   async connect(address: Address): Promise<ConnectResult> {
     const started = this.d.runtime.now()
     const mine = this.status.publicAddress ?? this.d.rpc.observedAddress ?? this.d.paths.address
-    const reply = await this.ask(address, ConnectOp.PUNCH, mine, 2)
+    // Behind NAT, our LAN addresses go along: a peer behind the same NAT answers with its own.
+    const locals = this.o.lan && this.behindNat ? this.d.locals ?? [] : []
+    const reply = await this.ask(address, ConnectOp.PUNCH, mine, 2 + locals.length, locals)
     const [peer, hint] = reply.contacts
     if (!peer) throw new WeftError('ERR_BAD_MESSAGE', 'a PUNCH answer names the peer')
-    const done = (path: ConnectResult['path']): ConnectResult => ({ address, path, id: peer.id, ms: this.d.runtime.now() - started })
+    const done = (path: ConnectResult['path'], lan?: Address): ConnectResult => ({ address, path, id: peer.id, ms: this.d.runtime.now() - started, ...(lan ? { lan } : {}) })
     if (peer.address === address) return done('plain')
     const ip = parseAddress(peer.address).host
-    if (hint?.address === peer.address) {
+    const birthday = hint?.address === peer.address
+    // The peer's LAN addresses, only when it shares our public IP (the same NAT): probed with its
+    // public address (a NAT that hairpins may carry that), the first to answer wins.
+    const lan = locals.length && ip === parseAddress(mine).host
+      ? reply.contacts.slice(1).filter((c) => idEquals(c.id, peer.id) && c.address !== peer.address && isLanAddress(c.address)).map((c) => c.address).slice(0, MAX_LOCAL_ADDRESSES)
+      : []
+    if (lan.length > 0) {
+      const random = birthday || this.status.type === 'random' // a public port that means nothing: LAN only
+      const won = await this.d.paths.probeAny(address, random ? lan : [...lan, peer.address], this.o.punchTimeoutMs)
+      if (won !== null) return done('direct', lan.includes(won) ? won : undefined)
+      if (!random) return done('relayed')
+    }
+    if (birthday) {
       // The target is behind a random NAT and has opened many ports toward us: probe random
       // ports of its IP (the birthday method). From our own socket: only outbound datagrams.
       return done(await this.d.paths.spray(address, ip, BIRTHDAY_PROBES, this.o.punchTimeoutMs) ? 'direct' : 'relayed')
@@ -381,6 +422,30 @@ export class Connectivity {
     const direct = await this.d.paths.probe(address, peer.address, this.o.punchTimeoutMs)
     return done(direct ? 'direct' : 'relayed')
   }
+}
+
+/**
+ * Whether `a` is on a private or link-local range (RFC 1918, 169.254/16, IPv6 unique local
+ * fc00::/7): the only addresses a peer may have us probe as its LAN addresses.
+ */
+export function isLanAddress(a: Address): boolean {
+  let host: string, port: number
+  try { ({ host, port } = parseAddress(a)) } catch { return false }
+  if (port === 0) return false
+  if (host.includes(':')) return /^f[cd][0-9a-f]{2}:/i.test(host)
+  const [x, y] = host.split('.').map(Number)
+  return x === 10 || (x === 172 && y >= 16 && y <= 31) || (x === 192 && y === 168) || (x === 169 && y === 254)
+}
+
+/**
+ * Our LAN addresses at `bound`'s port: `bound` itself, or when bound to the unspecified address,
+ * the interfaces' (`interfaceHosts`, e.g. from os.networkInterfaces(), asked only then); LAN ranges only, at most
+ * MAX_LOCAL_ADDRESSES.
+ */
+export function localAddresses(bound: Address, interfaceHosts: () => string[]): Address[] {
+  const { host, port } = parseAddress(bound)
+  const hosts = host === '0.0.0.0' ? interfaceHosts().filter((h) => !h.includes(':')) : host === '::' ? interfaceHosts() : [host]
+  return [...new Set(hosts.map((h) => formatAddress(h, port)))].filter(isLanAddress).slice(0, MAX_LOCAL_ADDRESSES)
 }
 
 function checkAddress(a: Address): void {

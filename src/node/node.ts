@@ -15,7 +15,7 @@ import { resourceReport, type Resource } from './resources.js'
 import { PathTransport, RELAY_OVERHEAD, type PathOptions, type PathStats } from '../transport/paths.js'
 import { ChannelTransport, type ChannelsOptions, type ChannelsStats, type PeerChannel } from '../transport/channels.js'
 import { mapPort, type PortMapping, type PortMappingOptions } from './port-mapping.js'
-import { Connectivity, type ConnectivityOptions, type ConnectResult, type NatStatus } from './connectivity.js'
+import { Connectivity, localAddresses, type ConnectivityOptions, type ConnectResult, type NatStatus } from './connectivity.js'
 import { Dht, type DhtOptions } from '../services/dht/dht.js'
 import { Tapestry } from '../overlay/tapestry/tapestry.js'
 import { RecordStore, type RecordStoreOptions } from '../services/dht/store.js'
@@ -366,6 +366,7 @@ export class Node extends EventEmitter<NodeEvents> {
     this.connectivity = new Connectivity({
       runtime: this.runtime, rpc, paths, topology: () => this.overlay, id: this.identity.id, host: o.host ?? '127.0.0.1',
       relayCandidates: () => overlay.entries().map((e) => e.address), // routing-table entries are public servers
+      locals: localAddresses(paths.address, interfaceHosts),
       onRelayed: (relayed) => {
         this.log.info({ relay: this.connectivity?.status.relay, relayed }, relayed ? 'a new relay took over' : 'relay lost, none found yet')
         this.emit('nat:relayed', relayed)
@@ -614,6 +615,11 @@ export function lookupReport(r: LookupResult): LookupReport {
 function splitHostPort(address: Address): [string, number] {
   const i = address.lastIndexOf(':')
   return [address.slice(0, i).replace(/^\[|\]$/g, ''), Number(address.slice(i + 1))]
+}
+
+/** Our interfaces' addresses, loopback left out (a LAN peer cannot reach those). */
+function interfaceHosts(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).filter((a) => !a.internal).map((a) => a.address))
 }
 
 /** Our first IPv4 address that is not loopback: what the router knows us by when we bind 0.0.0.0. */

@@ -68,7 +68,7 @@ export type RequestBody =
   | { type: MessageType.NEIGHBORS; what: number; arg: number }
   | { type: MessageType.PUT; record: Uint8Array; cas?: number; ttlMs?: number; cache?: boolean }
   | { type: MessageType.LOCATE; op: number; object: NodeId; hop: number; ttlSec: number }
-  | { type: MessageType.CONNECT; op: number; address: Address }
+  | { type: MessageType.CONNECT; op: number; address: Address; locals?: Address[] }
   | { type: MessageType.MEMBERSHIP; op: number; channel: Uint8Array; ttl: number; priority: number; contacts: { id: NodeId; address: Address }[] }
 
 /** A reply as the handler writes it: the rpc layer adds token and observed address. */
@@ -287,7 +287,7 @@ export class Rpc {
       : body.type === MessageType.PUT ? { type: MessageType.PUT, txid, sender: this.id, flags, record: body.record, cas: body.cas, ttlMs: body.ttlMs, cache: body.cache, token, pad: 0 }
         : body.type === MessageType.NEIGHBORS ? { type: MessageType.NEIGHBORS, txid, sender: this.id, flags, what: body.what, arg: body.arg, token, pad: 0 }
           : body.type === MessageType.LOCATE ? { type: MessageType.LOCATE, txid, sender: this.id, flags, op: body.op, object: body.object, hop: body.hop, ttlSec: body.ttlSec, token, pad: 0 }
-            : body.type === MessageType.CONNECT ? { type: MessageType.CONNECT, txid, sender: this.id, flags, op: body.op, address: body.address, token, pad: 0 }
+            : body.type === MessageType.CONNECT ? { type: MessageType.CONNECT, txid, sender: this.id, flags, op: body.op, address: body.address, ...(body.locals?.length ? { locals: body.locals } : {}), token, pad: 0 }
             : body.type === MessageType.MEMBERSHIP ? { type: MessageType.MEMBERSHIP, txid, sender: this.id, flags, op: body.op, channel: body.channel, ttl: body.ttl, priority: body.priority, contacts: body.contacts, token, pad: 0 }
             : { type: body.type, txid, sender: this.id, flags, target: body.target, token, pad: 0 }
     if (token === undefined && expectReplyBytes > 0) {

@@ -231,25 +231,38 @@ export class PathTransport implements Transport {
    * `physical` is handed up as from `logical`: the session above carries on, now direct.
    */
   probe(logical: Address, physical: Address, timeoutMs: number): Promise<boolean> {
+    return this.probeAny(logical, [physical], timeoutMs).then((won) => won !== null)
+  }
+
+  /**
+   * As probe(), over several candidate addresses of one peer at once (its public address and its
+   * LAN addresses, spec/wire.md 14.4): the first that answers wins and is returned; null when
+   * none answered within `timeoutMs`.
+   */
+  probeAny(logical: Address, candidates: Address[], timeoutMs: number): Promise<Address | null> {
     const nonce = this.runtime.random.bytes(8)
     const key = Buffer.from(nonce).toString('hex')
+    const physicals = [...new Set(candidates)]
     return new Promise((resolve) => {
       let timer: TimerHandle | null = null
       const started = this.runtime.now()
-      const finish = (ok: boolean): void => {
+      const finish = (won: Address | null): void => {
         this.probes.delete(key)
         if (timer) this.runtime.clearTimeout(timer)
-        if (ok) this.setDirect(logical, physical)
-        else if (this.logicalOf.get(physical) === logical && !this.direct.has(logical)) this.logicalOf.delete(physical)
-        resolve(ok)
+        if (won !== null) this.setDirect(logical, won)
+        // Candidates that lost stop standing for the peer.
+        for (const p of physicals) if (p !== won && this.logicalOf.get(p) === logical && this.direct.get(logical) !== p) this.logicalOf.delete(p)
+        resolve(won)
       }
-      this.probes.set(key, (from) => { if (from === physical) finish(true) })
+      this.probes.set(key, (from) => { if (physicals.includes(from)) finish(from) })
       // Inbound first: the peer may answer directly before our probe's answer reaches us.
-      if (logical !== physical && !this.logicalOf.has(physical)) bounded(this.logicalOf, physical, logical, this.o.maxPeers)
+      for (const p of physicals) if (logical !== p && !this.logicalOf.has(p)) bounded(this.logicalOf, p, logical, this.o.maxPeers)
       const tick = (): void => {
-        if (this.closed || this.runtime.now() - started >= timeoutMs) { finish(false); return }
-        this.pathStats.probesSent++
-        this.inner.send(physical, this.probePacket(Kind.PROBE, nonce))
+        if (this.closed || this.runtime.now() - started >= timeoutMs) { finish(null); return }
+        for (const p of physicals) {
+          this.pathStats.probesSent++
+          this.inner.send(p, this.probePacket(Kind.PROBE, nonce)) // one buffer each: a receiver may reuse it
+        }
         timer = this.runtime.setTimeout(tick, this.o.probeIntervalMs)
       }
       tick()

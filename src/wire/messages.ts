@@ -18,6 +18,7 @@ export const MAX_NEXT_HOPS = 4 // next hops in one POINTERS reply: the primary a
 export const MAX_SERVERS = 8 // servers in one POINTERS reply
 
 export const CHANNEL_BYTES = 32 // a gossip overlay's id (0: the node's own broadcast overlay; pub-sub: the topic's hash)
+export const MAX_LOCAL_ADDRESSES = 4 // LAN addresses in one CONNECT PUNCH (hairpin candidates, spec 14.4)
 export const MAX_GOSSIP_CONTACTS = 16 // contacts in one MEMBERSHIP message (a shuffle sample and its origin)
 export const BROADCAST_ID_BYTES = 16 // a broadcast message id
 export const MAX_BROADCAST_IDS = 64 // ids in one IHAVE or GRAFT
@@ -108,7 +109,11 @@ export interface LocateRequest extends Header, RequestFields {
  * NAT traversal between the asker and the responder, answered with NODES (see ConnectOp for what
  * each op's `address` and reply contacts mean).
  */
-export interface ConnectRequest extends Header, RequestFields { type: MessageType.CONNECT; op: number; address: Address }
+export interface ConnectRequest extends Header, RequestFields {
+  type: MessageType.CONNECT; op: number; address: Address
+  /** PUNCH only: the asker's LAN addresses (0..MAX_LOCAL_ADDRESSES), for a peer behind the same NAT (spec 14.4). */
+  locals?: Address[]
+}
 
 /**
  * HyParView membership in the overlay `channel` (spec 3.14). `op`: MembershipOp; `ttl`: the random
@@ -149,6 +154,7 @@ export const ConnectOp = {
   /**
    * "I am at `address` (public); open your NAT toward it": the reply's contact is the responder at its own public address.
    * A responder behind a random NAT opens many ports instead and names itself twice: "probe random ports of my IP".
+   * The request carries the asker's LAN addresses (`locals`); a responder behind the same NAT adds its own as more contacts.
    */
   PUNCH: 1,
   /** "Have someone else reach me at `address`": the reply's contacts are who will, at the port it probes from and at its own address (a reachability test). */
@@ -237,6 +243,7 @@ export function encodedSize(m: Message): number {
       if (m.type === MessageType.NEIGHBORS) n += 2
       if (m.type === MessageType.LOCATE) n += 1 + ID_BYTES + 1 + TTL_SEC_BYTES
       if (m.type === MessageType.CONNECT) n += 1 + packedAddressSize(m.address)
+      if (m.type === MessageType.CONNECT && m.op === ConnectOp.PUNCH) { n += 1; for (const a of m.locals ?? []) n += packedAddressSize(a) }
       if (m.type === MessageType.PUT) n += 1 + (m.cas !== undefined ? CAS_BYTES : 0) + (m.ttlMs !== undefined ? TTL_BYTES : 0) + 2 + m.record.length
       return n
     }
@@ -356,6 +363,12 @@ export function encode(m: Message): Uint8Array {
         if (!(Number.isInteger(m.op) && m.op >= 0 && m.op <= MAX_CONNECT_OP)) throw new WeftError('ERR_BAD_ARGUMENT', `unknown CONNECT op ${m.op}`)
         b[o++] = m.op
         o = packAddress(m.address, b, o)
+        if (m.op === ConnectOp.PUNCH) {
+          const locals = m.locals ?? []
+          if (locals.length > MAX_LOCAL_ADDRESSES) throw new WeftError('ERR_BAD_ARGUMENT', `a PUNCH carries at most ${MAX_LOCAL_ADDRESSES} local addresses`)
+          b[o++] = locals.length
+          for (const a of locals) o = packAddress(a, b, o)
+        }
       }
       if (m.type === MessageType.PUT) {
         b[o++] = (m.cas !== undefined ? PutOption.HAS_CAS : 0) | (m.ttlMs !== undefined ? PutOption.HAS_TTL : 0) | (m.cache ? PutOption.CACHE : 0)
@@ -547,11 +560,19 @@ function decodeOrThrow(packet: Uint8Array): Message {
         o += TTL_SEC_BYTES
       }
       let address: Address | undefined
+      let locals: Address[] | undefined
       if (type === MessageType.CONNECT) {
         need(b, o, 2, 'connect op and address')
         op = b[o++]
         if (op > MAX_CONNECT_OP) throw new WeftError('ERR_BAD_MESSAGE', `unknown CONNECT op ${op}`)
         ;[address, o] = unpackAddress(b, o)
+        if (op === ConnectOp.PUNCH) {
+          need(b, o, 1, 'local address count')
+          const count = b[o++]
+          if (count > MAX_LOCAL_ADDRESSES) throw new WeftError('ERR_BAD_MESSAGE', `a PUNCH carries at most ${MAX_LOCAL_ADDRESSES} local addresses, not ${count}`)
+          if (count > 0) locals = []
+          for (let i = 0; i < count; i++) { let a: Address; [a, o] = unpackAddress(b, o); locals!.push(a) }
+        }
       }
       let record: Uint8Array | undefined
       let cas: number | undefined
@@ -591,7 +612,7 @@ function decodeOrThrow(packet: Uint8Array): Message {
       else if (type === MessageType.PUT) m = { type, txid, sender, flags, record: record!, cas, ttlMs, cache, token, pad }
       else if (type === MessageType.NEIGHBORS) m = { type, txid, sender, flags, what, arg, token, pad }
       else if (type === MessageType.LOCATE) m = { type, txid, sender, flags, op, object: object!, hop, ttlSec, token, pad }
-      else if (type === MessageType.CONNECT) m = { type, txid, sender, flags, op, address: address!, token, pad }
+      else if (type === MessageType.CONNECT) m = locals ? { type, txid, sender, flags, op, address: address!, locals, token, pad } : { type, txid, sender, flags, op, address: address!, token, pad }
       else if (gossip) { gossip.pad = pad; m = gossip }
       else m = { type: MessageType.PING, txid, sender, flags, token, pad }
       break

@@ -135,7 +135,7 @@ function spaces(s: Sample): string {
 
 function progress(s: Sample): string {
   const per = (x: number): string => (x / Math.max(1, s.liveNodes)).toFixed(1)
-  return `[soak] ${(s.t / 60).toFixed(1)}/${warmupMinutes + minutes} min · ${s.liveNodes} nodes · RSS ${s.rssMB} MB · heap ${s.heapUsedMB}/${s.heapTotalMB} MB (${spaces(s)}) · external ${s.externalMB} MB · ` +
+  return `[soak] ${(s.t / 60).toFixed(1)}/${warmupMinutes + minutes} min · ${s.liveNodes} nodes · RSS ${s.rssMB} MB (before compacting ${s.rssUncompactedMB}) · heap ${s.heapUsedMB}/${s.heapTotalMB} MB (${spaces(s)}) · external ${s.externalMB} MB · ` +
     `handles ${s.handles} (UDP ${s.udpSockets}) · fds ${s.fds} · per node: timers ${per(s.totals.timersPending)} sessions ${per(s.totals.sessionsOpen)} keys ${per(s.totals.knownKeys)} ` +
     `table ${per(s.totals.tableEntries)} records ${per(s.totals.records)} · ops ok ${s.ops.ok} failed ${s.ops.failed} stuck ${s.ops.stuck} (in flight ${s.ops.inFlight}) · ` +
     `replaced ${s.churn.replaced} · stopped not collected ${s.stopped.unreclaimed} · loop p99 ${s.loopDelayMs.p99} ms`

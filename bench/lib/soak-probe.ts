@@ -74,7 +74,11 @@ export interface Sample {
   /** Seconds since the churn phase began. */
   t: number
   liveNodes: number
+  /** RSS after a full GC that compacts the whole heap (see compactingGc): what the process holds on to. */
   rssMB: number
+  /** RSS and V8's committed heap after ordinary full GCs, before the compacting one. */
+  rssUncompactedMB: number
+  heapTotalUncompactedMB: number
   heapUsedMB: number
   heapTotalMB: number
   externalMB: number
@@ -122,6 +126,25 @@ function heapSpaces(): Sample['heapSpacesMB'] {
   return out
 }
 
+/**
+ * A full GC that evacuates every fragmented page. V8's own full GCs (and gc()) compact only pages it
+ * finds sparse enough, so under churn its old space keeps part-empty pages: in a 20-minute run the
+ * old space committed 127 MB for 73 MB of live heap, and RSS followed. V8 compacts like this by
+ * itself when memory runs short (before an allocation could fail), so the RSS after it is the
+ * memory a leak would show in. The flag is on for this GC only; the nodes run with V8's defaults.
+ */
+async function compactingGc(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (!gc) return
+  v8.setFlagsFromString('--compact-on-every-full-gc')
+  try {
+    gc()
+  } finally {
+    v8.setFlagsFromString('--no-compact-on-every-full-gc')
+  }
+  await new Promise<void>((resolve) => setTimeout(resolve, 20))
+}
+
 function countFds(): number {
   try { return readdirSync('/proc/self/fd').length } catch { return -1 }
 }
@@ -136,6 +159,8 @@ export class Prober {
     ops: Sample['ops'], churn: Sample['churn'],
   ): Promise<Sample> {
     await collectGarbage()
+    const uncompacted = process.memoryUsage()
+    await compactingGc()
     const m = process.memoryUsage()
     const info = process.getActiveResourcesInfo()
     const byKind: Record<string, number> = {}
@@ -161,7 +186,7 @@ export class Prober {
     this.loop.reset()
     return {
       t: Math.round(t * 10) / 10, liveNodes: running.length,
-      rssMB: mb(m.rss), heapUsedMB: mb(m.heapUsed), heapTotalMB: mb(m.heapTotal), externalMB: mb(m.external), arrayBuffersMB: mb(m.arrayBuffers),
+      rssMB: mb(m.rss), rssUncompactedMB: mb(uncompacted.rss), heapTotalUncompactedMB: mb(uncompacted.heapTotal), heapUsedMB: mb(m.heapUsed), heapTotalMB: mb(m.heapTotal), externalMB: mb(m.external), arrayBuffersMB: mb(m.arrayBuffers),
       heapSpacesMB: heapSpaces(),
       handles: info.length, handlesByKind: byKind, udpSockets: byKind.UDPWrap ?? 0, fds: countFds(), loopDelayMs,
       totals, stopped: { ...stopped.counts, timersPending: stopped.timersPending() }, ops: { ...ops }, churn: { ...churn }, nodes,

@@ -685,8 +685,8 @@ that the node does answer big when the asker is proven (a GET of 74 bytes: 55 by
 | MEMBERSHIP JOIN / NEIGHBOR | 78 | 1,952 / 1,801 (in the active view: shuffles, broadcasts) | needs a token; Channel.request uses requestProven |
 | MEMBERSHIP FORWARD_JOIN | 117 | 234 (our NEIGHBOR requests to the named contact) | only from an active neighbour |
 | MEMBERSHIP SHUFFLE | 181 | 273 (NEIGHBOR requests later, to the contact it put in our passive view) | only from an active neighbour; a SHUFFLE_REPLY only while a shuffle of ours is out |
-| BROADCAST GRAFT | 95 | 1,095 (a cached payload; 64 ids: 64 of them) | only from a tree neighbour |
-| BROADCAST IHAVE | 95 | 380 (our GRAFTs) | only from a tree neighbour |
+| BROADCAST GRAFT | 95 | 1,095 (a cached payload; 64 ids: 64 of them) | only from a tree neighbour, or one that was one in the last 5.5 s (256 remembered) |
+| BROADCAST IHAVE | 95 | 380 (our GRAFTs) | only from a tree neighbour, or one that was one in the last 5.5 s (256 remembered) |
 | SWIM GOSSIP naming itself alive | 94 | about 2.4 kB in 2.6 s (it became a member: probes, gossip) | a non-member's SWIM message is dropped unless it carries a round-trip token (a join's sync request does); a member's address moves only on proof (\`membership.stats.unproven\`) |
 `
 }

@@ -79,10 +79,7 @@ test(`${NODES} loopback peers: ${MESSAGES} messages on ${TOPICS} topics reach ev
       `all delivered ${((Date.now() - published - 1000) / 1000).toFixed(1)} s later; refused ${JSON.stringify(refused)}; queue drops ${stats.reduce((s, x) => s + x.queueDropped, 0)}`)
     for (const [id, nodes] of [...missedBy].slice(0, 10)) console.log(`# missed: ${origin.get(id)} by nodes ${nodes.join(', ')}`)
     assert.equal(sent.flat().length, MESSAGES)
-    // At most 1 in 10,000 missing: one CI run in four of this session lost a single delivery (a
-    // message from an outsider with 2 neighbours; plumtree now takes IHAVE/GRAFT only from tree
-    // neighbours). Open in the issue 8/10 notes; the printed line names what was missed.
-    assert.ok(missing <= expected / 10_000, why(`${missing} of ${expected} deliveries missing`))
+    assert.equal(missing, 0, why(`${missing} of ${expected} deliveries missing`))
     assert.equal(duplicates, 0, why(`${duplicates} duplicate deliveries`))
     assert.equal(strangers, 0, why(`${strangers} messages delivered on the wrong topic`))
     for (const x of subs) x.s.close()

@@ -35,6 +35,11 @@ export interface PlumtreeOptions {
   /** IHAVE entries waiting for the batch; past it the batch goes at once. */
   maxLazyQueue: number
   /**
+   * Neighbours that left the view lately, remembered for as long as a GRAFT may follow an IHAVE
+   * (graftTimeoutMs + (maxGraftTries + 1) x graftRetryMs): their IHAVEs and GRAFTs still count.
+   */
+  maxFormer: number
+  /**
    * The paper's optimisation: an IHAVE for a message received this many rounds later than the
    * IHAVE's path would have brought it makes that lazy link eager (GRAFT with no ids); the longer
    * eager link is pruned by the next duplicate. 0: off.
@@ -59,6 +64,7 @@ export const defaultPlumtreeOptions: PlumtreeOptions = {
   maxMissing: 1024,
   maxAnnouncers: 8,
   maxLazyQueue: 4096,
+  maxFormer: 256,
   optimizeThreshold: 0,
   syncWindowMs: 30_000,
   maxSync: 64, // off: measured at 1,000 geo nodes, 3 gave 1.25 N payloads and deeper trees (hops are not latency)
@@ -99,6 +105,8 @@ export class Plumtree implements NeighborListener {
   /** The last maxSync ids received, oldest first, and when (for a link that comes up). */
   private recentIds: Uint8Array[] = []
   private recentAt: number[] = []
+  /** Former neighbours' addresses (proven when they joined the view) and when they left, oldest first. */
+  private readonly former = new Map<Address, number>()
   private closed = false
 
   constructor(
@@ -115,6 +123,7 @@ export class Plumtree implements NeighborListener {
 
   neighborUp(h: number): void {
     if (!this.eager.includes(h) && !this.lazy.includes(h)) this.eager.push(h)
+    this.former.delete(this.pool.address(h))
     const since = this.runtime.now() - this.options.syncWindowMs
     if (this.options.syncWindowMs <= 0 || this.recentIds.length === 0) return
     const a = this.pool.address(h)
@@ -122,8 +131,16 @@ export class Plumtree implements NeighborListener {
   }
 
   neighborDown(h: number): void {
-    remove(this.eager, h)
-    remove(this.lazy, h)
+    if (!remove(this.eager, h) && !remove(this.lazy, h)) return
+    // Ids announced on this link just before it went down draw GRAFTs after: still answer them
+    // (the address was proven when it joined the view, so this is no stranger's reflector).
+    const a = this.pool.address(h), now = this.runtime.now()
+    this.former.delete(a)
+    this.former.set(a, now)
+    for (const [k, at] of this.former) {
+      if (this.former.size <= this.options.maxFormer && now - at <= this.formerMs()) break
+      this.former.delete(k)
+    }
   }
 
   /** Publishes a payload from here; returns its id, or null when it was seen already. */
@@ -164,13 +181,14 @@ export class Plumtree implements NeighborListener {
         return
       }
       case BroadcastOp.IHAVE:
-        // IHAVE and GRAFT come only from neighbours (the tree's links): a stranger's IHAVE would
-        // draw our GRAFTs to any address, its GRAFT a cached payload ten times its size.
-        if (this.indexOf(this.lazy, from) < 0 && this.indexOf(this.eager, from) < 0) { this.stats.dropped++; return }
+        // IHAVE and GRAFT come only from neighbours, or ones that just left (a link's two ends
+        // drop it at different times): a stranger's IHAVE would draw our GRAFTs to any address,
+        // its GRAFT a cached payload ten times its size.
+        if (!this.isPeer(from)) { this.stats.dropped++; return }
         for (const id of req.ids) this.announced(from, id, req.round)
         return
       case BroadcastOp.GRAFT: {
-        if (this.indexOf(this.lazy, from) < 0 && this.indexOf(this.eager, from) < 0) { this.stats.dropped++; return }
+        if (!this.isPeer(from)) { this.stats.dropped++; return }
         const j = this.indexOf(this.lazy, from)
         if (j >= 0) { this.eager.push(this.lazy[j]); this.lazy.splice(j, 1) }
         for (const id of req.ids) {
@@ -198,6 +216,7 @@ export class Plumtree implements NeighborListener {
     this.lazyTo = []
     this.lazyIds = []
     this.lazyRounds = []
+    this.former.clear()
   }
 
   // ---- internals --------------------------------------------------------------------------------
@@ -318,6 +337,19 @@ export class Plumtree implements NeighborListener {
     this.link.send(to, { type: MessageType.BROADCAST, op, round, ids, payload })
   }
 
+  /** A neighbour, or one that left within formerMs. */
+  private isPeer(address: Address): boolean {
+    if (this.indexOf(this.lazy, address) >= 0 || this.indexOf(this.eager, address) >= 0) return true
+    const at = this.former.get(address)
+    return at !== undefined && this.runtime.now() - at <= this.formerMs()
+  }
+
+  /** How long after its first IHAVE a missing id may still be GRAFTed (one retry of slack for latency). */
+  private formerMs(): number {
+    const o = this.options
+    return o.graftTimeoutMs + (o.maxGraftTries + 1) * o.graftRetryMs
+  }
+
   private indexOf(list: number[], address: Address): number {
     for (let i = 0; i < list.length; i++) if (this.pool.address(list[i]) === address) return i
     return -1
@@ -326,7 +358,8 @@ export class Plumtree implements NeighborListener {
 
 const EMPTY = new Uint8Array(0)
 
-function remove(list: number[], h: number): void {
+function remove(list: number[], h: number): boolean {
   const i = list.indexOf(h)
   if (i >= 0) list.splice(i, 1)
+  return i >= 0
 }

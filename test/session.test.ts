@@ -172,6 +172,24 @@ test('sessions are rekeyed on time with no packet lost, closed when idle, and re
   assert.equal(b.got.at(-1)!.text, 'after the idle close')
 })
 
+test('a remembered key unused for knownKeyIdleMs is forgotten: the next handshake is XX', async () => {
+  const { peer, run } = setup(SEED, { idleMs: 60_000, knownKeyIdleMs: 300_000 })
+  const a = peer('a'), b = peer('b')
+  a.t.send(b.t.address, text('hello'))
+  await run(1000)
+  assert.equal(a.t.knownKeyCount, 1)
+  await run(200_000) // the session closes when idle; the key stays
+  assert.equal(a.t.sessionCount, 0)
+  assert.equal(a.t.knownKeyCount, 1, 'kept within knownKeyIdleMs')
+  await run(200_000) // past 5 min since it was last used
+  assert.equal(a.t.knownKeyCount, 0, 'forgotten after knownKeyIdleMs')
+  const before = a.tap.sent.length
+  a.t.send(b.t.address, text('after the key was forgotten'))
+  await run(1000)
+  assert.equal(a.tap.sent[before].bytes[1], 0, 'XX: no key known')
+  assert.equal(b.got.at(-1)!.text, 'after the key was forgotten')
+})
+
 test('handshakes started by both sides at once settle on one session', async () => {
   const { peer, run } = setup()
   const a = peer('a'), b = peer('b')

@@ -226,7 +226,7 @@ const remote = (raw: Uint8Array): Remote => ({ raw: bytes(raw) })
 
 // Static-static secrets (IK's ss) repeat in every handshake between two nodes: each static key
 // keeps a bounded few, so such a handshake does three X25519s a side instead of four.
-const SS_KEPT = 256
+const SS_KEPT = 128
 const staticSecrets = new WeakMap<Local, Map<string, Uint8Array>>()
 function staticDh(mine: Local, theirs: Remote | null): Uint8Array {
   if (!theirs) return dh(mine, theirs)

@@ -65,6 +65,8 @@ export interface SessionOptions {
   maxQueued: number
   /** Keys remembered per address (for IK) and last IK timestamps per peer. */
   maxKnownKeys: number
+  /** A key by address not used (no session opened, no handshake begun with it) for this long is forgotten. */
+  knownKeyIdleMs: number
   /** A handshake message unanswered this long is sent again with a new handshake. */
   handshakeTimeoutMs: number
   /** Handshake attempts before the queued packets are dropped (an IK attempt that fails falls back to XX). */
@@ -93,6 +95,7 @@ export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
   maxHalfOpen: 256,
   maxQueued: 16,
   maxKnownKeys: 4096,
+  knownKeyIdleMs: 15 * 60_000,
   handshakeTimeoutMs: 1000,
   handshakeAttempts: 3,
   rekeyAfterMs: 120_000,
@@ -227,7 +230,9 @@ export class SecureTransport implements Transport {
   private readonly staticKey: KeyPair
   private readonly peers = new Map<Address, Peer>()
   private readonly byIndex = new Map<number, Session | HalfOpen>()
-  private readonly keys = new Map<Address, Uint8Array>() // Ed25519 keys by address, for IK
+  // Ed25519 keys by address, for IK, oldest use first; forgotten after knownKeyIdleMs unused (the
+  // addresses of peers that left would otherwise pile up to the bound under churn).
+  private readonly keys = new Map<Address, { key: Uint8Array; at: number }>()
   private readonly lastTimestamp = new Map<string, number>() // newest IK timestamp per peer id
   private halfOpen = 0
   private sessions = 0
@@ -342,7 +347,9 @@ export class SecureTransport implements Transport {
   }
 
   private initiate(to: Address, peer: Peer, attempt = 1): void {
-    const key = this.keys.get(to)
+    const known = this.keys.get(to)
+    if (known) this.remember(this.keys, to, { key: known.key, at: this.runtime.now() })
+    const key = known?.key
     const pattern: Pattern = key ? 'IK' : 'XX'
     const hs = new Handshake({ pattern, initiator: true, prologue: PROLOGUE, s: this.staticKey, e: this.ephemeral(), rs: key ? x25519PublicFromEd25519(key) : undefined, psk: this.psk })
     const localIndex = this.newIndex()
@@ -552,7 +559,7 @@ export class SecureTransport implements Transport {
     let final: Uint8Array | null = null
     let ikAnswer: Uint8Array | null = null
     if (p.pattern === 'IK') {
-      key = this.keys.get(from)!
+      key = this.keys.get(from)!.key // touched when this handshake began
       if (payload.length > 0) ikAnswer = payload
     } else {
       if (payload.length !== KEY_BYTES) throw new WeftError('ERR_HANDSHAKE', 'XX message 2 must carry the responder key')
@@ -673,7 +680,7 @@ export class SecureTransport implements Transport {
   // 8 KiB Buffer pool slab) the entry would otherwise pin for as long as it is remembered. Seen
   // in the soak (bench/soak.ts): slabs held by this map grew with churn, ~4 KiB per session opened.
   private rememberKey(address: Address, key: Uint8Array): void {
-    this.remember(this.keys, address, new Uint8Array(key))
+    this.remember(this.keys, address, { key: new Uint8Array(key), at: this.runtime.now() })
   }
 
   private evictOne(): void {
@@ -705,6 +712,10 @@ export class SecureTransport implements Transport {
       if (this.closed) return
       const now = this.runtime.now()
       this.sweepHalfOpen()
+      for (const [address, k] of this.keys) { // oldest use first
+        if (now - k.at <= this.o.knownKeyIdleMs) break
+        this.keys.delete(address)
+      }
       for (const [address, peer] of this.peers) {
         if (peer.previous && now - peer.current!.createdAt > this.o.handshakeTimeoutMs * this.o.handshakeAttempts * 4) {
           this.retire(peer.previous) // the peer has had time to move to the new keys

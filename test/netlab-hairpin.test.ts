@@ -6,7 +6,7 @@
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { NatLab, netlabAvailable } from './netlab/lab.js'
-import { WeftPeer, WEFT_PORT } from './netlab/weft-client.js'
+import { startPeers, WeftPeer, WEFT_PORT } from './netlab/weft-client.js'
 import type { ConnectResult, NatStatus } from '../src/node/connectivity.js'
 
 const avail = await netlabAvailable()
@@ -58,15 +58,7 @@ describe('two Weft nodes behind one NAT (hairpin)', { skip: avail.ok ? false : a
     try {
       // Count what reaches each straight from the other over their LAN (ACCEPT: the policy anyway).
       for (const [host, from] of [['hb', 'ha'], ['ha', 'hb']]) await lab.exec(host, ['iptables', '-I', 'INPUT', '-s', lab.host(from).address, '-p', 'udp', '-j', 'ACCEPT'])
-      const boot: string[] = []
-      for (const name of publics) {
-        const p = await WeftPeer.start(lab, name, { bootstrap: [...boot] })
-        peers.set(name, p)
-        boot.push(p.address)
-      }
-      const started = await Promise.all(['ha', 'hb'].map((name) => WeftPeer.start(lab!, name, { bootstrap: boot, nat: true })))
-      peers.set('ha', started[0])
-      peers.set('hb', started[1])
+      await startPeers(lab, publics, ['ha', 'hb'], peers)
     } catch (err) {
       for (const p of peers.values()) p.close()
       await lab.close()

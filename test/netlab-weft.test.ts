@@ -9,7 +9,7 @@
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { NatLab, netlabAvailable } from './netlab/lab.js'
-import { WeftPeer, WEFT_PORT, directFlow } from './netlab/weft-client.js'
+import { startPeers, WeftPeer, WEFT_PORT, directFlow } from './netlab/weft-client.js'
 import type { ConnectResult, NatStatus } from '../src/node/connectivity.js'
 
 const avail = await netlabAvailable()
@@ -47,16 +47,8 @@ describe('Weft behind real Linux NATs', { skip: avail.ok ? false : avail.why, ti
       ],
     })
     try {
-      const boot: string[] = []
-      for (const name of publics) {
-        const p = await WeftPeer.start(lab, name, { bootstrap: [...boot] })
-        peers.set(name, p)
-        boot.push(p.address)
-      }
-      const started = await Promise.all(nated.map((name) => WeftPeer.start(lab!, name, { bootstrap: boot, nat: true })))
-      nated.forEach((name, i) => peers.set(name, started[i]))
+      await startPeers(lab, publics, nated, peers)
     } catch (err) {
-      for (const p of peers.values()) p.close()
       await lab.close()
       lab = undefined
       throw err

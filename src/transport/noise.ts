@@ -153,7 +153,8 @@ export class CipherState {
    */
   decryptInPlace(nonce: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
     if (ciphertext.length < TAG_BYTES) return null
-    const plaintext = ciphertext.subarray(0, ciphertext.length - TAG_BYTES)
+    // A plain Uint8Array view (not a Buffer, when the datagram was one): what every layer above gets.
+    const plaintext = new Uint8Array(ciphertext.buffer, ciphertext.byteOffset, ciphertext.length - TAG_BYTES)
     try {
       sodium.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, null, ciphertext, ad, nonceBytes(checkNonce(nonce)), this.#key)
     } catch { // the tag does not match

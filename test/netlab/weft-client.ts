@@ -114,3 +114,24 @@ export async function flushConntrack(lab: NatLab, hosts: string[]): Promise<void
   const routers = new Set(hosts.flatMap((h) => lab.host(h).routers))
   for (const ns of routers) await run(['ip', 'netns', 'exec', ns, 'conntrack', '-F']).catch(() => {})
 }
+
+/**
+ * Starts the public peers one after another (each bootstraps from those before it), then the
+ * NATed ones at once with `nat: true` behind them, into `peers`. If one fails, every peer
+ * started is closed and the error thrown (the caller tears down its lab).
+ */
+export async function startPeers(lab: NatLab, publics: string[], nated: string[], peers: Map<string, WeftPeer>): Promise<void> {
+  try {
+    const boot: string[] = []
+    for (const name of publics) {
+      const p = await WeftPeer.start(lab, name, { bootstrap: [...boot] })
+      peers.set(name, p)
+      boot.push(p.address)
+    }
+    const started = await Promise.all(nated.map((name) => WeftPeer.start(lab, name, { bootstrap: boot, nat: true })))
+    nated.forEach((name, i) => peers.set(name, started[i]))
+  } catch (err) {
+    for (const p of peers.values()) p.close()
+    throw err
+  }
+}

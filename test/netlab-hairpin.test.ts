@@ -6,29 +6,16 @@
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { NatLab, netlabAvailable } from './netlab/lab.js'
-import { startPeers, WeftPeer, WEFT_PORT } from './netlab/weft-client.js'
-import type { ConnectResult, NatStatus } from '../src/node/connectivity.js'
+import { peerAccess, startPeers, WeftPeer, type Connected, type Status, WEFT_PORT } from './netlab/weft-client.js'
 
 const avail = await netlabAvailable()
 
-type Connected = Omit<ConnectResult, 'id'> & { id: string }
-interface Status { nat: NatStatus & { paths: { relayedIn: number; relayedOut: number; directPaths: number } } }
 
 describe('two Weft nodes behind one NAT (hairpin)', { skip: avail.ok ? false : avail.why, timeout: 90_000 }, () => {
   let lab: NatLab | undefined
   const peers = new Map<string, WeftPeer>()
-  const P = (name: string): WeftPeer => {
-    const p = peers.get(name)
-    assert.ok(p, `no node in ${name}`)
-    return p
-  }
+  const { P, nat, relayedOf } = peerAccess(peers)
   const publics = ['p1', 'p2', 'p3']
-  const nat = (name: string): NatStatus => P(name).nat as unknown as NatStatus
-  const relayedOf = (name: string): string => {
-    const a = nat(name).relayedAddress
-    assert.ok(typeof a === 'string', `${name} has no relayed address: ${JSON.stringify(nat(name))}`)
-    return a
-  }
   const relayOf = (name: string): WeftPeer => {
     const relay = [...peers.values()].find((p) => p.address === String(nat(name).relay))
     assert.ok(relay, `${name}'s relay ${String(nat(name).relay)} is not one of the public nodes`)

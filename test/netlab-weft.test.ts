@@ -9,29 +9,17 @@
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { NatLab, netlabAvailable } from './netlab/lab.js'
-import { startPeers, WeftPeer, WEFT_PORT, directFlow } from './netlab/weft-client.js'
-import type { ConnectResult, NatStatus } from '../src/node/connectivity.js'
+import { peerAccess, startPeers, WeftPeer, type Connected, type Status, WEFT_PORT, directFlow } from './netlab/weft-client.js'
 
 const avail = await netlabAvailable()
 
-type Connected = Omit<ConnectResult, 'id'> & { id: string }
-interface Status { nat: NatStatus & { paths: { relayedIn: number; relayedOut: number; directPaths: number } } }
 
 describe('Weft behind real Linux NATs', { skip: avail.ok ? false : avail.why, timeout: 90_000 }, () => {
   let lab: NatLab | undefined
   const peers = new Map<string, WeftPeer>()
-  const P = (name: string): WeftPeer => {
-    const p = peers.get(name)
-    assert.ok(p, `no node in ${name}`)
-    return p
-  }
+  const { P, nat, relayedOf } = peerAccess(peers)
   const publics = ['p1', 'p2', 'p3']
   const nated = ['op', 'ca', 'cb', 'sa', 'sb', 'fw', 'db']
-  const relayedOf = (name: string): string => {
-    const a = P(name).nat.relayedAddress
-    assert.ok(typeof a === 'string', `${name} has no relayed address: ${JSON.stringify(P(name).nat)}`)
-    return a
-  }
 
   before(async () => {
     lab = await NatLab.create({
@@ -63,10 +51,9 @@ describe('Weft behind real Linux NATs', { skip: avail.ok ? false : avail.why, ti
   test('each node classifies its NAT; NATed nodes get a relayed address', (t) => {
     const l = lab!
     for (const name of nated) {
-      const s = P(name).nat as unknown as NatStatus
+      const s = nat(name)
       t.diagnostic(`${name} (${l.host(name).natKind}, public ${l.host(name).publicAddress}): ${s.type} reachable=${s.reachable} public=${s.publicAddress} relayed=${s.relayedAddress} openerTtl=${s.openerTtl}`)
     }
-    const nat = (name: string): NatStatus => P(name).nat as unknown as NatStatus
     assert.equal(nat('op').type, 'open')
     assert.equal(nat('op').reachable, true)
     assert.equal(nat('op').relayedAddress, null, 'an open node needs no relay')

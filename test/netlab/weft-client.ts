@@ -1,12 +1,35 @@
 // The lab side of weft-peer.ts: starts a Weft node in a lab host and sends it commands.
+import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
 import type { ChildProcess } from 'node:child_process'
 import { run, type NatLab } from './lab.js'
 import type { NodeOptions } from '../../src/node/node.js'
+import type { ConnectResult, NatStatus } from '../../src/node/connectivity.js'
 
 export const PEER_SCRIPT = fileURLToPath(new URL('./weft-peer.js', import.meta.url))
 /** The UDP port every lab node binds (each host has its own address, so one port fits all). */
 export const WEFT_PORT = 4500
+
+/** A `connect` reply (ids travel as hex). */
+export type Connected = Omit<ConnectResult, 'id'> & { id: string }
+/** The part of a `status` reply the lab tests read. */
+export interface Status { nat: NatStatus & { paths: { relayedIn: number; relayedOut: number; directPaths: number } } }
+
+/** Lookups into a test's peers by host name, failing the test when one is missing. */
+export function peerAccess(peers: Map<string, WeftPeer>) {
+  const P = (name: string): WeftPeer => {
+    const p = peers.get(name)
+    assert.ok(p, `no node in ${name}`)
+    return p
+  }
+  const nat = (name: string): NatStatus => P(name).nat as unknown as NatStatus
+  const relayedOf = (name: string): string => {
+    const a = nat(name).relayedAddress
+    assert.ok(typeof a === 'string', `${name} has no relayed address: ${JSON.stringify(nat(name))}`)
+    return a
+  }
+  return { P, nat, relayedOf }
+}
 
 export interface Reply { id?: number; ok: boolean; result?: unknown; code?: string; message?: string }
 

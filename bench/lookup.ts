@@ -5,12 +5,12 @@
 // Writes bench/results/lookup.json, bench/results/dht.json and docs/benchmarks.md.
 //
 //   npm run bench [-- --quick] [--nodes=50,200] [--lookups=200] [--seed=1] [--rtt-ms=3000]
-//                 [--repeats=5] [--impls=weft,weft-plaintext,hyperdht] [--dht-nodes=200] [--dht-puts=200]
+//                 [--repeats=5] [--session-rounds=5] [--impls=weft,weft-plaintext,hyperdht] [--dht-nodes=200] [--dht-puts=200]
 //                 [--only=lookup|dht] [--no-write]
 // --impls defaults to all four; without weft-plaintext there is no encryption cost and no plaintext
 // round-trip run, and the DHT section skips weft-plaintext (it measures the default build only).
 // The same settings can come from WEFT_BENCH_QUICK=1, WEFT_BENCH_NODES, WEFT_BENCH_LOOKUPS,
-// WEFT_BENCH_SEED, WEFT_BENCH_RTT_MS, WEFT_BENCH_REPEATS, WEFT_BENCH_IMPLS, WEFT_BENCH_DHT_NODES,
+// WEFT_BENCH_SEED, WEFT_BENCH_RTT_MS, WEFT_BENCH_REPEATS, WEFT_BENCH_SESSION_ROUNDS, WEFT_BENCH_IMPLS, WEFT_BENCH_DHT_NODES,
 // WEFT_BENCH_DHT_PUTS, WEFT_BENCH_ONLY. With --only, the section not run keeps its results file,
 // and the report is rebuilt from both files.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -19,9 +19,11 @@ import { fileURLToPath } from 'node:url'
 import { DHT_KINDS, MAX_VALUE_BYTES, MIN_VALUE_BYTES } from './lib/dht.js'
 import {
   DHT_IMPL_ORDER, dhtComparisonTable, dhtTable, dhtVerdicts, encryptionCosts, encryptionTable, IMPL_ORDER, isDhtFigures, isFigures,
-  lookupTable, median, renderMarkdown, roundTripTable, verdicts, verdictTable, WEFT_PLAINTEXT,
+  lookupTable, median, renderMarkdown, roundTripTable, verdicts, verdictTable, WEFT, WEFT_PLAINTEXT,
   type BenchResults, type DhtEntry, type DhtParams, type DhtResults, type LookupEntry, type MachineInfo, type RoundTripSummary, type RunParams
 } from './lib/report.js'
+import { runEncryptionPair } from './lib/paired.js'
+import type { LookupFigures } from './lib/measure.js'
 import { canPin, runDhtIsolated, runIsolated, runRoundTripsIsolated, type RoundTripRun } from './lib/spawn.js'
 import { currentSection, sectionNames, spliceSection } from './lib/doc-sections.js'
 import { round } from './lib/stats.js'
@@ -68,6 +70,7 @@ function parseParams(): { params: RunParams; dht: DhtParams; impls: string[]; se
   const params: RunParams = {
     nodes: nodesArg ? intList(nodesArg, 'node counts') : [50, 200, 500],
     lookups: positiveInt(option('lookups', 'WEFT_BENCH_LOOKUPS'), quick ? 50 : 200, 'lookup count'),
+    sessionRounds: positiveInt(option('session-rounds', 'WEFT_BENCH_SESSION_ROUNDS'), quick ? 2 : 5, 'sessions-up rounds'),
     seed: positiveInt(option('seed', 'WEFT_BENCH_SEED'), 1, 'seed'),
     quick,
     rtt: {
@@ -110,25 +113,47 @@ function readJson<T>(path: string): T | null {
 async function lookupSection(p: RunParams, impls: string[], machine: MachineInfo, started: number): Promise<BenchResults> {
   // Lookups: one child per (N, implementation), one at a time so they never compete for CPU.
   const lookup: LookupEntry[] = []
-  const total = p.nodes.length * impls.length
+  // Weft encrypted and plaintext run as a pair whose passes take turns (bench/lib/paired.ts): the
+  // encryption cost compares them, and a slow minute on the machine must not decide it.
+  const paired = impls.includes(WEFT) && impls.includes(WEFT_PLAINTEXT)
+  const singles = paired ? impls.filter((i) => i !== WEFT && i !== WEFT_PLAINTEXT) : impls
+  const total = p.nodes.length * (singles.length + (paired ? 1 : 0))
   let step = 0
+  const report = (f: LookupFigures, t0: number): void =>
+    log(`[${step}/${total}] ${f.impl.padEnd(14)} N=${String(f.nodes).padEnd(4)} p50 ${round(f.p50Ms).toFixed(2)} ms, p95 ${round(f.p95Ms).toFixed(2)} ms, ` +
+      `p99 ${round(f.p99Ms).toFixed(2)} ms, ${round(f.datagramsPerLookup, 1)} datagrams/lookup, ${Math.round(f.rssKiBPerNode)} KiB/node, ` +
+      `success ${round(f.success * 100, 1)} %${f.exact !== undefined ? ` (exact ${round(f.exact * 100, 1)} %)` : ''}` +
+      `${f.sessionsUp ? `; sessions up p50 ${round(f.sessionsUp.p50Ms).toFixed(2)} ms (${f.sessionsUp.lookups ?? f.lookups} lookups)` : ''} ` +
+      `[${((performance.now() - t0) / 1000).toFixed(1)} s]`)
   for (const n of p.nodes) {
-    for (const impl of impls) {
+    if (paired) {
+      step++
+      const t0 = performance.now()
+      try {
+        const pair = await runEncryptionPair(n, p.lookups, p.seed, p.sessionRounds ?? 1, {
+          cpu: p.rtt.pinnedCpu ?? undefined, progress: (line) => log(`    ${line}`)
+        })
+        for (const f of [pair.encrypted, pair.plaintext]) { lookup.push(f); report(f, t0) }
+      } catch (err) {
+        for (const impl of [WEFT, WEFT_PLAINTEXT]) lookup.push({ impl, nodes: n, error: firstLine(err) })
+        log(`[${step}/${total}] weft pair      N=${String(n).padEnd(4)} FAILED: ${firstLine(err).split('\n')[0]}`)
+      }
+    }
+    for (const impl of singles) {
       step++
       const t0 = performance.now()
       try {
         const f = await runIsolated(impl, n, p.lookups, p.seed, LOOKUP_CHILD_TIMEOUT_MS)
         lookup.push(f)
-        log(`[${step}/${total}] ${impl.padEnd(14)} N=${String(n).padEnd(4)} p50 ${round(f.p50Ms).toFixed(2)} ms, p95 ${round(f.p95Ms).toFixed(2)} ms, ` +
-          `p99 ${round(f.p99Ms).toFixed(2)} ms, ${round(f.datagramsPerLookup, 1)} datagrams/lookup, ${Math.round(f.rssKiBPerNode)} KiB/node, ` +
-          `success ${round(f.success * 100, 1)} %${f.exact !== undefined ? ` (exact ${round(f.exact * 100, 1)} %)` : ''} ` +
-          `[${((performance.now() - t0) / 1000).toFixed(1)} s]`)
+        report(f, t0)
       } catch (err) {
         lookup.push({ impl, nodes: n, error: firstLine(err) })
         log(`[${step}/${total}] ${impl.padEnd(14)} N=${String(n).padEnd(4)} FAILED: ${firstLine(err).split('\n')[0]}`)
       }
     }
   }
+  // The table lists implementations in IMPL_ORDER at each N, however they were run.
+  lookup.sort((a, b) => a.nodes - b.nodes || IMPL_ORDER.indexOf(a.impl) - IMPL_ORDER.indexOf(b.impl))
 
   // Round trips: bare dgram and Weft (and Weft plaintext, when asked for) alternate, each in its
   // own (pinned) child process, so drift on the machine hits all of them alike.

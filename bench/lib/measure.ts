@@ -27,8 +27,18 @@ export interface LookupFigures {
   memoryKiBPerNode?: { heapTotal: number; heapUsed: number; external: number; arrayBuffers: number }
   /** Weft only: fraction of lookups that returned exactly the true k nearest (checked after timing). */
   exact?: number
-  /** Weft only: the same lookups run again right after, with every session they need open. */
-  sessionsUp?: { p50Ms: number; p95Ms: number; lookupsPerSec: number; datagramsPerLookup: number }
+  /** Weft only: process CPU per lookup in the timed phase, ms (all nodes share the process). */
+  cpuMsPerLookup?: number
+  /** Weft only: Noise handshakes started per lookup in the timed phase. */
+  handshakesPerLookup?: number
+  /**
+   * Weft only: the same lookups run again, with every session they need open, `lookups` in all
+   * (older results: one pass, without the CPU and handshake figures).
+   */
+  sessionsUp?: {
+    p50Ms: number; p95Ms: number; lookupsPerSec: number; datagramsPerLookup: number
+    cpuMsPerLookup?: number; handshakesPerLookup?: number; lookups?: number
+  }
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -218,13 +228,23 @@ export async function timeLookups(
   perLookupTimeoutMs: number,
   lookupOnce: (i: number, signal: AbortSignal) => Promise<boolean>
 ): Promise<LookupRun> {
+  await quiesce()
+  return timeLookupBlock(0, lookups, perLookupTimeoutMs, lookupOnce)
+}
+
+/** As timeLookups, for lookups `from` to `from + count - 1`, without waiting for a quiet network first. */
+export async function timeLookupBlock(
+  from: number,
+  count: number,
+  perLookupTimeoutMs: number,
+  lookupOnce: (i: number, signal: AbortSignal) => Promise<boolean>
+): Promise<LookupRun> {
   const c = datagramCounter()
   const latenciesMs: number[] = []
   let successes = 0
-  await quiesce()
   c.start()
   const phaseStart = performance.now()
-  for (let i = 0; i < lookups; i++) {
+  for (let i = from; i < from + count; i++) {
     const t0 = performance.now()
     const ac = new AbortController()
     let ok = false

@@ -1,7 +1,10 @@
 // Turns one benchmark run into target verdicts, console tables and docs/benchmarks.md.
 import { DHT_KINDS, type DhtFigures, type DhtKind, type DhtKindFigures } from './dht.js'
 import type { LookupFigures } from './measure.js'
+import { median } from './stats.js'
 import type { RoundTripRun } from './spawn.js'
+
+export { median }
 
 /** Weft's default build: every datagram sealed in a Noise session. The peer targets are about it. */
 export const WEFT = 'weft'
@@ -61,6 +64,8 @@ export interface RunParams {
   lookups: number
   seed: number
   quick: boolean
+  /** Times the sessions-up phase goes over the lookups per Weft build, in blocks taking turns (absent: 1 pass). */
+  sessionRounds?: number
   rtt: { durationMs: number; windows: number[]; repeats: number; pinnedCpu: number | null }
 }
 
@@ -80,13 +85,6 @@ const LOOKUP_TARGETS: { key: 'p50Ms' | 'datagramsPerLookup' | 'rssKiBPerNode'; t
   { key: 'datagramsPerLookup', target: 'datagrams per lookup' },
   { key: 'rssKiBPerNode', target: 'memory (RSS) per node' }
 ]
-
-export function median(xs: number[]): number {
-  if (xs.length === 0) return NaN
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
 
 /**
  * Lookup targets: at every N, Weft's figure must be at most half of the BEST (lowest) peer

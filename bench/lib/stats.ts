@@ -34,6 +34,13 @@ export function summarize(values: readonly number[]): Summary {
 }
 
 /** Round to `digits` decimals, for printing. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
 export function round(x: number, digits = 2): number {
   const f = 10 ** digits
   return Math.round(x * f) / f

@@ -9,10 +9,12 @@ import {
   assertLoopbackOnly,
   datagramCounter,
   settledMemory,
-  timeLookups,
+  quiesce,
+  timeLookupBlock,
   toFigures,
   withTimeout,
-  type LookupFigures
+  type LookupFigures,
+  type LookupRun
 } from '../lib/measure.js'
 import { createRng } from '../lib/stats.js'
 
@@ -29,62 +31,137 @@ export interface WeftBenchOptions {
 /** The name a run is reported under: plaintext gets its own, so both can sit in one report. */
 export const weftImplName = (o: WeftBenchOptions): string => (o.encrypt === false ? 'weft-plaintext' : 'weft')
 
-export async function benchWeft(nodes: number, lookups: number, seed: number, options: WeftBenchOptions = {}): Promise<LookupFigures> {
-  // The library is loaded by the static imports above, before the RSS baseline.
-  // Installing the counter now also guards the join traffic (loopback only).
-  const counter = datagramCounter()
-  const rng = createRng(seed)
+/** One timed pass over the rig's lookups, with what the process spent on it. */
+export interface WeftPass extends LookupRun {
+  /** Process CPU (user + system) over the pass, ms. */
+  cpuMs: number
+  /** Noise handshakes started during the pass, over all nodes (0 without encryption). */
+  handshakes: number
+}
 
-  const baseline = await settledMemory()
-  const t0 = performance.now()
-  let net: Testnet | undefined
-  try {
+/**
+ * A Weft loopback network and a fixed list of lookups (random nodes, random targets from the
+ * seeded PRNG) that can be timed again and again: the first pass meets most peers for the first
+ * time; later passes find the sessions they need open.
+ */
+export class WeftLookupRig {
+  private readonly picks: { node: number; target: Uint8Array }[] = []
+  private exactCount = 0
+  private passes = 0
+
+  private constructor(
+    readonly name: string,
+    private readonly net: Testnet,
+    private readonly counter: ReturnType<typeof datagramCounter>,
+    readonly memory: { baseline: NodeJS.MemoryUsage; withNodes: NodeJS.MemoryUsage },
+    readonly setupMs: number,
+    lookups: number,
+    seed: number
+  ) {
+    const rng = createRng(seed)
+    for (let i = 0; i < lookups; i++) this.picks.push({ node: rng.int(net.nodes.length), target: rng.bytes(32) })
+  }
+
+  static async start(nodes: number, lookups: number, seed: number, options: WeftBenchOptions = {}): Promise<WeftLookupRig> {
+    // The library is loaded by the static imports above, before the RSS baseline.
+    // Installing the counter now also guards the join traffic (loopback only).
+    const counter = datagramCounter()
+    const baseline = await settledMemory()
+    const t0 = performance.now()
     // Every node binds 127.0.0.1 (the testnet default host); node 0 starts the network with no
     // bootstrap list, the others join through node 0 only.
     // Only `encrypt` differs between the two builds: same seed, same identities, same lookups.
     const node = options.encrypt === undefined ? {} : { encrypt: options.encrypt }
-    net = await withTimeout(createTestnet({ nodes, seed: String(seed), host: '127.0.0.1', node }), SETUP_TIMEOUT_MS, 'weft testnet setup')
-    const setupMs = performance.now() - t0
-    const testnet = net
-    if (!testnet.bootstrap.startsWith('127.0.0.1:')) throw new Error(`unexpected bootstrap ${testnet.bootstrap}`)
-    const rss = await settledMemory()
+    const net = await withTimeout(createTestnet({ nodes, seed: String(seed), host: '127.0.0.1', node }), SETUP_TIMEOUT_MS, 'weft testnet setup')
+    try {
+      const setupMs = performance.now() - t0
+      if (!net.bootstrap.startsWith('127.0.0.1:')) throw new Error(`unexpected bootstrap ${net.bootstrap}`)
+      const withNodes = await settledMemory()
+      return new WeftLookupRig(weftImplName(options), net, counter, { baseline, withNodes }, setupMs, lookups, seed)
+    } catch (err) {
+      await withTimeout(net.close(), 60_000, 'weft testnet close')
+      throw err
+    }
+  }
 
-    // Keep (target, result ids) to check exactness against the oracle after the timed phase.
-    const results: { target: Uint8Array; ids: Uint8Array[] }[] = []
-    const picks: { node: number; target: Uint8Array }[] = []
-    const run = await timeLookups(lookups, PER_LOOKUP_TIMEOUT_MS, async (_i, signal) => {
-      const pick = { node: rng.int(testnet.nodes.length), target: rng.bytes(32) }
-      picks.push(pick)
-      const node = testnet.nodes[pick.node]
-      const target = pick.target
+  /** Runs every lookup once, one after another, once the network is quiet. The first pass also checks exactness. */
+  async pass(): Promise<WeftPass> {
+    await quiesce()
+    return this.block(0, this.picks.length)
+  }
+
+  /** Lookups `from` to `from + count - 1`, at once (no wait for a quiet network). */
+  async block(from: number, count: number): Promise<WeftPass> {
+    const first = this.passes++ === 0
+    const handshakesBefore = this.handshakes()
+    const cpu = process.cpuUsage()
+    const run = await timeLookupBlock(from, count, PER_LOOKUP_TIMEOUT_MS, async (i, signal) => {
+      const { node: n, target } = this.picks[i]
+      const node = this.net.nodes[n]
       const r = await node.lookup(target, { signal })
-      results.push({ target, ids: r.closest.map((c) => c.id) })
+      if (first) {
+        const want = this.net.oracle(target, K)
+        if (r.closest.length === want.length && r.closest.every((c, j) => idEquals(c.id, want[j]))) this.exactCount++
+      }
       // The result may include the asking node itself: success needs one OTHER node.
       return r.closest.some((c) => !idEquals(c.id, node.id))
     })
-    // The same lookups again: every session they need is open now (with encryption, the first
-    // pass paid a handshake per new peer; this one pays only the per-datagram sealing).
-    const repeat = () => timeLookups(lookups, PER_LOOKUP_TIMEOUT_MS, async (i, signal) => {
-      const r = await testnet.nodes[picks[i].node].lookup(picks[i].target, { signal })
-      return r.closest.some((c) => !idEquals(c.id, testnet.nodes[picks[i].node].id))
-    })
-    // Twice: the first pass taught the nodes new contacts, so the second still meets a few peers
-    // for the first time (and pays their handshakes); the third opens none (checked: 0 at N=200).
-    await repeat()
-    const again = await repeat()
-    assertLoopbackOnly(counter)
+    const used = process.cpuUsage(cpu)
+    assertLoopbackOnly(this.counter)
+    return { ...run, cpuMs: (used.user + used.system) / 1000, handshakes: this.handshakes() - handshakesBefore }
+  }
 
-    let exact = 0
-    for (const { target, ids } of results) {
-      const want = testnet.oracle(target, K)
-      if (ids.length === want.length && ids.every((id, j) => idEquals(id, want[j]))) exact++
-    }
-    const figures = toFigures(weftImplName(options), nodes, run, { baseline, withNodes: rss }, setupMs)
+  get lookups(): number { return this.picks.length }
+
+  /**
+   * Figures of the first pass, with `sessionsUp` from the runs given (passes, or blocks of one
+   * pass cut up), pooled: their lookups' percentiles, and lookups over their summed wall time.
+   */
+  figures(firstContact: WeftPass, sessionsUp: WeftPass[]): LookupFigures {
+    const figures = toFigures(this.name, this.net.nodes.length, firstContact, this.memory, this.setupMs)
+    const n = firstContact.latenciesMs.length
     // Extra, Weft-only: fraction of lookups that returned exactly the true k nearest.
-    const warm = toFigures(weftImplName(options), nodes, again, { baseline, withNodes: rss }, setupMs)
-    const sessionsUp = { p50Ms: warm.p50Ms, p95Ms: warm.p95Ms, lookupsPerSec: warm.lookupsPerSec ?? NaN, datagramsPerLookup: warm.datagramsPerLookup }
-    return { ...figures, exact: lookups === 0 ? 0 : exact / lookups, sessionsUp }
+    const extra: Partial<LookupFigures> = { exact: n === 0 ? 0 : this.exactCount / n, cpuMsPerLookup: firstContact.cpuMs / n, handshakesPerLookup: firstContact.handshakes / n }
+    if (sessionsUp.length > 0) {
+      const sum = (f: (r: WeftPass) => number): number => sessionsUp.reduce((a, r) => a + f(r), 0)
+      const pooled: LookupRun = {
+        latenciesMs: sessionsUp.flatMap((r) => r.latenciesMs), successes: sum((r) => r.successes),
+        datagrams: sum((r) => r.datagrams), elapsedMs: sum((r) => r.elapsedMs)
+      }
+      const warm = toFigures(this.name, this.net.nodes.length, pooled, this.memory, this.setupMs)
+      const lookups = pooled.latenciesMs.length
+      extra.sessionsUp = {
+        p50Ms: warm.p50Ms, p95Ms: warm.p95Ms, lookupsPerSec: warm.lookupsPerSec ?? NaN, datagramsPerLookup: warm.datagramsPerLookup,
+        cpuMsPerLookup: sum((r) => r.cpuMs) / lookups, handshakesPerLookup: sum((r) => r.handshakes) / lookups, lookups
+      }
+    }
+    return { ...figures, ...extra }
+  }
+
+  close(): Promise<void> {
+    return withTimeout(this.net.close(), 60_000, 'weft testnet close')
+  }
+
+  private handshakes(): number {
+    let n = 0
+    for (const node of this.net.nodes) n += node.status().sessions?.handshakesStarted ?? 0
+    return n
+  }
+}
+
+/**
+ * Weft alone in this process: the first-contact pass, a settling pass (new contacts learnt in the
+ * first still open sessions), then `warmPasses` passes with the sessions up (pooled: `sessionsUp`).
+ */
+export async function benchWeft(nodes: number, lookups: number, seed: number, options: WeftBenchOptions = {}, warmPasses = 3): Promise<LookupFigures> {
+  const rig = await WeftLookupRig.start(nodes, lookups, seed, options)
+  try {
+    const first = await rig.pass()
+    await rig.pass()
+    const warm: WeftPass[] = []
+    for (let i = 0; i < warmPasses; i++) warm.push(await rig.pass())
+    return rig.figures(first, warm)
   } finally {
-    if (net) await withTimeout(net.close(), 60_000, 'weft testnet close')
+    await rig.close()
   }
 }

@@ -6,6 +6,7 @@
 // per datagram, key objects imported from JWK) was most of a datagram's cost on loopback, about
 // 6 µs a seal against libsodium's 1.2 µs (bench: `npm run bench`, the encryption table).
 import sodium from 'sodium-native'
+import aead from 'sodium-native/binding.js' // unchecked: see src/types/sodium-native.d.ts
 import { WeftError } from '../errors.js'
 
 export type Pattern = 'XX' | 'IK'
@@ -104,29 +105,46 @@ function nonceBytes(n: number): Uint8Array {
   return NONCE
 }
 
+// Whole packets (the AD in front) only live until they are sent, so they are carved from a shared
+// pool, as Node's Buffer.allocUnsafe does, but as plain Uint8Array views: a Buffer's subarray goes
+// through its species constructor, which cost more than the views themselves.
+const POOL_BYTES = 64 * 1024
+let pool = new ArrayBuffer(POOL_BYTES)
+let poolUsed = 0
+function packet(length: number): Uint8Array {
+  if (length > POOL_BYTES / 8) return offHeap(length)
+  if (poolUsed + length > POOL_BYTES) { pool = new ArrayBuffer(POOL_BYTES); poolUsed = 0 }
+  const out = new Uint8Array(pool, poolUsed, length)
+  poolUsed += (length + 7) & ~7 // 8-byte aligned, as Buffer's pool
+  return out
+}
+
+// V8 keeps a typed array of at most this many bytes inside its heap (see offHeap).
+const ON_HEAP_MAX = 64
+
 // One buffer per packet: the AD when `adInFront` (a packet's header), then the ciphertext and tag.
-// AD and plaintext are copied in and sealed in place, so every array libsodium sees is off the heap.
+// libsodium reads the plaintext where it is and writes the ciphertext into the packet, unless the
+// plaintext is small enough to sit in V8's heap: then it is copied in first and sealed in place.
 function seal(key: Uint8Array, iv: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, adInFront: boolean): Uint8Array {
   const head = adInFront ? ad.length : 0
-  // A whole packet (the AD in front) only lives until it is sent: a slice of Node's shared pool
-  // is cheapest. Anything else may be kept, so it gets its own buffer.
-  const out = adInFront ? Buffer.allocUnsafe(head + plaintext.length + TAG_BYTES) : offHeap(head + plaintext.length + TAG_BYTES)
-  if (adInFront) out.set(ad)
-  const body = out.subarray(head)
-  body.set(plaintext)
-  sodium.crypto_aead_chacha20poly1305_ietf_encrypt(body, body.subarray(0, plaintext.length), adInFront ? out.subarray(0, head) : ad, null, iv, key)
+  // Anything but a whole packet may be kept, so it gets its own buffer.
+  const out = adInFront ? packet(head + plaintext.length + TAG_BYTES) : offHeap(head + plaintext.length + TAG_BYTES)
+  const at = out.byteOffset + head
+  const body = head === 0 ? out : new Uint8Array(out.buffer, at, plaintext.length + TAG_BYTES)
+  let message = plaintext
+  if (plaintext.length <= ON_HEAP_MAX) {
+    body.set(plaintext)
+    message = new Uint8Array(out.buffer, at, plaintext.length)
+  }
+  if (adInFront) out.set(ad) // the AD given is read by libsodium where it is: reuse one buffer for it
+  aead.crypto_aead_chacha20poly1305_ietf_encrypt(body, message, ad, iv, key)
   return out
 }
 
 function open(key: Uint8Array, iv: Uint8Array, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
   if (ciphertext.length < TAG_BYTES) return null
   const plaintext = offHeap(ciphertext.length - TAG_BYTES)
-  try {
-    sodium.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, null, ciphertext, ad, iv, key)
-  } catch { // the tag does not match
-    return null
-  }
-  return plaintext
+  return aead.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, ciphertext, ad, iv, key) === plaintext.length ? plaintext : null
 }
 
 export class CipherState {
@@ -155,12 +173,9 @@ export class CipherState {
     if (ciphertext.length < TAG_BYTES) return null
     // A plain Uint8Array view (not a Buffer, when the datagram was one): what every layer above gets.
     const plaintext = new Uint8Array(ciphertext.buffer, ciphertext.byteOffset, ciphertext.length - TAG_BYTES)
-    try {
-      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, null, ciphertext, ad, nonceBytes(checkNonce(nonce)), this.#key)
-    } catch { // the tag does not match
-      return null
-    }
-    return plaintext
+    // Overlapping input and output are allowed when they start at the same byte, as here.
+    // On a tag mismatch libsodium writes nothing.
+    return aead.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, ciphertext, ad, nonceBytes(checkNonce(nonce)), this.#key) === plaintext.length ? plaintext : null
   }
   /** Noise's implicit-nonce use (n counts up from 0), as in the spec's EncryptWithAd/DecryptWithAd. */
   encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array {

@@ -20,7 +20,7 @@ import { scryptSync } from 'node:crypto'
 import { WeftError } from '../errors.js'
 import { x25519PrivateFromIdentity, x25519PublicFromEd25519 } from '../identity/dh-key.js'
 import type { Identity } from '../identity/keys.js'
-import { idFromPublicKey, idToHex, type NodeId } from '../identity/node-id.js'
+import { idEquals, idFromPublicKey, idToHex, type NodeId } from '../identity/node-id.js'
 import { PeerTable } from '../rpc/peer-table.js'
 import { hostKey, isLoopback, RateLimiter } from '../rpc/rate-limit.js'
 import type { Runtime, TimerHandle } from '../runtime/runtime.js'
@@ -30,6 +30,9 @@ import type { Transport, TransportStats } from './transport.js'
 
 const enum Kind { INIT = 0xe1, RESP = 0xe2, FINAL = 0xe3, DATA = 0xe4 }
 const DATA_HEADER = 13
+// One header buffer, reused (calls into libsodium are synchronous): made once over its own
+// ArrayBuffer, as V8 would otherwise move a small typed array out of its heap at the first native call.
+const DATA_SCRATCH = new Uint8Array(new ArrayBuffer(DATA_HEADER))
 /** Bytes a sealed DATA packet adds to the plaintext it carries. */
 export const SESSION_OVERHEAD = DATA_HEADER + TAG_BYTES
 const PROLOGUE = new TextEncoder().encode('weft session v1')
@@ -163,6 +166,8 @@ interface Session {
    */
   final: Uint8Array | null
   finalSentAt: number
+  /** Is the peer's `next`: answered during a rekey, waiting for the initiator to send on it. */
+  standby: boolean
 }
 
 interface Pending {
@@ -332,7 +337,7 @@ export class SecureTransport implements Transport {
 
   private seal(s: Session, bytes: Uint8Array): void {
     const n = s.sendCounter++
-    const header = new Uint8Array(DATA_HEADER)
+    const header = DATA_SCRATCH // copied into the packet by the seal
     header[0] = Kind.DATA
     writeU32(header, 1, s.remoteIndex)
     writeU32(header, 5, Math.floor(n / 2 ** 32))
@@ -426,27 +431,32 @@ export class SecureTransport implements Transport {
     if (b.length < DATA_HEADER + TAG_BYTES) { this.sessionStats.malformed++; return }
     const s = this.byIndex.get(readU32(b, 1))
     if (!s || !('send' in s) || s.address !== from) { this.sessionStats.misdirected++; return }
-    const peer = this.peers.get(from)!
     const n = readU32(b, 5) * 2 ** 32 + readU32(b, 9)
     if (n >= MAX_COUNTER || !s.replay.fresh(n)) { this.sessionStats.replays++; return }
-    const plain = s.receive.decryptInPlace(n, b.subarray(0, DATA_HEADER), b.subarray(DATA_HEADER))
+    // The header (the AD) is copied to one reused buffer, and the rest is a plain view: a Buffer's
+    // (the datagram's) subarray goes through its slower species constructor.
+    const ad = DATA_SCRATCH
+    for (let i = 0; i < DATA_HEADER; i++) ad[i] = b[i]
+    const plain = s.receive.decryptInPlace(n, ad, new Uint8Array(b.buffer, b.byteOffset + DATA_HEADER, b.length - DATA_HEADER))
     if (!plain) { this.sessionStats.decryptFailures++; return }
     s.replay.mark(n)
     s.lastUsed = this.runtime.now()
     s.final = null // the responder has the keys
-    this.deliver(peer, s, plain)
+    this.deliver(s, plain)
   }
 
-  private deliver(peer: Peer, s: Session, plain: Uint8Array): void {
-    if (s === peer.next) { // the initiator has the new keys: move to them
+  private deliver(s: Session, plain: Uint8Array): void {
+    if (s.standby) { // the initiator has the new keys: move to them
+      const peer = this.peers.get(s.address)!
       if (peer.previous) this.retire(peer.previous)
       peer.previous = peer.current
       peer.current = s
       peer.next = null
+      s.standby = false
     }
     if (plain.length === 0) return // a keepalive that confirms new keys
     const claimed = this.senderOf(plain)
-    if (claimed && !equal(claimed, s.remoteId)) { this.sessionStats.idMismatch++; return }
+    if (claimed && !idEquals(claimed, s.remoteId)) { this.sessionStats.idMismatch++; return }
     this.onPacket(s.address, plain)
   }
 
@@ -500,7 +510,7 @@ export class SecureTransport implements Transport {
       this.inner.send(from, Buffer.concat([this.respHead(localIndex, remoteIndex), reply]))
       const s = this.open(from, hs, localIndex, remoteIndex, Buffer.from(key), false)
       for (const h of held) this.seal(s, h)
-      if (first) this.deliver(peer, s, first)
+      if (first) this.deliver(s, first)
       return
     }
     // XX: answer, and keep the state until message 3, within a bound.
@@ -589,7 +599,7 @@ export class SecureTransport implements Transport {
     if (rekey && peer.queue.length === 0) this.seal(s, new Uint8Array(0)) // tells the responder to move to the new keys
     for (const q of peer.queue) this.seal(s, q)
     peer.queue = []
-    if (ikAnswer) this.deliver(peer, s, ikAnswer) // the answer to our first packet, carried in message 2
+    if (ikAnswer) this.deliver(s, ikAnswer) // the answer to our first packet, carried in message 2
   }
 
   private onFinal(from: Address, b: Uint8Array): void {
@@ -604,7 +614,7 @@ export class SecureTransport implements Transport {
     this.checkKey(h.hs, key)
     if (!this.authorized(key, from)) return
     const s = this.open(from, h.hs, h.localIndex, h.remoteIndex, key, false)
-    this.deliver(this.peer(from), s, payload.subarray(KEY_BYTES))
+    this.deliver(s, payload.subarray(KEY_BYTES))
     // The initiator resends message 3 until it hears from us under the new keys: when what it
     // carried got no answer at once (one-way traffic), an empty DATA tells it we have them.
     if (s.sendCounter === 0 && this.byIndex.get(s.localIndex) === s) this.seal(s, new Uint8Array(0))
@@ -622,7 +632,7 @@ export class SecureTransport implements Transport {
     const now = this.runtime.now()
     const s: Session = {
       address, localIndex, remoteIndex, send, receive, sendCounter: 0, replay: new ReplayWindow(),
-      remoteId: idFromPublicKey(remoteKey), initiator, createdAt: now, lastUsed: now, final: null, finalSentAt: now,
+      remoteId: idFromPublicKey(remoteKey), initiator, createdAt: now, lastUsed: now, final: null, finalSentAt: now, standby: false,
     }
     const peer = this.peer(address)
     if (!peer.current && this.sessions >= this.o.maxSessions) this.evictOne()
@@ -639,6 +649,7 @@ export class SecureTransport implements Transport {
       // until the peer sends on the new ones, which it can only do once our answer arrived.
       if (peer.next) this.retire(peer.next)
       peer.next = s
+      s.standby = true
     }
     if (!initiator) this.dropPending(peer) // the peer's handshake serves (we gave way, or started ours after answering)
     if (peer.current === s && peer.queue.length) {
@@ -663,9 +674,11 @@ export class SecureTransport implements Transport {
   /** From the runtime's random source: crypto randomness on UDP, a seeded stream in the simulator (runs replay). */
   private ephemeral(): KeyPair { return keyPairFromPrivate(this.runtime.random.bytes(32)) }
 
+  // 31 bits: an index below 2^31 is a small integer to V8, so the map lookup every DATA packet
+  // makes hashes it directly instead of boxing it as a heap number first (profiled on loopback).
   private newIndex(): number {
     for (;;) {
-      const i = this.runtime.random.u32()
+      const i = this.runtime.random.u32() >>> 1
       if (!this.byIndex.has(i)) return i
     }
   }

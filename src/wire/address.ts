@@ -42,19 +42,20 @@ const PACKED_CACHE_MAX = 8192
 
 /** Packs "a.b.c.d:port" straight from its characters; false if it is not in that exact form. */
 function packIpv4(address: Address, out: Uint8Array, offset: number): boolean {
-  let part = 0, digits = 0, value = 0
+  let part = 0, digits = 0, value = 0, leadingZero = false
   for (let i = 0; i < address.length; i++) {
     const c = address.charCodeAt(i)
     if (c >= 48 && c <= 57) {
       value = value * 10 + (c - 48)
-      if (++digits > 5 || (part < 4 && (value > 255 || (digits > 1 && value < 10 ** (digits - 1))))) return false // no leading zeros
+      if (++digits === 1) leadingZero = c === 48
+      if (digits > 5 || (part < 4 && (value > 255 || (digits > 1 && leadingZero)))) return false // no leading zeros
     } else if ((c === 46 && part < 3) || (c === 58 && part === 3)) {
       if (digits === 0) return false
       out[offset + 1 + part++] = value
       value = 0; digits = 0
     } else return false
   }
-  if (part !== 4 || digits === 0 || value > 65535 || (digits > 1 && value < 10 ** (digits - 1))) return false
+  if (part !== 4 || digits === 0 || value > 65535 || (digits > 1 && leadingZero)) return false
   out[offset] = 4
   out[offset + 5] = value >> 8
   out[offset + 6] = value & 0xff

@@ -123,6 +123,10 @@ export interface CostFigures {
   /** NaN when the results predate the throughput figure. */
   lookupsPerSec: number
   datagramsPerLookup: number
+  /** Process CPU per lookup, ms (absent in older results). */
+  cpuMsPerLookup?: number
+  /** Noise handshakes started per lookup (absent in older results). */
+  handshakesPerLookup?: number
 }
 
 /** Encrypted (default) against plaintext Weft at one N, from the same run. */
@@ -141,7 +145,8 @@ export interface EncryptionCost {
 }
 
 const costFigures = (f: LookupFigures): CostFigures => ({
-  p50Ms: f.p50Ms, p95Ms: f.p95Ms, lookupsPerSec: f.lookupsPerSec ?? NaN, datagramsPerLookup: f.datagramsPerLookup
+  p50Ms: f.p50Ms, p95Ms: f.p95Ms, lookupsPerSec: f.lookupsPerSec ?? NaN, datagramsPerLookup: f.datagramsPerLookup,
+  cpuMsPerLookup: f.cpuMsPerLookup, handshakesPerLookup: f.handshakesPerLookup
 })
 
 /** One entry per N at which both builds produced figures. */
@@ -182,7 +187,8 @@ export function encryptionTable(costs: EncryptionCost[]): string {
   if (costs.length === 0) return `No figures: run both \`${WEFT}\` and \`${WEFT_PLAINTEXT}\` (the default \`--impls\`).`
   const row = (label: string, e: CostFigures, p: CostFigures, slowdown: number, ratio: number, ok: boolean): string[] => [
     label, pair(e.p50Ms, p.p50Ms, 2), pair(e.p95Ms, p.p95Ms, 2), pair(e.lookupsPerSec, p.lookupsPerSec, 0),
-    pair(e.datagramsPerLookup, p.datagramsPerLookup, 1), pct(slowdown), fmt(ratio, 2), ok ? 'PASS' : 'MISS'
+    pair(e.datagramsPerLookup, p.datagramsPerLookup, 1), pair(e.cpuMsPerLookup ?? NaN, p.cpuMsPerLookup ?? NaN, 2), fmt(e.handshakesPerLookup, 1),
+    pct(slowdown), fmt(ratio, 2), ok ? 'PASS' : 'MISS'
   ]
   const rows = costs.flatMap((c) => [
     row(`${c.nodes}, first contact`, c.encrypted, c.plaintext, c.slowdown, c.throughputRatio, c.pass),
@@ -190,9 +196,10 @@ export function encryptionTable(costs: EncryptionCost[]): string {
   ])
   return table(
     ['N, lookups', 'p50 ms (encrypted / plaintext)', 'p95 ms (encrypted / plaintext)', 'Lookups / s (encrypted / plaintext)',
-      'Datagrams / lookup (encrypted / plaintext)', 'Slowdown (p50)', 'Throughput encrypted / plaintext', `≤ ${fmt(ENCRYPTION_MAX_SLOWDOWN * 100, 0)} % slower`],
+      'Datagrams / lookup (encrypted / plaintext)', 'CPU ms / lookup (encrypted / plaintext)', 'Handshakes / lookup',
+      'Slowdown (p50)', 'Throughput encrypted / plaintext', `≤ ${fmt(ENCRYPTION_MAX_SLOWDOWN * 100, 0)} % slower`],
     rows,
-    ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'l']
+    ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l']
   )
 }
 
@@ -281,7 +288,9 @@ npm run bench -- --only=lookup --impls=weft,weft-plaintext   # only the encrypti
 - **Weft, twice.** \`weft\` is the default build: every datagram sealed in a Noise session; a lookup that reaches a
   node it has no session with yet pays for the handshake, and the handshake datagrams count. \`weft-plaintext\` is
   the same network, same seed, same lookups, with \`encrypt: false\`. It is only the reference for the encryption
-  cost: the targets against hyperdht and bittorrent-dht are about the encrypted \`weft\`.
+  cost: the targets against hyperdht and bittorrent-dht are about the encrypted \`weft\`. The two run as a pair
+  (bench/lib/paired.ts): two child processes, pinned to the same CPU, that never run at once, and whose timed phases
+  take turns (below).
 - **Lookups.** ${p.lookups} lookups per run, strictly one after another, each for a random target from a random node,
   both drawn from the same seeded PRNG (seed ${p.seed}). Targets are 32 bytes (20 for bittorrent-dht, its id size).
   Weft: \`node.lookup(target)\` (iterative FIND_NODE, k = 20, α = 3); hyperdht: \`findNode(target)\` until the query
@@ -311,10 +320,15 @@ npm run bench -- --only=lookup --impls=weft,weft-plaintext   # only the encrypti
   ${fmt(ENCRYPTION_MAX_SLOWDOWN * 100, 0)} % higher than plaintext's at every N. A target is PASS only if it holds at every N (every window).
 - **Encryption cost.** Slowdown = encrypted p50 / plaintext p50 − 1. Lookups / s is the throughput of the timed
   phase (lookups, one after another, over its wall time); the ratio below 1 is the share of plaintext's rate kept.
-  Each timed phase starts once the network is quiet (under 20 datagrams in 250 ms). "First contact": the lookups
-  right after the network formed, when most peers a lookup asks have no session with the asker yet, so each pays an
-  IK handshake (about 0.55 ms of CPU for its two sides, on the one core all nodes share). "Sessions up": the same
-  lookups a third time, when none opens a session (the second pass still met a few new peers).
+  CPU per lookup is the process's user + system time over the phase, divided by its lookups: every node's work.
+  "First contact": the lookups right after the network formed and went quiet (under 20 datagrams in 250 ms), when
+  most peers a lookup asks have no session with the asker yet, so each pays an IK handshake (seven X25519s, about
+  0.55 ms of CPU for its two sides, on the one core all nodes share); encrypted first, then plaintext. Then one
+  untimed pass each (the first taught the nodes new contacts, which still open sessions). "Sessions up": the same
+  lookups ${p.sessionRounds ?? 1} more time(s) per build, in blocks of 20 that alternate between the builds (E P, P E, ...),
+  pooled. On this kind of VM the machine's speed swings by half within a second or two: builds measured a minute
+  apart, or even whole passes in turn, differed more from run to run than from each other; blocks in turn put both
+  under the same swings, and the per-round ratios printed while the bench runs agree within a few points.
 - **Noise.** All nodes of a run share one process, so lookup latency is mostly CPU time, and on a small or shared
   machine latency and round-trip figures move by 20–30 % from run to run; datagram counts are stable.
 

@@ -26,7 +26,9 @@ class Tap implements Transport {
   constructor(private readonly inner: PacketTransport) { inner.onPacket = (from, bytes) => this.onPacket(from, bytes) }
   get address(): Address { return this.inner.address }
   get stats() { return this.inner.stats }
-  send(to: Address, bytes: Uint8Array): void { this.sent.push({ to, bytes: Uint8Array.from(bytes) }); this.inner.send(to, bytes) }
+  /** While true, what is sent is only recorded (the test delivers it, in any order, with inject). */
+  hold = false
+  send(to: Address, bytes: Uint8Array): void { this.sent.push({ to, bytes: Uint8Array.from(bytes) }); if (!this.hold) this.inner.send(to, bytes) }
   inject(from: Address, bytes: Uint8Array): void { this.onPacket(from, bytes) }
   close() { return this.inner.close() }
 }
@@ -114,6 +116,26 @@ test('tampered, replayed and misdirected datagrams are dropped and counted', asy
   a.t.send(b.t.address, text('three'))
   await run(1000)
   assert.deepEqual(b.got.map((g) => g.text), ['one', 'two', 'three'])
+})
+
+test('DATA out of order is taken once inside the replay window and dropped behind it', async () => {
+  const { peer, run } = setup()
+  const a = peer('a'), b = peer('b')
+  a.t.send(b.t.address, text('up'))
+  await run(1000)
+  assert.deepEqual(b.got.map((g) => g.text), ['up'])
+  a.tap.hold = true
+  const first = a.tap.sent.length
+  for (let i = 0; i < 200; i++) a.t.send(b.t.address, text(`m${i}`))
+  const held = a.tap.sent.slice(first).map((p) => p.bytes)
+  assert.equal(held.length, 200)
+  b.tap.inject(a.t.address, held[150]) // the newest so far
+  for (const i of [149, 100, 60, 55, 149]) b.tap.inject(a.t.address, held[i]) // 55 is 95 behind: inside; 149 again: a replay
+  for (const i of [50, 10]) b.tap.inject(a.t.address, held[i]) // 100 and 140 behind: older than the window
+  assert.deepEqual(b.got.slice(1).map((g) => g.text), ['m150', 'm149', 'm100', 'm60', 'm55'])
+  assert.equal(b.t.sessionStats.replays, 3)
+  for (let i = 151; i < 200; i++) b.tap.inject(a.t.address, held[i])
+  assert.equal(b.got.length, 1 + 5 + 49)
 })
 
 test('a replayed IK first message is refused by its timestamp', async () => {

@@ -150,9 +150,11 @@ function open(key: Uint8Array, iv: Uint8Array, ad: Uint8Array, ciphertext: Uint8
 export class CipherState {
   #key: Uint8Array
   #n = 0
-  constructor(key: Uint8Array) {
-    this.#key = offHeap(KEY_BYTES)
-    this.#key.set(checkKey(key, 'a cipher key'))
+  /** `adopt`: use `key` itself, an off-heap array nobody else writes, instead of a copy. */
+  constructor(key: Uint8Array, adopt = false) {
+    checkKey(key, 'a cipher key')
+    if (adopt) this.#key = key
+    else (this.#key = offHeap(KEY_BYTES)).set(key)
   }
   /** Explicit-nonce AEAD for transport messages that may arrive out of order (UDP). */
   encrypt(nonce: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
@@ -190,7 +192,7 @@ export class CipherState {
     return out
   }
   rekey(): void {
-    this.#key = seal(this.#key, REKEY_NONCE, EMPTY, new Uint8Array(KEY_BYTES), false).slice(0, KEY_BYTES)
+    this.#key = seal(this.#key, REKEY_NONCE, EMPTY, new Uint8Array(KEY_BYTES), false).subarray(0, KEY_BYTES) // stays off the heap
   }
   /** The next implicit nonce. */
   get nonce(): number {
@@ -241,8 +243,9 @@ function local(pair: KeyPair, what: string): Local {
 const remote = (raw: Uint8Array): Remote => ({ raw: bytes(raw) })
 
 // Static-static secrets (IK's ss) repeat in every handshake between two nodes: each static key
-// keeps a bounded few, so such a handshake does three X25519s a side instead of four.
-const SS_KEPT = 128
+// keeps a bounded few, so such a handshake does three X25519s a side instead of four. Few: each
+// costs about 300 bytes, first contact never finds one, and a session is rekeyed every 2 min.
+const SS_KEPT = 32
 const staticSecrets = new WeakMap<Local, Map<string, Uint8Array>>()
 function staticDh(mine: Local, theirs: Remote | null): Uint8Array {
   if (!theirs) return dh(mine, theirs)
@@ -378,8 +381,12 @@ export class Handshake {
     if (this.#didSplit) throw fail('ERR_HANDSHAKE', 'split may be called only once')
     this.#didSplit = true
     const [k1, k2] = hkdf2(this.#st.ck, EMPTY)
-    const c1 = new CipherState(k1) // initiator to responder
-    const c2 = new CipherState(k2)
+    // One buffer for both keys: they live and die together, and a session is kept per peer.
+    const keys = offHeap(2 * KEY_BYTES)
+    keys.set(k1)
+    keys.set(k2, KEY_BYTES)
+    const c1 = new CipherState(keys.subarray(0, KEY_BYTES), true) // initiator to responder
+    const c2 = new CipherState(keys.subarray(KEY_BYTES), true)
     return this.initiator ? { send: c1, receive: c2 } : { send: c2, receive: c1 }
   }
 

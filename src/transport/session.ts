@@ -191,26 +191,40 @@ interface Peer {
 /** An XX handshake this node answered, waiting for message 3. */
 interface HalfOpen { hs: Handshake; address: Address; localIndex: number; remoteIndex: number; expiresAt: number }
 
-/** Which counters a session has received, over a sliding window (RFC 6479's idea, in 32-bit words). */
+/**
+ * Which counters a session has received, over a sliding window of 96 to 128 (RFC 6479's idea, in
+ * 32-bit words). The words are four fields, not an array: a session is about a kilobyte, and a
+ * typed array with its buffer was a quarter of it. Reordering on a path rarely goes past a few
+ * packets; a DATA packet older than the window is dropped as a replay (what it carried is resent).
+ */
 class ReplayWindow {
-  private static readonly WORDS = 32
   private top = -1
-  private readonly bits = new Uint32Array(ReplayWindow.WORDS)
+  private w0 = 0
+  private w1 = 0
+  private w2 = 0
+  private w3 = 0
   /** True when `n` is inside the window and not seen yet (does not record it). */
   fresh(n: number): boolean {
     if (n > this.top) return true
-    if (this.top - n >= (ReplayWindow.WORDS - 1) * 32) return false
-    return (this.bits[Math.floor(n / 32) % ReplayWindow.WORDS] & (1 << (n % 32))) === 0
+    if (this.top - n >= 3 * 32) return false
+    return (this.word(Math.floor(n / 32)) & (1 << (n % 32))) === 0
   }
   mark(n: number): void {
-    const W = ReplayWindow.WORDS
     if (n > this.top) {
       const from = Math.floor(this.top / 32), to = Math.floor(n / 32)
-      if (this.top < 0 || to - from >= W) this.bits.fill(0)
-      else for (let w = from + 1; w <= to; w++) this.bits[w % W] = 0
+      if (this.top < 0 || to - from >= 4) this.w0 = this.w1 = this.w2 = this.w3 = 0
+      else for (let w = from + 1; w <= to; w++) this.setWord(w, 0)
       this.top = n
     }
-    this.bits[Math.floor(n / 32) % W] |= 1 << (n % 32)
+    const w = Math.floor(n / 32)
+    this.setWord(w, this.word(w) | (1 << (n % 32)))
+  }
+  // Word i of the counter space lives in field i mod 4 (`& 3` keeps the low bits of any safe integer).
+  private word(i: number): number {
+    switch (i & 3) { case 0: return this.w0; case 1: return this.w1; case 2: return this.w2; default: return this.w3 }
+  }
+  private setWord(i: number, v: number): void {
+    switch (i & 3) { case 0: this.w0 = v; break; case 1: this.w1 = v; break; case 2: this.w2 = v; break; default: this.w3 = v }
   }
 }
 
@@ -630,16 +644,17 @@ export class SecureTransport implements Transport {
   private open(address: Address, hs: Handshake, localIndex: number, remoteIndex: number, remoteKey: Uint8Array, initiator: boolean): Session {
     const { send, receive } = hs.split()
     const now = this.runtime.now()
+    const remoteId = idFromPublicKey(remoteKey) // a copy: the key may be a view into a datagram
     const s: Session = {
       address, localIndex, remoteIndex, send, receive, sendCounter: 0, replay: new ReplayWindow(),
-      remoteId: idFromPublicKey(remoteKey), initiator, createdAt: now, lastUsed: now, final: null, finalSentAt: now, standby: false,
+      remoteId, initiator, createdAt: now, lastUsed: now, final: null, finalSentAt: now, standby: false,
     }
     const peer = this.peer(address)
     if (!peer.current && this.sessions >= this.o.maxSessions) this.evictOne()
     this.byIndex.set(localIndex, s)
     this.sessions++
     this.sessionStats.sessionsOpened++
-    this.rememberKey(address, remoteKey)
+    this.remember(this.keys, address, { key: remoteId, at: now }) // the id is the key: one copy serves both
     if (initiator || !peer.current) {
       if (peer.previous) this.retire(peer.previous)
       peer.previous = peer.current

@@ -147,6 +147,27 @@ function open(key: Uint8Array, iv: Uint8Array, ad: Uint8Array, ciphertext: Uint8
   return aead.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, ciphertext, ad, iv, key) === plaintext.length ? plaintext : null
 }
 
+/**
+ * A transport packet under `key` (an off-heap key, as Handshake.splitKeys gives): `ad` (the
+ * packet's header) in front of the ciphertext and tag. The data path of a session calls this
+ * with its keys directly; CipherState.encryptAfter is the same.
+ */
+export function sealPacket(key: Uint8Array, nonce: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+  return seal(key, nonceBytes(checkNonce(nonce)), ad, plaintext, true)
+}
+
+/**
+ * Opens `ciphertext` (plaintext and tag) under `key` in place, and returns the plaintext: a plain
+ * Uint8Array view (not a Buffer, when the datagram was one), which is what every layer above
+ * gets. Null when the tag does not match; then nothing was written.
+ */
+export function openInPlace(key: Uint8Array, nonce: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
+  if (ciphertext.length < TAG_BYTES) return null
+  const plaintext = new Uint8Array(ciphertext.buffer, ciphertext.byteOffset, ciphertext.length - TAG_BYTES)
+  // Overlapping input and output are allowed when they start at the same byte, as here.
+  return aead.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, ciphertext, ad, nonceBytes(checkNonce(nonce)), key) === plaintext.length ? plaintext : null
+}
+
 export class CipherState {
   #key: Uint8Array
   #n = 0
@@ -162,7 +183,7 @@ export class CipherState {
   }
   /** As encrypt, with `ad` itself written in front of the ciphertext: a whole packet in one buffer. */
   encryptAfter(nonce: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-    return seal(this.#key, nonceBytes(checkNonce(nonce)), ad, plaintext, true)
+    return sealPacket(this.#key, nonce, ad, plaintext)
   }
   decrypt(nonce: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
     return open(this.#key, nonceBytes(checkNonce(nonce)), ad, ciphertext)
@@ -172,12 +193,7 @@ export class CipherState {
    * that is not read again. On failure nothing is written (the tag is checked first).
    */
   decryptInPlace(nonce: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
-    if (ciphertext.length < TAG_BYTES) return null
-    // A plain Uint8Array view (not a Buffer, when the datagram was one): what every layer above gets.
-    const plaintext = new Uint8Array(ciphertext.buffer, ciphertext.byteOffset, ciphertext.length - TAG_BYTES)
-    // Overlapping input and output are allowed when they start at the same byte, as here.
-    // On a tag mismatch libsodium writes nothing.
-    return aead.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, ciphertext, ad, nonceBytes(checkNonce(nonce)), this.#key) === plaintext.length ? plaintext : null
+    return openInPlace(this.#key, nonce, ad, ciphertext)
   }
   /** Noise's implicit-nonce use (n counts up from 0), as in the spec's EncryptWithAd/DecryptWithAd. */
   encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
@@ -377,16 +393,25 @@ export class Handshake {
 
   /** After completion: this side's (send, receive) cipher states. Once only: a second pair would reuse nonces. */
   split(): { send: CipherState; receive: CipherState } {
+    const { send, receive } = this.splitKeys()
+    return { send: new CipherState(send, true), receive: new CipherState(receive, true) }
+  }
+
+  /**
+   * As split, the bare keys, for sealPacket and openInPlace (a session's data path needs no
+   * implicit nonce). Once only, with split: a second pair would reuse nonces.
+   */
+  splitKeys(): { send: Uint8Array; receive: Uint8Array } {
     if (!this.complete) throw fail('ERR_HANDSHAKE', 'split before the handshake is complete')
     if (this.#didSplit) throw fail('ERR_HANDSHAKE', 'split may be called only once')
     this.#didSplit = true
     const [k1, k2] = hkdf2(this.#st.ck, EMPTY)
-    // One buffer for both keys: they live and die together, and a session is kept per peer.
+    // One off-heap buffer for both keys: they live and die together, and a session is kept per peer.
     const keys = offHeap(2 * KEY_BYTES)
     keys.set(k1)
     keys.set(k2, KEY_BYTES)
-    const c1 = new CipherState(keys.subarray(0, KEY_BYTES), true) // initiator to responder
-    const c2 = new CipherState(keys.subarray(KEY_BYTES), true)
+    const c1 = keys.subarray(0, KEY_BYTES) // initiator to responder
+    const c2 = keys.subarray(KEY_BYTES)
     return this.initiator ? { send: c1, receive: c2 } : { send: c2, receive: c1 }
   }
 

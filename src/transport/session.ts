@@ -25,7 +25,7 @@ import { PeerTable } from '../rpc/peer-table.js'
 import { hostKey, isLoopback, RateLimiter } from '../rpc/rate-limit.js'
 import type { Runtime, TimerHandle } from '../runtime/runtime.js'
 import type { Address } from '../wire/address.js'
-import { CipherState, Handshake, keyPairFromPrivate, TAG_BYTES, type KeyPair, type Pattern } from './noise.js'
+import { Handshake, keyPairFromPrivate, openInPlace, sealPacket, TAG_BYTES, type KeyPair, type Pattern } from './noise.js'
 import type { Transport, TransportStats } from './transport.js'
 
 const enum Kind { INIT = 0xe1, RESP = 0xe2, FINAL = 0xe3, DATA = 0xe4 }
@@ -151,8 +151,9 @@ interface Session {
   address: Address
   localIndex: number
   remoteIndex: number
-  send: CipherState
-  receive: CipherState
+  /** The keys this way and that (off-heap; one buffer for both), for sealPacket and openInPlace. */
+  sendKey: Uint8Array
+  receiveKey: Uint8Array
   sendCounter: number
   replay: ReplayWindow
   remoteId: NodeId
@@ -362,7 +363,7 @@ export class SecureTransport implements Transport {
       this.sessionStats.finalResent++
       this.inner.send(s.address, s.final)
     }
-    this.inner.send(s.address, s.send.encryptAfter(n, header, bytes))
+    this.inner.send(s.address, sealPacket(s.sendKey, n, header, bytes))
   }
 
   private initiate(to: Address, peer: Peer, attempt = 1): void {
@@ -444,14 +445,14 @@ export class SecureTransport implements Transport {
   private onData(from: Address, b: Uint8Array): void {
     if (b.length < DATA_HEADER + TAG_BYTES) { this.sessionStats.malformed++; return }
     const s = this.byIndex.get(readU32(b, 1))
-    if (!s || !('send' in s) || s.address !== from) { this.sessionStats.misdirected++; return }
+    if (!s || 'hs' in s || s.address !== from) { this.sessionStats.misdirected++; return } // a HalfOpen has no keys yet
     const n = readU32(b, 5) * 2 ** 32 + readU32(b, 9)
     if (n >= MAX_COUNTER || !s.replay.fresh(n)) { this.sessionStats.replays++; return }
     // The header (the AD) is copied to one reused buffer, and the rest is a plain view: a Buffer's
     // (the datagram's) subarray goes through its slower species constructor.
     const ad = DATA_SCRATCH
     for (let i = 0; i < DATA_HEADER; i++) ad[i] = b[i]
-    const plain = s.receive.decryptInPlace(n, ad, new Uint8Array(b.buffer, b.byteOffset + DATA_HEADER, b.length - DATA_HEADER))
+    const plain = openInPlace(s.receiveKey, n, ad, new Uint8Array(b.buffer, b.byteOffset + DATA_HEADER, b.length - DATA_HEADER))
     if (!plain) { this.sessionStats.decryptFailures++; return }
     s.replay.mark(n)
     s.lastUsed = this.runtime.now()
@@ -642,11 +643,11 @@ export class SecureTransport implements Transport {
   }
 
   private open(address: Address, hs: Handshake, localIndex: number, remoteIndex: number, remoteKey: Uint8Array, initiator: boolean): Session {
-    const { send, receive } = hs.split()
+    const { send: sendKey, receive: receiveKey } = hs.splitKeys()
     const now = this.runtime.now()
     const remoteId = idFromPublicKey(remoteKey) // a copy: the key may be a view into a datagram
     const s: Session = {
-      address, localIndex, remoteIndex, send, receive, sendCounter: 0, replay: new ReplayWindow(),
+      address, localIndex, remoteIndex, sendKey, receiveKey, sendCounter: 0, replay: new ReplayWindow(),
       remoteId, initiator, createdAt: now, lastUsed: now, final: null, finalSentAt: now, standby: false,
     }
     const peer = this.peer(address)

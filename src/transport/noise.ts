@@ -42,23 +42,40 @@ const bytes = (b: Uint8Array): Uint8Array => new Uint8Array(b) // a plain copy: 
 // Pairs made here are known to match, so a handshake does not check them again. Pairs are not to be mutated.
 const madeHere = new WeakSet<KeyPair>()
 
-export function keyPairFromPrivate(privateKey: Uint8Array): KeyPair {
+// A handshake makes about forty short-lived 32-byte values (hashes, DH results, ephemeral keys)
+// that libsodium reads or writes. Made by length they would sit in V8's heap, and V8 would move
+// each out (a malloc and a copy) at its first native call: a tenth of a handshake's CPU in a
+// profile. So they are carved from a shared off-heap pool, as packets are (see packet()). Nothing
+// long-lived may keep one: it would pin its pool; values that are kept are copied.
+const TRANSIENT_POOL_BYTES = 16 * 1024
+let transientPool = new ArrayBuffer(TRANSIENT_POOL_BYTES)
+let transientUsed = 0
+function transient32(): Uint8Array {
+  if (transientUsed + KEY_BYTES > TRANSIENT_POOL_BYTES) { transientPool = new ArrayBuffer(TRANSIENT_POOL_BYTES); transientUsed = 0 }
+  const out = new Uint8Array(transientPool, transientUsed, KEY_BYTES)
+  transientUsed += KEY_BYTES
+  return out
+}
+
+/** `transient`: a handshake's ephemeral pair, from the shared pool; otherwise each key has its own buffer. */
+export function keyPairFromPrivate(privateKey: Uint8Array, transient = false): KeyPair {
   checkKey(privateKey, 'an X25519 private key')
-  const publicKey = new Uint8Array(KEY_BYTES)
-  sodium.crypto_scalarmult_base(publicKey, privateKey)
-  const pair = { publicKey, privateKey: bytes(privateKey) }
+  const [publicKey, privateCopy] = transient ? [transient32(), transient32()] : [offHeap(KEY_BYTES), offHeap(KEY_BYTES)]
+  privateCopy.set(privateKey)
+  sodium.crypto_scalarmult_base(publicKey, privateCopy)
+  const pair = { publicKey, privateKey: privateCopy }
   madeHere.add(pair)
   return pair
 }
 
-export function generateKeyPair(): KeyPair {
-  const privateKey = new Uint8Array(KEY_BYTES)
+export function generateKeyPair(transient = false): KeyPair {
+  const privateKey = transient32()
   sodium.randombytes_buf(privateKey)
-  return keyPairFromPrivate(privateKey)
+  return keyPairFromPrivate(privateKey, transient)
 }
 
 function sha256(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(KEY_BYTES)
+  const out = transient32()
   sodium.crypto_hash_sha256(out, parts.length === 1 ? parts[0] : Buffer.concat(parts))
   return out
 }
@@ -215,7 +232,9 @@ export class CipherState {
     return this.#n
   }
   clone(): CipherState {
-    const copy = new CipherState(this.#key)
+    const key = transient32() // a handshake's saved state, dropped with the handshake
+    key.set(this.#key)
+    const copy = new CipherState(key, true)
     copy.#n = this.#n
     return copy
   }
@@ -256,7 +275,11 @@ function local(pair: KeyPair, what: string): Local {
   return derived
 }
 
-const remote = (raw: Uint8Array): Remote => ({ raw: bytes(raw) })
+const remote = (raw: Uint8Array): Remote => {
+  const copy = transient32()
+  copy.set(raw)
+  return { raw: copy }
+}
 
 // Static-static secrets (IK's ss) repeat in every handshake between two nodes: each static key
 // keeps a bounded few, so such a handshake does three X25519s a side instead of four. Few: each
@@ -270,7 +293,7 @@ function staticDh(mine: Local, theirs: Remote | null): Uint8Array {
   const id = Buffer.from(theirs.raw.buffer, theirs.raw.byteOffset, KEY_BYTES).toString('hex')
   let shared = kept.get(id)
   if (!shared) {
-    shared = dh(mine, theirs)
+    shared = bytes(dh(mine, theirs)) // kept: a copy of its own, not a view into the transient pool
     if (kept.size >= SS_KEPT) kept.delete(kept.keys().next().value!)
     kept.set(id, shared)
   }
@@ -280,7 +303,7 @@ function staticDh(mine: Local, theirs: Remote | null): Uint8Array {
 // X25519. libsodium refuses an all-zero result (the peer sent a low-order point), and so do we.
 function dh(mine: Local | null, theirs: Remote | null): Uint8Array {
   if (!mine || !theirs) throw fail('ERR_HANDSHAKE', 'a DH token before its keys are known')
-  const shared = new Uint8Array(KEY_BYTES)
+  const shared = transient32()
   try {
     sodium.crypto_scalarmult(shared, mine.privateKey, theirs.raw)
   } catch (err) {
@@ -350,7 +373,7 @@ export class Handshake {
       const parts: Uint8Array[] = []
       for (const token of this.#messages[st.index]) {
         if (token === 'e') {
-          st.e = this.#fixedE ?? generateKeyPair()
+          st.e = this.#fixedE ?? generateKeyPair(true)
           parts.push(st.e.publicKey)
           this.#mixHash(st.e.publicKey)
           if (this.#psk) this.#mixKey(st.e.publicKey) // section 9.2: in a psk handshake, e is also mixed into the key
@@ -450,14 +473,14 @@ export class Handshake {
   #mixKey(ikm: Uint8Array): void {
     const [ck, k] = hkdf2(this.#st.ck, ikm)
     this.#st.ck = ck
-    this.#st.k = new CipherState(k)
+    this.#st.k = new CipherState(k, true) // k is a fresh transient value: no copy needed
   }
 
   #mixKeyAndHash(psk: Uint8Array): void {
     const [ck, h, k] = hkdf3(this.#st.ck, psk)
     this.#st.ck = ck
     this.#mixHash(h)
-    this.#st.k = new CipherState(k)
+    this.#st.k = new CipherState(k, true)
   }
 
   #encryptAndHash(plaintext: Uint8Array): Uint8Array {

@@ -688,7 +688,7 @@ export class SecureTransport implements Transport {
   }
 
   /** From the runtime's random source: crypto randomness on UDP, a seeded stream in the simulator (runs replay). */
-  private ephemeral(): KeyPair { return keyPairFromPrivate(this.runtime.random.bytes(32)) }
+  private ephemeral(): KeyPair { return keyPairFromPrivate(this.runtime.random.bytes(32), true) }
 
   // 31 bits: an index below 2^31 is a small integer to V8, so the map lookup every DATA packet
   // makes hashes it directly instead of boxing it as a heap number first (profiled on loopback).

@@ -32,12 +32,13 @@ export interface LookupFigures {
   /** Weft only: Noise handshakes started per lookup in the timed phase. */
   handshakesPerLookup?: number
   /**
-   * Weft only: the same lookups run again, with every session they need open, `lookups` in all
-   * (older results: one pass, without the CPU and handshake figures).
+   * Weft only: the same lookups run again, with every session they need open, in rounds, `lookups`
+   * in all; each figure is the median over rounds, `roundP50Ms` the p50 of each round (older
+   * results: one pass, without the CPU, handshake and round figures).
    */
   sessionsUp?: {
     p50Ms: number; p95Ms: number; lookupsPerSec: number; datagramsPerLookup: number
-    cpuMsPerLookup?: number; handshakesPerLookup?: number; lookups?: number
+    cpuMsPerLookup?: number; handshakesPerLookup?: number; lookups?: number; roundP50Ms?: number[]
   }
 }
 

@@ -107,7 +107,7 @@ export async function runEncryptionPair(
     }
     // Runs 0 .. SETTLING were the passes; the blocks follow.
     let next = SETTLING + 1
-    const warm: number[] = []
+    const warm: number[][] = []
     let turn = 0
     for (let round = 0; round < rounds; round++) {
       const got = new Map<Half, WeftPass[]>([[enc, []], [plain, []]])
@@ -115,7 +115,7 @@ export async function runEncryptionPair(
         const order = turn++ % 2 === 0 ? [enc, plain] : [plain, enc]
         for (const h of order) got.get(h)!.push(await run(h, { cmd: 'block', from, count: Math.min(BLOCK, lookups - from) }, passTimeoutMs))
       }
-      for (let b = 0; b < got.get(enc)!.length; b++) warm.push(next++)
+      warm.push(got.get(enc)!.map(() => next++))
       const line = [enc, plain].map((h) => {
         const runs = got.get(h)!
         const cpuMs = runs.reduce((a, r) => a + r.cpuMs, 0)

@@ -162,7 +162,10 @@ export function encryptionCosts(lookup: LookupEntry[], nodes: number[]): Encrypt
     const warm = enc.sessionsUp && plain.sessionsUp
       ? (() => {
           const [e, p] = [enc.sessionsUp!, plain.sessionsUp!]
-          const sd = e.p50Ms / p.p50Ms - 1
+          // Rounds taken in turn: the median of the per-round ratios (a round is measured under
+          // one speed of the machine; pooling rounds of different speeds skews the ratio of p50s).
+          const er = e.roundP50Ms, pr = p.roundP50Ms
+          const sd = er && pr && er.length === pr.length && er.length > 0 ? median(er.map((x, i) => x / pr[i])) - 1 : e.p50Ms / p.p50Ms - 1
           return { encrypted: e, plaintext: p, slowdown: sd, throughputRatio: e.lookupsPerSec / p.lookupsPerSec, pass: sd <= ENCRYPTION_MAX_SLOWDOWN }
         })()
       : undefined
@@ -325,10 +328,12 @@ npm run bench -- --only=lookup --impls=weft,weft-plaintext   # only the encrypti
   most peers a lookup asks have no session with the asker yet, so each pays an IK handshake (seven X25519s, about
   0.55 ms of CPU for its two sides, on the one core all nodes share); encrypted first, then plaintext. Then one
   untimed pass each (the first taught the nodes new contacts, which still open sessions). "Sessions up": the same
-  lookups ${p.sessionRounds ?? 1} more time(s) per build, in blocks of 20 that alternate between the builds (E P, P E, ...),
-  pooled. On this kind of VM the machine's speed swings by half within a second or two: builds measured a minute
-  apart, or even whole passes in turn, differed more from run to run than from each other; blocks in turn put both
-  under the same swings, and the per-round ratios printed while the bench runs agree within a few points.
+  lookups ${p.sessionRounds ?? 1} more time(s) per build (rounds), in blocks of 20 that alternate between the builds
+  (E P, P E, ...); each figure is the median over rounds, and the slowdown is the median of the rounds' p50 ratios.
+  On this kind of VM the machine's speed swings by half within a second or two: builds measured a minute apart, or
+  even whole passes in turn, differed more from run to run than from each other; blocks in turn put both under the
+  same swings, and the per-round ratios printed while the bench runs agree within a few points. (Pooling the rounds
+  instead mixes rounds run at different speeds, which moved the ratio of the two p50s by up to ten points.)
 - **Noise.** All nodes of a run share one process, so lookup latency is mostly CPU time, and on a small or shared
   machine latency and round-trip figures move by 20–30 % from run to run; datagram counts are stable.
 

@@ -3,7 +3,7 @@
 // two halves' passes in turn, so drift on the machine falls on both alike.
 //   started by the parent with an IPC channel:
 //   node --expose-gc dist/bench/peers/run-paired.js <encrypted|plaintext> <nodes> <lookups> <seed>
-// Messages in: { cmd: 'pass' } | { cmd: 'block', from, count } | { cmd: 'finish', firstContact, sessionsUp }
+// Messages in: { cmd: 'pass' } | { cmd: 'block', from, count } | { cmd: 'finish', firstContact, sessionsUp: rounds of runs }
 // (runs, passes and blocks alike, numbered from 0). Messages out: { ready: setupMs }, { pass: WeftPass }
 // (for a block too), { figures: LookupFigures }.
 import { usage } from '../lib/child.js'
@@ -12,7 +12,7 @@ import { WeftLookupRig, type WeftPass } from './weft.js'
 export type PairedCommand =
   | { cmd: 'pass' }
   | { cmd: 'block'; from: number; count: number }
-  | { cmd: 'finish'; firstContact: number; sessionsUp: number[] }
+  | { cmd: 'finish'; firstContact: number; sessionsUp: number[][] }
 
 /** Hard bound on the whole child; the parent has its own timeout per step. */
 const WATCHDOG_MS = 15 * 60_000
@@ -34,7 +34,7 @@ async function main(argv: string[]): Promise<void> {
     const step = m.cmd === 'pass' || m.cmd === 'block'
       ? (m.cmd === 'pass' ? rig.pass() : rig.block(m.from, m.count)).then((p) => { passes.push(p); send({ pass: p }) })
       : (async () => {
-          const figures = rig.figures(passes[m.firstContact], m.sessionsUp.map((i) => passes[i]))
+          const figures = rig.figures(passes[m.firstContact], m.sessionsUp.map((round) => round.map((i) => passes[i])))
           await rig.close()
           send({ figures })
           process.disconnect()

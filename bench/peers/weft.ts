@@ -16,7 +16,7 @@ import {
   type LookupFigures,
   type LookupRun
 } from '../lib/measure.js'
-import { createRng } from '../lib/stats.js'
+import { createRng, median } from '../lib/stats.js'
 
 const PER_LOOKUP_TIMEOUT_MS = 20_000
 const SETUP_TIMEOUT_MS = 4 * 60_000
@@ -114,25 +114,31 @@ export class WeftLookupRig {
   get lookups(): number { return this.picks.length }
 
   /**
-   * Figures of the first pass, with `sessionsUp` from the runs given (passes, or blocks of one
-   * pass cut up), pooled: their lookups' percentiles, and lookups over their summed wall time.
+   * Figures of the first pass, with `sessionsUp` from the rounds given (each a pass, or the
+   * blocks of one pass cut up): per round, its lookups' percentiles and lookups over its wall
+   * time; then the median over rounds, so a round on a slower machine moves it less.
    */
-  figures(firstContact: WeftPass, sessionsUp: WeftPass[]): LookupFigures {
+  figures(firstContact: WeftPass, rounds: WeftPass[][]): LookupFigures {
     const figures = toFigures(this.name, this.net.nodes.length, firstContact, this.memory, this.setupMs)
     const n = firstContact.latenciesMs.length
     // Extra, Weft-only: fraction of lookups that returned exactly the true k nearest.
     const extra: Partial<LookupFigures> = { exact: n === 0 ? 0 : this.exactCount / n, cpuMsPerLookup: firstContact.cpuMs / n, handshakesPerLookup: firstContact.handshakes / n }
-    if (sessionsUp.length > 0) {
-      const sum = (f: (r: WeftPass) => number): number => sessionsUp.reduce((a, r) => a + f(r), 0)
-      const pooled: LookupRun = {
-        latenciesMs: sessionsUp.flatMap((r) => r.latenciesMs), successes: sum((r) => r.successes),
-        datagrams: sum((r) => r.datagrams), elapsedMs: sum((r) => r.elapsedMs)
-      }
-      const warm = toFigures(this.name, this.net.nodes.length, pooled, this.memory, this.setupMs)
-      const lookups = pooled.latenciesMs.length
+    if (rounds.length > 0) {
+      const per = rounds.map((runs) => {
+        const sum = (f: (r: WeftPass) => number): number => runs.reduce((a, r) => a + f(r), 0)
+        const pooled: LookupRun = {
+          latenciesMs: runs.flatMap((r) => r.latenciesMs), successes: sum((r) => r.successes),
+          datagrams: sum((r) => r.datagrams), elapsedMs: sum((r) => r.elapsedMs)
+        }
+        const f = toFigures(this.name, this.net.nodes.length, pooled, this.memory, this.setupMs)
+        return { ...f, cpuMsPerLookup: sum((r) => r.cpuMs) / f.lookups, handshakes: sum((r) => r.handshakes) }
+      })
+      const mid = (f: (r: (typeof per)[number]) => number): number => median(per.map(f))
+      const lookups = per.reduce((a, r) => a + r.lookups, 0)
       extra.sessionsUp = {
-        p50Ms: warm.p50Ms, p95Ms: warm.p95Ms, lookupsPerSec: warm.lookupsPerSec ?? NaN, datagramsPerLookup: warm.datagramsPerLookup,
-        cpuMsPerLookup: sum((r) => r.cpuMs) / lookups, handshakesPerLookup: sum((r) => r.handshakes) / lookups, lookups
+        p50Ms: mid((r) => r.p50Ms), p95Ms: mid((r) => r.p95Ms), lookupsPerSec: mid((r) => r.lookupsPerSec ?? NaN),
+        datagramsPerLookup: mid((r) => r.datagramsPerLookup), cpuMsPerLookup: mid((r) => r.cpuMsPerLookup),
+        handshakesPerLookup: per.reduce((a, r) => a + r.handshakes, 0) / lookups, lookups, roundP50Ms: per.map((r) => r.p50Ms)
       }
     }
     return { ...figures, ...extra }
@@ -151,7 +157,7 @@ export class WeftLookupRig {
 
 /**
  * Weft alone in this process: the first-contact pass, a settling pass (new contacts learnt in the
- * first still open sessions), then `warmPasses` passes with the sessions up (pooled: `sessionsUp`).
+ * first still open sessions), then `warmPasses` passes with the sessions up, one round each (`sessionsUp`).
  */
 export async function benchWeft(nodes: number, lookups: number, seed: number, options: WeftBenchOptions = {}, warmPasses = 3): Promise<LookupFigures> {
   const rig = await WeftLookupRig.start(nodes, lookups, seed, options)
@@ -160,7 +166,7 @@ export async function benchWeft(nodes: number, lookups: number, seed: number, op
     await rig.pass()
     const warm: WeftPass[] = []
     for (let i = 0; i < warmPasses; i++) warm.push(await rig.pass())
-    return rig.figures(first, warm)
+    return rig.figures(first, warm.map((p) => [p]))
   } finally {
     await rig.close()
   }

@@ -325,8 +325,8 @@ npm run bench -- --only=lookup --impls=weft,weft-plaintext   # only the encrypti
   phase (lookups, one after another, over its wall time); the ratio below 1 is the share of plaintext's rate kept.
   CPU per lookup is the process's user + system time over the phase, divided by its lookups: every node's work.
   "First contact": the lookups right after the network formed and went quiet (under 20 datagrams in 250 ms), when
-  most peers a lookup asks have no session with the asker yet, so each pays an IK handshake (seven X25519s, about
-  0.55 ms of CPU for its two sides, on the one core all nodes share); encrypted first, then plaintext. Then one
+  most peers a lookup asks have no session with the asker yet, so each pays an IK handshake (eight X25519s at first
+  contact, about 1 ms of CPU here for its two sides, on the one core all nodes share); encrypted first, then plaintext. Then one
   untimed pass each (the first taught the nodes new contacts, which still open sessions). "Sessions up": the same
   lookups ${p.sessionRounds ?? 1} more time(s) per build (rounds), in blocks of 20 that alternate between the builds
   (E P, P E, ...); each figure is the median over rounds, and the slowdown is the median of the rounds' p50 ratios.

@@ -166,8 +166,7 @@ function open(key: Uint8Array, iv: Uint8Array, ad: Uint8Array, ciphertext: Uint8
 
 /**
  * A transport packet under `key` (an off-heap key, as Handshake.splitKeys gives): `ad` (the
- * packet's header) in front of the ciphertext and tag. The data path of a session calls this
- * with its keys directly; CipherState.encryptAfter is the same.
+ * packet's header) in front of the ciphertext and tag. A session's data path.
  */
 export function sealPacket(key: Uint8Array, nonce: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
   return seal(key, nonceBytes(checkNonce(nonce)), ad, plaintext, true)
@@ -198,19 +197,8 @@ export class CipherState {
   encrypt(nonce: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
     return seal(this.#key, nonceBytes(checkNonce(nonce)), ad, plaintext, false)
   }
-  /** As encrypt, with `ad` itself written in front of the ciphertext: a whole packet in one buffer. */
-  encryptAfter(nonce: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-    return sealPacket(this.#key, nonce, ad, plaintext)
-  }
   decrypt(nonce: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
     return open(this.#key, nonceBytes(checkNonce(nonce)), ad, ciphertext)
-  }
-  /**
-   * As decrypt, writing the plaintext over the ciphertext (no allocation): for a received packet
-   * that is not read again. On failure nothing is written (the tag is checked first).
-   */
-  decryptInPlace(nonce: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {
-    return openInPlace(this.#key, nonce, ad, ciphertext)
   }
   /** Noise's implicit-nonce use (n counts up from 0), as in the spec's EncryptWithAd/DecryptWithAd. */
   encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array {

@@ -109,12 +109,18 @@ describe('Weft behind real Linux NATs', { skip: avail.ok ? false : avail.why, ti
   })
 
   // The birthday method (spec/wire.md 14.3): the side behind the symmetric NAT opens 256 ports,
-  // the other probes 1024 random ports of its IP; all miss about 2% of the time.
+  // the other probes 1024 random ports of its IP; all miss about 2% of the time. A missed punch
+  // leaves the relay carrying the connection, and a later connect punches again (as a user
+  // would): so a second attempt is allowed, and two misses in a row (about 0.04%) fail the test.
   for (const [from, to] of [['ca', 'sa'], ['sb', 'cb']] as const) {
     test(`${from} -> ${to} (${from[0] === 'c' ? 'cone -> symmetric' : 'symmetric -> cone'}): the birthday method punches a direct path`, async (t) => {
       const l = lab!
-      const r = await P(from).must<Connected>('connect', { address: relayedOf(to) })
+      let r = await P(from).must<Connected>('connect', { address: relayedOf(to) })
       t.diagnostic(`${from} -> ${to}: ${r.path} in ${r.ms.toFixed(1)} ms`)
+      if (r.path !== 'direct') {
+        r = await P(from).must<Connected>('connect', { address: relayedOf(to) })
+        t.diagnostic(`${from} -> ${to}, second attempt: ${r.path} in ${r.ms.toFixed(1)} ms`)
+      }
       assert.equal(r.path, 'direct')
       assert.equal(r.id, P(to).id)
       const pong = await P(from).must<{ id: string }>('ping', { address: relayedOf(to) })

@@ -47,20 +47,13 @@ const madeHere = new WeakSet<KeyPair>()
 // each out (a malloc and a copy) at its first native call: a tenth of a handshake's CPU in a
 // profile. So they are carved from a shared off-heap pool, as packets are (see packet()). Nothing
 // long-lived may keep one: it would pin its pool; values that are kept are copied.
-const TRANSIENT_POOL_BYTES = 16 * 1024
-let transientPool = new ArrayBuffer(TRANSIENT_POOL_BYTES)
-let transientUsed = 0
-function transient32(): Uint8Array {
-  if (transientUsed + KEY_BYTES > TRANSIENT_POOL_BYTES) { transientPool = new ArrayBuffer(TRANSIENT_POOL_BYTES); transientUsed = 0 }
-  const out = new Uint8Array(transientPool, transientUsed, KEY_BYTES)
-  transientUsed += KEY_BYTES
-  return out
-}
+const transient = bumpPool(16 * 1024)
+const transient32 = (): Uint8Array => transient(KEY_BYTES)
 
-/** `transient`: a handshake's ephemeral pair, from the shared pool; otherwise each key has its own buffer. */
-export function keyPairFromPrivate(privateKey: Uint8Array, transient = false): KeyPair {
+/** `short`: a handshake's ephemeral pair, from the shared pool; otherwise each key has its own buffer. */
+export function keyPairFromPrivate(privateKey: Uint8Array, short = false): KeyPair {
   checkKey(privateKey, 'an X25519 private key')
-  const [publicKey, privateCopy] = transient ? [transient32(), transient32()] : [offHeap(KEY_BYTES), offHeap(KEY_BYTES)]
+  const [publicKey, privateCopy] = short ? [transient32(), transient32()] : [offHeap(KEY_BYTES), offHeap(KEY_BYTES)]
   privateCopy.set(privateKey)
   sodium.crypto_scalarmult_base(publicKey, privateCopy)
   const pair = { publicKey, privateKey: privateCopy }
@@ -68,10 +61,10 @@ export function keyPairFromPrivate(privateKey: Uint8Array, transient = false): K
   return pair
 }
 
-export function generateKeyPair(transient = false): KeyPair {
+export function generateKeyPair(short = false): KeyPair {
   const privateKey = transient32()
   sodium.randombytes_buf(privateKey)
-  return keyPairFromPrivate(privateKey, transient)
+  return keyPairFromPrivate(privateKey, short)
 }
 
 function sha256(...parts: Uint8Array[]): Uint8Array {
@@ -111,6 +104,23 @@ function hkdf3(ck: Uint8Array, ikm: Uint8Array): [Uint8Array, Uint8Array, Uint8A
 // native code asks for it, which cost more than the cipher. So packets are made over their own
 // ArrayBuffer, and the nonce is one reused buffer (the calls are synchronous).
 const offHeap = (length: number): Uint8Array => new Uint8Array(new ArrayBuffer(length))
+
+/**
+ * Views carved one after another from a shared off-heap ArrayBuffer of `size` bytes, a new one
+ * when it is used up (what a view keeps alive is its whole buffer); a request over an eighth of
+ * it gets its own buffer. Offsets stay 8-byte aligned, as in Buffer's pool.
+ */
+function bumpPool(size: number): (length: number) => Uint8Array {
+  let buffer = new ArrayBuffer(size)
+  let used = 0
+  return (length) => {
+    if (length > size / 8) return offHeap(length)
+    if (used + length > size) { buffer = new ArrayBuffer(size); used = 0 }
+    const out = new Uint8Array(buffer, used, length)
+    used += (length + 7) & ~7
+    return out
+  }
+}
 const NONCE = offHeap(NONCE_BYTES)
 
 // ChaChaPoly's 96-bit nonce is 32 zero bits, then the 64-bit counter little-endian (section 12.3).
@@ -125,16 +135,7 @@ function nonceBytes(n: number): Uint8Array {
 // Whole packets (the AD in front) only live until they are sent, so they are carved from a shared
 // pool, as Node's Buffer.allocUnsafe does, but as plain Uint8Array views: a Buffer's subarray goes
 // through its species constructor, which cost more than the views themselves.
-const POOL_BYTES = 64 * 1024
-let pool = new ArrayBuffer(POOL_BYTES)
-let poolUsed = 0
-function packet(length: number): Uint8Array {
-  if (length > POOL_BYTES / 8) return offHeap(length)
-  if (poolUsed + length > POOL_BYTES) { pool = new ArrayBuffer(POOL_BYTES); poolUsed = 0 }
-  const out = new Uint8Array(pool, poolUsed, length)
-  poolUsed += (length + 7) & ~7 // 8-byte aligned, as Buffer's pool
-  return out
-}
+const packet = bumpPool(64 * 1024)
 
 // V8 keeps a typed array of at most this many bytes inside its heap (see offHeap).
 const ON_HEAP_MAX = 64

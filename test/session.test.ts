@@ -194,6 +194,29 @@ test('sessions are rekeyed on time with no packet lost, closed when idle, and re
   assert.equal(b.got.at(-1)!.text, 'after the idle close')
 })
 
+test('past maxSessions the idlest session is evicted, and a peer whose session was evicted is reached again', async () => {
+  const { peer, run } = setup(SEED, { maxSessions: 2 })
+  const a = peer('a'), others = [peer('b'), peer('c'), peer('d')]
+  // Round after round, three peers talk to a, which may keep two sessions: each new one evicts
+  // one, and the keys of an evicted session go to the next (a retired session never seals). The
+  // evicted peer speaks first the next time: without a word from a, it would send on keys a forgot.
+  for (let round = 0; round < 4; round++) {
+    for (const o of others) {
+      // Apart by more than the links' jitter (up to 40 ms), so no DATA overtakes the handshake it follows.
+      o.t.send(a.t.address, text(`from ${round}`))
+      await run(500)
+      a.t.send(o.t.address, text(`to ${round}`))
+      await run(500)
+    }
+  }
+  assert.ok(a.t.sessionCount <= 2, `a keeps at most two sessions, has ${a.t.sessionCount}`)
+  assert.ok(a.t.sessionStats.evicted >= 6, `evicted ${a.t.sessionStats.evicted}`)
+  for (const o of others) assert.deepEqual(o.got.map((g) => g.text), ['to 0', 'to 1', 'to 2', 'to 3'])
+  assert.equal(a.got.length, 12, 'every answer arrived: the evicted peer was told (CLOSE) and opened a new session')
+  assert.equal(others.reduce((n, o) => n + o.t.sessionStats.closedByPeer, 0), a.t.sessionStats.evicted)
+  assert.equal(a.t.sessionStats.decryptFailures + others.reduce((n, o) => n + o.t.sessionStats.decryptFailures, 0), 0)
+})
+
 test('a remembered key unused for knownKeyIdleMs is forgotten: the next handshake is XX', async () => {
   const { peer, run } = setup(SEED, { idleMs: 60_000, knownKeyIdleMs: 300_000 })
   const a = peer('a'), b = peer('b')

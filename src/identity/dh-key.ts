@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto'
 import { WeftError } from '../errors.js'
 import type { Identity } from './keys.js'
+import { idToHex } from './node-id.js'
 
 const P = (1n << 255n) - 19n
 
@@ -40,7 +41,7 @@ const MAX_CONVERTED = 4096
 /** The X25519 public key (Montgomery u = (1 + y) / (1 - y)) of an Ed25519 public key. */
 export function x25519PublicFromEd25519(publicKey: Uint8Array): Uint8Array {
   if (publicKey.length !== 32) throw new WeftError('ERR_BAD_ARGUMENT', 'an Ed25519 public key is 32 bytes')
-  const hex = Buffer.from(publicKey.buffer, publicKey.byteOffset, 32).toString('hex')
+  const hex = idToHex(publicKey) // an id is an Ed25519 key
   let u = converted.get(hex)
   if (!u) {
     u = montgomery(publicKey)

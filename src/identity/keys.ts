@@ -3,7 +3,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, t
 import { chmodSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { WeftError } from '../errors.js'
-import { idFromPublicKey, type NodeId } from './node-id.js'
+import { idFromPublicKey, idToHex, type NodeId } from './node-id.js'
 
 export const KEY_FILE_NAME = 'identity.pem'
 // DER prefixes that wrap a raw 32-byte Ed25519 seed or public key (RFC 8410).
@@ -83,7 +83,7 @@ const publicKeys = new Map<string, KeyObject>()
 const PUBLIC_KEY_CACHE = 1024
 
 function publicKeyObject(publicKey: Uint8Array): KeyObject {
-  const hex = Buffer.from(publicKey.buffer, publicKey.byteOffset, 32).toString('hex')
+  const hex = idToHex(publicKey) // an id is the key (and .buffer would move a small key out of V8's heap)
   let key = publicKeys.get(hex)
   if (!key) {
     key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })

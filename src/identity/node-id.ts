@@ -13,8 +13,14 @@ export function idFromPublicKey(publicKey: Uint8Array): NodeId {
   return new Uint8Array(publicKey)
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
+
+// Byte by byte: asking a small typed array for its .buffer makes V8 move it out of its heap (an
+// ArrayBuffer and a native allocation, for good), and ids are kept, one per peer and contact.
 export function idToHex(id: Uint8Array): string {
-  return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex')
+  let s = ''
+  for (let i = 0; i < id.length; i++) s += HEX[id[i]]
+  return s
 }
 
 const HEX_ID = /^[0-9a-fA-F]{64}$/

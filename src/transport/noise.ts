@@ -411,15 +411,16 @@ export class Handshake {
 
   /**
    * As split, the bare keys, for sealPacket and openInPlace (a session's data path needs no
-   * implicit nonce). Once only, with split: a second pair would reuse nonces.
+   * implicit nonce), written into `keys` (64 off-heap bytes) when given. Once only, with split: a
+   * second pair would reuse nonces.
    */
-  splitKeys(): { send: Uint8Array; receive: Uint8Array } {
+  splitKeys(keys: Uint8Array = offHeap(2 * KEY_BYTES)): { send: Uint8Array; receive: Uint8Array } {
     if (!this.complete) throw fail('ERR_HANDSHAKE', 'split before the handshake is complete')
     if (this.#didSplit) throw fail('ERR_HANDSHAKE', 'split may be called only once')
+    if (keys.length !== 2 * KEY_BYTES) throw fail('ERR_HANDSHAKE', 'the keys go into 64 bytes')
     this.#didSplit = true
     const [k1, k2] = hkdf2(this.#st.ck, EMPTY)
-    // One off-heap buffer for both keys: they live and die together, and a session is kept per peer.
-    const keys = offHeap(2 * KEY_BYTES)
+    // Both keys in one off-heap buffer (`keys`, a session's slot in a KeySlab): they live and die together.
     keys.set(k1)
     keys.set(k2, KEY_BYTES)
     const c1 = keys.subarray(0, KEY_BYTES) // initiator to responder

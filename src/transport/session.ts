@@ -7,6 +7,7 @@
 //   RESP  E2 | sender index (4) | receiver index (4) | Noise message 2
 //   FINAL E3 | receiver index (4) | Noise message 3                      (XX only)
 //   DATA  E4 | receiver index (4) | counter (8) | ciphertext and tag       (the 13 header bytes are AD)
+//   CLOSE E5 | as DATA, sealed empty: the sender dropped the session (evicted it), so should we
 // Handshake payloads carry the sender's Ed25519 public key, whose X25519 form must be the static
 // key the handshake proved (identity/dh-key.ts), and the first queued packet when it fits:
 //   IK 1: key | timestamp (8, ms) | packet    IK 2: the answer to that packet, when given at once
@@ -20,15 +21,16 @@ import { scryptSync } from 'node:crypto'
 import { WeftError } from '../errors.js'
 import { x25519PrivateFromIdentity, x25519PublicFromEd25519 } from '../identity/dh-key.js'
 import type { Identity } from '../identity/keys.js'
-import { idEquals, idFromPublicKey, idToHex, type NodeId } from '../identity/node-id.js'
+import { idEquals, idFromPublicKey, type NodeId } from '../identity/node-id.js'
 import { PeerTable } from '../rpc/peer-table.js'
 import { hostKey, isLoopback, RateLimiter } from '../rpc/rate-limit.js'
 import type { Runtime, TimerHandle } from '../runtime/runtime.js'
 import type { Address } from '../wire/address.js'
+import { KeySlab } from './key-slab.js'
 import { Handshake, keyPairFromPrivate, openInPlace, sealPacket, TAG_BYTES, type KeyPair, type Pattern } from './noise.js'
 import type { Transport, TransportStats } from './transport.js'
 
-const enum Kind { INIT = 0xe1, RESP = 0xe2, FINAL = 0xe3, DATA = 0xe4 }
+const enum Kind { INIT = 0xe1, RESP = 0xe2, FINAL = 0xe3, DATA = 0xe4, CLOSE = 0xe5 }
 const DATA_HEADER = 13
 // One header buffer, reused (calls into libsodium are synchronous): made once over its own
 // ArrayBuffer, as V8 would otherwise move a small typed array out of its heap at the first native call.
@@ -137,6 +139,8 @@ export interface SessionStats {
   evicted: number
   idleClosed: number
   rekeys: number
+  /** Sessions the peer closed (an authenticated CLOSE: it evicted its side). */
+  closedByPeer: number
   /** XX message 3 sent again: the responder had not yet shown it has the keys. */
   finalResent: number
   /** First handshake messages made without this node's network key (or with another): not answered. */
@@ -147,17 +151,14 @@ export interface SessionStats {
   handshakesRateLimited: number
 }
 
-interface Session {
-  address: Address
-  localIndex: number
-  remoteIndex: number
-  /** The keys this way and that (off-heap; one buffer for both), for sealPacket and openInPlace. */
-  sendKey: Uint8Array
-  receiveKey: Uint8Array
-  sendCounter: number
-  replay: ReplayWindow
-  remoteId: NodeId
-  initiator: boolean
+/**
+ * One set of keys with a peer. Compact on purpose (a node keeps one per peer it talks to, and
+ * their size showed in the lookup bench's speed as well as its memory): times are whole
+ * milliseconds (small integers, not boxed numbers), the keys are a slot in the transport's
+ * KeySlab, and the replay window is four fields of the session itself.
+ */
+class Session {
+  sendCounter = 0
   createdAt: number
   lastUsed: number
   /**
@@ -165,10 +166,61 @@ interface Session {
    * Message 3 is never answered, so its loss would leave the responder unable to read us: it is
    * sent again, at most every FINAL_RESEND_MS, in front of what we send meanwhile.
    */
-  final: Uint8Array | null
+  final: Uint8Array | null = null
   finalSentAt: number
   /** Is the peer's `next`: answered during a rekey, waiting for the initiator to send on it. */
-  standby: boolean
+  standby = false
+  // Which counters have been received, over a sliding window of 96 to 128 (RFC 6479's idea, in
+  // 32-bit words): word i of the counter space lives in field w(i mod 4). Reordering on a path
+  // rarely goes past a few packets; a DATA packet older than the window is dropped as a replay
+  // (what it carried is resent).
+  private top = -1
+  private w0 = 0
+  private w1 = 0
+  private w2 = 0
+  private w3 = 0
+
+  constructor(
+    readonly address: Address,
+    readonly localIndex: number,
+    readonly remoteIndex: number,
+    /** The keys this way and that: views of the 64 bytes of `keySlot`, for sealPacket and openInPlace. */
+    readonly sendKey: Uint8Array,
+    readonly receiveKey: Uint8Array,
+    readonly keySlot: number,
+    readonly remoteId: NodeId,
+    readonly initiator: boolean,
+    now: number,
+  ) {
+    this.createdAt = this.lastUsed = this.finalSentAt = now
+  }
+
+  /** True when `n` is inside the window and not seen yet (does not record it). */
+  fresh(n: number): boolean {
+    if (n > this.top) return true
+    if (this.top - n >= 3 * 32) return false
+    return (this.word(Math.floor(n / 32)) & (1 << (n % 32))) === 0
+  }
+
+  mark(n: number): void {
+    if (n > this.top) {
+      const from = Math.floor(this.top / 32), to = Math.floor(n / 32)
+      if (this.top < 0 || to - from >= 4) this.w0 = this.w1 = this.w2 = this.w3 = 0
+      else for (let w = from + 1; w <= to; w++) this.setWord(w, 0)
+      this.top = n
+    }
+    const w = Math.floor(n / 32)
+    this.setWord(w, this.word(w) | (1 << (n % 32)))
+  }
+
+  // `& 3` keeps the low bits of any safe integer.
+  private word(i: number): number {
+    switch (i & 3) { case 0: return this.w0; case 1: return this.w1; case 2: return this.w2; default: return this.w3 }
+  }
+
+  private setWord(i: number, v: number): void {
+    switch (i & 3) { case 0: this.w0 = v; break; case 1: this.w1 = v; break; case 2: this.w2 = v; break; default: this.w3 = v }
+  }
 }
 
 interface Pending {
@@ -184,50 +236,16 @@ interface Peer {
   previous: Session | null // still accepted for a while after a rekey
   next: Session | null // answered while a session was open: used once the initiator sends on it
   pending: Pending | null
-  queue: Uint8Array[]
+  queue: Uint8Array[] // NO_QUEUE until something waits: most peers never queue
   /** Answering an IK message 1: what the layer above sends now is held for message 2. */
   holding: boolean
 }
 
 /** An XX handshake this node answered, waiting for message 3. */
-interface HalfOpen { hs: Handshake; address: Address; localIndex: number; remoteIndex: number; expiresAt: number }
+/** The queue of a peer nothing waits for: shared, and frozen so nothing is pushed onto it by mistake. */
+const NO_QUEUE: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[]
 
-/**
- * Which counters a session has received, over a sliding window of 96 to 128 (RFC 6479's idea, in
- * 32-bit words). The words are four fields, not an array: a session is about a kilobyte, and a
- * typed array with its buffer was a quarter of it. Reordering on a path rarely goes past a few
- * packets; a DATA packet older than the window is dropped as a replay (what it carried is resent).
- */
-class ReplayWindow {
-  private top = -1
-  private w0 = 0
-  private w1 = 0
-  private w2 = 0
-  private w3 = 0
-  /** True when `n` is inside the window and not seen yet (does not record it). */
-  fresh(n: number): boolean {
-    if (n > this.top) return true
-    if (this.top - n >= 3 * 32) return false
-    return (this.word(Math.floor(n / 32)) & (1 << (n % 32))) === 0
-  }
-  mark(n: number): void {
-    if (n > this.top) {
-      const from = Math.floor(this.top / 32), to = Math.floor(n / 32)
-      if (this.top < 0 || to - from >= 4) this.w0 = this.w1 = this.w2 = this.w3 = 0
-      else for (let w = from + 1; w <= to; w++) this.setWord(w, 0)
-      this.top = n
-    }
-    const w = Math.floor(n / 32)
-    this.setWord(w, this.word(w) | (1 << (n % 32)))
-  }
-  // Word i of the counter space lives in field i mod 4 (`& 3` keeps the low bits of any safe integer).
-  private word(i: number): number {
-    switch (i & 3) { case 0: return this.w0; case 1: return this.w1; case 2: return this.w2; default: return this.w3 }
-  }
-  private setWord(i: number, v: number): void {
-    switch (i & 3) { case 0: this.w0 = v; break; case 1: this.w1 = v; break; case 2: this.w2 = v; break; default: this.w3 = v }
-  }
-}
+interface HalfOpen { hs: Handshake; address: Address; localIndex: number; remoteIndex: number; expiresAt: number }
 
 function readU32(b: Uint8Array, o: number): number { return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0 }
 function writeU32(b: Uint8Array, o: number, v: number): void { b[o] = v >>> 24; b[o + 1] = v >>> 16; b[o + 2] = v >>> 8; b[o + 3] = v }
@@ -237,7 +255,7 @@ export class SecureTransport implements Transport {
   readonly sessionStats: SessionStats = {
     handshakesStarted: 0, handshakesAnswered: 0, sessionsOpened: 0, handshakeFailures: 0, handshakeTimeouts: 0, handshakeReplays: 0,
     decryptFailures: 0, replays: 0, misdirected: 0, crossedHandshakes: 0, idMismatch: 0, malformed: 0, queueDropped: 0, halfOpenDropped: 0,
-    evicted: 0, idleClosed: 0, rekeys: 0, finalResent: 0, networkRefused: 0, peersRefused: 0, handshakesRateLimited: 0,
+    evicted: 0, idleClosed: 0, closedByPeer: 0, rekeys: 0, finalResent: 0, networkRefused: 0, peersRefused: 0, handshakesRateLimited: 0,
   }
   onPacket: (from: Address, bytes: Uint8Array) => void = () => {}
   /**
@@ -253,7 +271,9 @@ export class SecureTransport implements Transport {
   // Ed25519 keys by address, for IK, oldest use first; forgotten after knownKeyIdleMs unused (the
   // addresses of peers that left would otherwise pile up to the bound under churn).
   private readonly keys = new Map<Address, { key: Uint8Array; at: number }>()
-  private readonly lastTimestamp = new Map<string, number>() // newest IK timestamp per peer id
+  // Newest IK timestamp per peer, by the first 48 bits of its id (a number, not a string per peer).
+  private readonly lastTimestamp = new Map<number, number>()
+  private readonly keySlab = new KeySlab()
   private halfOpen = 0
   private sessions = 0
   private readonly psk: { key: Uint8Array; position: number } | undefined
@@ -323,8 +343,9 @@ export class SecureTransport implements Transport {
     const peer = this.peer(to)
     const s = peer.current
     if (s) {
-      this.seal(s, bytes)
-      const age = this.runtime.now() - s.createdAt
+      const now = this.now()
+      this.seal(s, bytes, now)
+      const age = now - s.createdAt
       // The initiator rekeys; the responder only if the initiator has not, so both do not race.
       if (!peer.pending && age > this.o.rekeyAfterMs * (s.initiator ? 1 : 1.25)) {
         this.sessionStats.rekeys++
@@ -333,6 +354,7 @@ export class SecureTransport implements Transport {
       return
     }
     if (peer.queue.length >= this.o.maxQueued) { this.sessionStats.queueDropped++; return }
+    if (peer.queue === NO_QUEUE) peer.queue = []
     peer.queue.push(bytes)
     if (!peer.pending && !peer.holding) this.initiate(to, peer)
   }
@@ -350,14 +372,15 @@ export class SecureTransport implements Transport {
 
   // ---- sending
 
-  private seal(s: Session, bytes: Uint8Array): void {
+  private seal(s: Session, bytes: Uint8Array, now = this.now(), kind = Kind.DATA): void {
     const n = s.sendCounter++
+    if (n >= MAX_COUNTER) return // a retired session (its key slot may be another's now): never sealed on
     const header = DATA_SCRATCH // copied into the packet by the seal
-    header[0] = Kind.DATA
+    header[0] = kind
     writeU32(header, 1, s.remoteIndex)
     writeU32(header, 5, Math.floor(n / 2 ** 32))
     writeU32(header, 9, n >>> 0)
-    const now = s.lastUsed = this.runtime.now()
+    s.lastUsed = now
     if (s.final && now - s.finalSentAt >= FINAL_RESEND_MS) {
       s.finalSentAt = now
       this.sessionStats.finalResent++
@@ -368,7 +391,7 @@ export class SecureTransport implements Transport {
 
   private initiate(to: Address, peer: Peer, attempt = 1): void {
     const known = this.keys.get(to)
-    if (known) this.remember(this.keys, to, { key: known.key, at: this.runtime.now() })
+    if (known) this.remember(this.keys, to, { key: known.key, at: this.now() })
     const key = known?.key
     const pattern: Pattern = key ? 'IK' : 'XX'
     const hs = new Handshake({ pattern, initiator: true, prologue: PROLOGUE, s: this.staticKey, e: this.ephemeral(), rs: key ? x25519PublicFromEd25519(key) : undefined, psk: this.psk })
@@ -413,7 +436,7 @@ export class SecureTransport implements Transport {
     this.sessionStats.handshakeTimeouts++
     this.dropPending(peer)
     this.sessionStats.queueDropped += peer.queue.length
-    peer.queue = []
+    peer.queue = NO_QUEUE
     if (!peer.current && !peer.previous) this.peers.delete(to)
   }
 
@@ -430,7 +453,8 @@ export class SecureTransport implements Transport {
     if (this.closed) return
     try {
       switch (b[0]) {
-        case Kind.DATA: this.onData(from, b); return
+        case Kind.DATA:
+        case Kind.CLOSE: this.onData(from, b); return
         case Kind.INIT: this.onInit(from, b); return
         case Kind.RESP: this.onResp(from, b); return
         case Kind.FINAL: this.onFinal(from, b); return
@@ -447,17 +471,31 @@ export class SecureTransport implements Transport {
     const s = this.byIndex.get(readU32(b, 1))
     if (!s || 'hs' in s || s.address !== from) { this.sessionStats.misdirected++; return } // a HalfOpen has no keys yet
     const n = readU32(b, 5) * 2 ** 32 + readU32(b, 9)
-    if (n >= MAX_COUNTER || !s.replay.fresh(n)) { this.sessionStats.replays++; return }
+    if (n >= MAX_COUNTER || !s.fresh(n)) { this.sessionStats.replays++; return }
     // The header (the AD) is copied to one reused buffer, and the rest is a plain view: a Buffer's
     // (the datagram's) subarray goes through its slower species constructor.
     const ad = DATA_SCRATCH
     for (let i = 0; i < DATA_HEADER; i++) ad[i] = b[i]
     const plain = openInPlace(s.receiveKey, n, ad, new Uint8Array(b.buffer, b.byteOffset + DATA_HEADER, b.length - DATA_HEADER))
     if (!plain) { this.sessionStats.decryptFailures++; return }
-    s.replay.mark(n)
-    s.lastUsed = this.runtime.now()
+    s.mark(n)
+    s.lastUsed = this.now()
     s.final = null // the responder has the keys
-    this.deliver(s, plain)
+    if (b[0] === Kind.CLOSE) this.closedByPeer(s)
+    else this.deliver(s, plain)
+  }
+
+  /**
+   * The peer dropped its side (an authenticated CLOSE): ours goes too, so what we send next opens
+   * a new session (IK, its first packet inside) instead of vanishing into an index it forgot.
+   */
+  private closedByPeer(s: Session): void {
+    const peer = this.peers.get(s.address)
+    if (!peer || (peer.current !== s && peer.previous !== s && peer.next !== s)) return
+    this.sessionStats.closedByPeer++
+    for (const x of [peer.current, peer.previous, peer.next]) if (x) this.retire(x)
+    peer.current = peer.previous = peer.next = null
+    if (!peer.pending) this.peers.delete(s.address)
   }
 
   private deliver(s: Session, plain: Uint8Array): void {
@@ -495,7 +533,7 @@ export class SecureTransport implements Transport {
       const key = payload.subarray(0, KEY_BYTES)
       this.checkKey(hs, key)
       if (!this.authorized(key, from)) return
-      const id = idToHex(idFromPublicKey(key))
+      const id = key[0] * 2 ** 40 + key[1] * 2 ** 32 + readU32(key, 2) // the id is the key
       const stamp = new DataView(payload.buffer, payload.byteOffset + KEY_BYTES, 8).getFloat64(0)
       if (!(stamp > (this.lastTimestamp.get(id) ?? -Infinity))) { this.sessionStats.handshakeReplays++; return }
       this.remember(this.lastTimestamp, id, stamp)
@@ -511,7 +549,7 @@ export class SecureTransport implements Transport {
         if (claimed && !equal(claimed, idFromPublicKey(key))) this.sessionStats.idMismatch++
         else {
           const waiting = peer.queue
-          peer.queue = []
+          peer.queue = NO_QUEUE
           peer.holding = true
           try { this.onPacket(from, first) } finally { peer.holding = false }
           held = peer.queue
@@ -594,7 +632,7 @@ export class SecureTransport implements Transport {
     if (!this.authorized(key, from)) { // a peer we refuse: no message 3, nothing sent to it
       this.dropPending(peer)
       this.sessionStats.queueDropped += peer.queue.length
-      peer.queue = []
+      peer.queue = NO_QUEUE
       if (!peer.current && !peer.previous) this.peers.delete(from)
       return
     }
@@ -613,7 +651,7 @@ export class SecureTransport implements Transport {
     s.final = final
     if (rekey && peer.queue.length === 0) this.seal(s, new Uint8Array(0)) // tells the responder to move to the new keys
     for (const q of peer.queue) this.seal(s, q)
-    peer.queue = []
+    peer.queue = NO_QUEUE
     if (ikAnswer) this.deliver(s, ikAnswer) // the answer to our first packet, carried in message 2
   }
 
@@ -643,13 +681,11 @@ export class SecureTransport implements Transport {
   }
 
   private open(address: Address, hs: Handshake, localIndex: number, remoteIndex: number, remoteKey: Uint8Array, initiator: boolean): Session {
-    const { send: sendKey, receive: receiveKey } = hs.splitKeys()
-    const now = this.runtime.now()
+    const slot = this.keySlab.take()
+    const { send: sendKey, receive: receiveKey } = hs.splitKeys(this.keySlab.view(slot))
+    const now = this.now()
     const remoteId = idFromPublicKey(remoteKey) // a copy: the key may be a view into a datagram
-    const s: Session = {
-      address, localIndex, remoteIndex, sendKey, receiveKey, sendCounter: 0, replay: new ReplayWindow(),
-      remoteId, initiator, createdAt: now, lastUsed: now, final: null, finalSentAt: now, standby: false,
-    }
+    const s = new Session(address, localIndex, remoteIndex, sendKey, receiveKey, slot, remoteId, initiator, now)
     const peer = this.peer(address)
     if (!peer.current && this.sessions >= this.o.maxSessions) this.evictOne()
     this.byIndex.set(localIndex, s)
@@ -670,20 +706,27 @@ export class SecureTransport implements Transport {
     if (!initiator) this.dropPending(peer) // the peer's handshake serves (we gave way, or started ours after answering)
     if (peer.current === s && peer.queue.length) {
       for (const q of peer.queue) this.seal(s, q)
-      peer.queue = []
+      peer.queue = NO_QUEUE
     }
     return s
   }
 
   private retire(s: Session): void {
-    if (this.byIndex.get(s.localIndex) === s) { this.byIndex.delete(s.localIndex); this.sessions-- }
+    if (this.byIndex.get(s.localIndex) !== s) return
+    this.byIndex.delete(s.localIndex)
+    this.sessions--
+    s.sendCounter = MAX_COUNTER // its key slot goes to the next session: seal refuses it from now on
+    this.keySlab.release(s.keySlot)
   }
+
+  /** Whole milliseconds: a session's times stay small integers (V8 boxes other numbers in an object's fields). */
+  private now(): number { return Math.floor(this.runtime.now()) }
 
   // ---- bounds and upkeep
 
   private peer(address: Address): Peer {
     let peer = this.peers.get(address)
-    if (!peer) { peer = { current: null, previous: null, next: null, pending: null, queue: [], holding: false }; this.peers.set(address, peer) }
+    if (!peer) { peer = { current: null, previous: null, next: null, pending: null, queue: NO_QUEUE, holding: false }; this.peers.set(address, peer) }
     return peer
   }
 
@@ -709,7 +752,7 @@ export class SecureTransport implements Transport {
   // 8 KiB Buffer pool slab) the entry would otherwise pin for as long as it is remembered. Seen
   // in the soak (bench/soak.ts): slabs held by this map grew with churn, ~4 KiB per session opened.
   private rememberKey(address: Address, key: Uint8Array): void {
-    this.remember(this.keys, address, { key: new Uint8Array(key), at: this.runtime.now() })
+    this.remember(this.keys, address, { key: new Uint8Array(key), at: this.now() })
   }
 
   private evictOne(): void {
@@ -719,6 +762,7 @@ export class SecureTransport implements Transport {
       if (s && (!idlest || s.lastUsed < idlest[1].current!.lastUsed)) idlest = entry
     }
     if (!idlest) return
+    this.seal(idlest[1].current!, new Uint8Array(0), this.now(), Kind.CLOSE) // tell the peer, or what it sends is lost
     this.closePeer(idlest[0], idlest[1])
     this.sessionStats.evicted++
   }

@@ -37,7 +37,7 @@ import { SwimType, UpdateKind } from '../src/gossip/swim.js'
 import { broadcastId } from '../src/gossip/plumtree.js'
 import { encodeRecord } from '../src/services/dht/records.js'
 import {
-  BroadcastOp, ConnectOp, encode, encodedSize, Flag, LocateOp, MAX_PACKET, MembershipOp, MessageType, senderIdOf, type Message,
+  BroadcastOp, ConnectOp, encode, encodedSize, Flag, LocateOp, MAX_PACKET, MembershipOp, MessageType, senderIdOffset, type Message,
 } from '../src/wire/messages.js'
 import { arg, flag, num } from './lib/args.js'
 import { currentSection, section, spliceSection } from './lib/doc-sections.js'
@@ -170,7 +170,7 @@ export async function captureCorpus(targets: FuzzTarget[], seed: string, perTarg
       // Real sessions with the encrypted target: every packet of ours is a seed.
       const send = endpoint.send.bind(endpoint)
       endpoint.send = (to, b) => { seeds.push({ to: t, bytes: new Uint8Array(b), kind: `session-${(b[0] ?? 0).toString(16)}` }); send(to, b) }
-      const sec = new SecureTransport(new PacketTransport(endpoint, MAX_PACKET + SESSION_OVERHEAD + 20), realRuntime, id, senderIdOf, { maxPacket: MAX_PACKET })
+      const sec = new SecureTransport(new PacketTransport(endpoint, MAX_PACKET + SESSION_OVERHEAD + 20), realRuntime, id, senderIdOffset, { maxPacket: MAX_PACKET })
       sec.onPacket = () => {}
       if (round % 2 === 0) sec.addPeerKey(target.address, target.publicKey) // IK, else XX
       for (const { m } of messages.slice(0, 4)) { sec.send(target.address, encode(m)); await new Promise((res) => setTimeout(res, 30)) }

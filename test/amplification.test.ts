@@ -18,7 +18,7 @@ import { realRuntime, udpNetwork } from '../src/runtime/udp.js'
 import { PacketTransport } from '../src/transport/transport.js'
 import { SecureTransport, SESSION_OVERHEAD } from '../src/transport/session.js'
 import {
-  BroadcastOp, ConnectOp, decode, encode, encodedSize, Flag, LocateOp, MAX_PACKET, MembershipOp, MessageType, Neighbors, senderIdOf,
+  BroadcastOp, ConnectOp, decode, encode, encodedSize, Flag, LocateOp, MAX_PACKET, MembershipOp, MessageType, Neighbors, senderIdOf, senderIdOffset,
   type Message, type Request,
 } from '../src/wire/messages.js'
 import { encodeSwim } from '../src/gossip/swim-codec.js'
@@ -175,7 +175,7 @@ async function encryptedRound(t: Target, rnd: SeededRandom, pattern: 'IK' | 'XX'
       const packets = new PacketTransport(endpoint, MAX_PACKET + SESSION_OVERHEAD + 20)
       const deliver = endpoint.onPacket
       endpoint.onPacket = (from, b) => { if (fromTarget(t, b, from)) got.push(b.length); deliver(from, b) }
-      const sec = new SecureTransport(packets, realRuntime, id, senderIdOf, { maxPacket: MAX_PACKET })
+      const sec = new SecureTransport(packets, realRuntime, id, senderIdOffset, { maxPacket: MAX_PACKET })
       sec.onPacket = () => {}
       if (pattern === 'IK') sec.addPeerKey(t.node.address, t.node.identity.publicKey)
       const r = padded({ ...req, sender: id.id } as Request, pad)

@@ -320,7 +320,7 @@ test('session, relay and channel packets: every layer drops what does not parse 
   const [ia, ib] = [0, 1].map((i) => identityFromSeed(createHash('sha256').update(`fuzz-session:${i}`).digest()))
   // Two real sessions (XX, then IK) to capture INIT, RESP, FINAL and DATA packets.
   const wa = new Recorder(A), wb = new Recorder(B)
-  const sa = new SecureTransport(wa, world.runtime('a'), ia, () => null), sb = new SecureTransport(wb, world.runtime('b'), ib, () => null)
+  const sa = new SecureTransport(wa, world.runtime('a'), ia, () => -1), sb = new SecureTransport(wb, world.runtime('b'), ib, () => -1)
   const pump = (): void => {
     for (let moved = true; moved;) {
       moved = false
@@ -334,7 +334,7 @@ test('session, relay and channel packets: every layer drops what does not parse 
   tap(wa); tap(wb)
   sa.send(B, Uint8Array.of(0x57, 1, 1, 0)); pump()
   sb.send(A, new Uint8Array(300).fill(7)); pump()
-  const sc = new SecureTransport(new Recorder('10.0.0.3:3000'), world.runtime('c'), identityFromSeed(createHash('sha256').update('fuzz-session:2').digest()), () => null)
+  const sc = new SecureTransport(new Recorder('10.0.0.3:3000'), world.runtime('c'), identityFromSeed(createHash('sha256').update('fuzz-session:2').digest()), () => -1)
   sc.addPeerKey(B, ib.publicKey)
   sc.send(B, Uint8Array.of(0x57, 1, 1, 0))
   captured.push(...(sc as unknown as { inner: Recorder }).inner.sent.map((s) => s.bytes))

@@ -10,7 +10,7 @@ import { MemoryWorld } from '../src/runtime/memory.js'
 import { keyPairFromPrivate } from '../src/transport/noise.js'
 import { SecureTransport, type SessionOptions } from '../src/transport/session.js'
 import { PacketTransport, type Transport } from '../src/transport/transport.js'
-import { encode, MessageType, senderIdOf } from '../src/wire/messages.js'
+import { encode, MessageType, senderIdOffset } from '../src/wire/messages.js'
 import type { Address } from '../src/wire/address.js'
 
 const SEED = Number(process.env.TEST_SEED ?? 7)
@@ -35,12 +35,12 @@ class Tap implements Transport {
 
 interface Peer { t: SecureTransport; tap: Tap; id: Identity; got: { from: Address; text: string }[] }
 
-function setup(seed = SEED, options: Partial<SessionOptions> = {}, senderOf: (b: Uint8Array) => Uint8Array | null = () => null) {
+function setup(seed = SEED, options: Partial<SessionOptions> = {}, senderAt: (b: Uint8Array) => number = () => -1) {
   const world = new MemoryWorld(seed)
   let n = 0
   const peer = (name: string, id = identity(name)): Peer => {
     const tap = new Tap(new PacketTransport(world.bindNow('10.0.0.1', 1000 + n++), 1500))
-    const t = new SecureTransport(tap, world.runtime(name), id, senderOf, options)
+    const t = new SecureTransport(tap, world.runtime(name), id, senderAt, options)
     const got: Peer['got'] = []
     t.onPacket = (from, bytes) => got.push({ from, text: Buffer.from(bytes).toString() })
     return { t, tap, id, got }
@@ -152,7 +152,7 @@ test('a replayed IK first message is refused by its timestamp', async () => {
 })
 
 test('a peer cannot claim an identity whose key it does not hold', async () => {
-  const { peer, run } = setup(SEED, {}, senderIdOf)
+  const { peer, run } = setup(SEED, {}, senderIdOffset)
   const alice = identity('alice'), b = peer('b')
   // Mallory names Alice's public key, but can only prove its own X25519 key.
   const mallory = identity('mallory')
@@ -283,7 +283,7 @@ test('the handshake completes through 30% loss, and the same seed replays the sa
     const world = new MemoryWorld(seed, { latency: (_f, _t, r) => 5 + r.float() * 20, loss: 0.3 })
     const mk = (name: string, port: number) => {
       const tap = new Tap(new PacketTransport(world.bindNow('10.0.0.1', port), 1500))
-      const t = new SecureTransport(tap, world.runtime(name), identity(name), () => null, { handshakeAttempts: 10 })
+      const t = new SecureTransport(tap, world.runtime(name), identity(name), () => -1, { handshakeAttempts: 10 })
       const got: string[] = []
       t.onPacket = (_f, bytes) => got.push(Buffer.from(bytes).toString())
       return { t, tap, got }

@@ -22,7 +22,7 @@ import { RecordStore, type RecordStoreOptions } from '../services/dht/store.js'
 import { canonicalAddress, type Address } from '../wire/address.js'
 import { join } from 'node:path'
 import { networkInterfaces } from 'node:os'
-import { MAX_PACKET, MessageType, senderIdOf, type Request } from '../wire/messages.js'
+import { MAX_PACKET, MessageType, senderIdOffset, type Request } from '../wire/messages.js'
 import { silentLogger, type Logger } from './log.js'
 import { NodeMetrics } from './metrics.js'
 import { attachMainline, type MainlineAttachment, type MainlineNodeOptions } from '../services/mainline/attach.js'
@@ -329,7 +329,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const packets = new PacketTransport(endpoint, MAX_PACKET + (encrypt ? SESSION_OVERHEAD : 0) + RELAY_OVERHEAD)
     const paths = new PathTransport(packets, this.runtime, this.network, (to, b, ttl) => packets.sendWithTtl(to, b, ttl), o.paths)
     const sealed = encrypt
-      ? new SecureTransport(paths, this.runtime, this.identity, senderIdOf, { ...o.sessions, maxPacket: MAX_PACKET, networkKey: this.networkKey })
+      ? new SecureTransport(paths, this.runtime, this.identity, senderIdOffset, { ...o.sessions, maxPacket: MAX_PACKET, networkKey: this.networkKey })
       : paths
     const authorizePeer = o.authorizePeer
     if (authorizePeer && sealed instanceof SecureTransport) sealed.authorizePeer = (id, address) => authorizePeer({ id, address })

@@ -26,7 +26,6 @@ import { PeerTable } from '../rpc/peer-table.js'
 import { hostKey, isLoopback, RateLimiter } from '../rpc/rate-limit.js'
 import type { Runtime, TimerHandle } from '../runtime/runtime.js'
 import type { Address } from '../wire/address.js'
-import { KeySlab } from './key-slab.js'
 import { Handshake, keyPairFromPrivate, openInPlace, sealPacket, TAG_BYTES, type KeyPair, type Pattern } from './noise.js'
 import type { Transport, TransportStats } from './transport.js'
 
@@ -41,6 +40,8 @@ const PROLOGUE = new TextEncoder().encode('weft session v1')
 const KEY_BYTES = 32
 const XX_INIT_BYTES = 160 // message 1 padded to at least RESP's size: no amplification
 const MAX_COUNTER = 2 ** 48 // far more than a session ever sends before it is rekeyed
+// A retired session's send counter: seal refuses it. Below 2^31, so the field stays a small integer.
+const RETIRED = 2 ** 31 - 1
 const FINAL_RESEND_MS = 200
 /** Where a network key enters the handshake: the end of message 1 (XXpsk1, IKpsk1), the first the responder reads. */
 const PSK_POSITION = 1
@@ -151,25 +152,33 @@ export interface SessionStats {
   handshakesRateLimited: number
 }
 
+// The key of the packet being sealed or opened, copied in from its Session's fields just before
+// the call (calls into libsodium are synchronous). One hot buffer instead of a typed array per
+// key: across thousands of sessions, a key's view, its buffer and its bytes were three cache
+// misses a packet (profiled in the lookup bench).
+const KEY = new Uint8Array(new ArrayBuffer(KEY_BYTES))
+const KEY_WORDS = new Int32Array(KEY.buffer)
+// Where Handshake.splitKeys writes a new session's two keys, read from at once and zeroed.
+const SPLIT = new Uint8Array(new ArrayBuffer(2 * KEY_BYTES))
+const SPLIT_WORDS = new Int32Array(SPLIT.buffer)
+
+function be32(b: Uint8Array, o: number): number { return (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3] }
+
 /**
  * One set of keys with a peer. Compact on purpose (a node keeps one per peer it talks to, and
- * their size showed in the lookup bench's speed as well as its memory): times are whole
- * milliseconds (small integers, not boxed numbers), the keys are a slot in the transport's
- * KeySlab, and the replay window is four fields of the session itself.
+ * their size and scatter showed in the lookup bench's speed as well as its memory): its keys and
+ * the peer's id are small-integer fields of the object itself (32-bit words), times are whole
+ * milliseconds (small integers, not boxed numbers), and the replay window is four fields. The
+ * fields a packet reads come first, so they share cache lines.
  */
 class Session {
   sendCounter = 0
-  createdAt: number
   lastUsed: number
-  /**
-   * XX initiator: our message 3, until the responder shows it has the keys (any DATA from it).
-   * Message 3 is never answered, so its loss would leave the responder unable to read us: it is
-   * sent again, at most every FINAL_RESEND_MS, in front of what we send meanwhile.
-   */
-  final: Uint8Array | null = null
-  finalSentAt: number
-  /** Is the peer's `next`: answered during a rekey, waiting for the initiator to send on it. */
-  standby = false
+  // The send key, then the receive key, in 32-bit words (the platform's order, as KEY_WORDS reads them).
+  private s0: number; private s1: number; private s2: number; private s3: number
+  private s4: number; private s5: number; private s6: number; private s7: number
+  private r0: number; private r1: number; private r2: number; private r3: number
+  private r4: number; private r5: number; private r6: number; private r7: number
   // Which counters have been received, over a sliding window of 96 to 128 (RFC 6479's idea, in
   // 32-bit words): word i of the counter space lives in field w(i mod 4). Reordering on a path
   // rarely goes past a few packets; a DATA packet older than the window is dropped as a replay
@@ -179,20 +188,66 @@ class Session {
   private w1 = 0
   private w2 = 0
   private w3 = 0
+  // The peer's id in big-endian 32-bit words, for the check every packet gets (sentBy).
+  private i0: number; private i1: number; private i2: number; private i3: number
+  private i4: number; private i5: number; private i6: number; private i7: number
+  /**
+   * XX initiator: our message 3, until the responder shows it has the keys (any DATA from it).
+   * Message 3 is never answered, so its loss would leave the responder unable to read us: it is
+   * sent again, at most every FINAL_RESEND_MS, in front of what we send meanwhile.
+   */
+  final: Uint8Array | null = null
+  /** Is the peer's `next`: answered during a rekey, waiting for the initiator to send on it. */
+  standby = false
+  createdAt: number
+  finalSentAt: number
 
+  /** `keys`: 16 words, ours to send with at `sendAt` (0 or 8), the peer's at the other half. */
   constructor(
     readonly address: Address,
     readonly localIndex: number,
     readonly remoteIndex: number,
-    /** The keys this way and that: views of the 64 bytes of `keySlot`, for sealPacket and openInPlace. */
-    readonly sendKey: Uint8Array,
-    readonly receiveKey: Uint8Array,
-    readonly keySlot: number,
+    keys: Int32Array,
+    sendAt: number,
     readonly remoteId: NodeId,
     readonly initiator: boolean,
     now: number,
   ) {
+    const r = 8 - sendAt
+    this.s0 = keys[sendAt]; this.s1 = keys[sendAt + 1]; this.s2 = keys[sendAt + 2]; this.s3 = keys[sendAt + 3]
+    this.s4 = keys[sendAt + 4]; this.s5 = keys[sendAt + 5]; this.s6 = keys[sendAt + 6]; this.s7 = keys[sendAt + 7]
+    this.r0 = keys[r]; this.r1 = keys[r + 1]; this.r2 = keys[r + 2]; this.r3 = keys[r + 3]
+    this.r4 = keys[r + 4]; this.r5 = keys[r + 5]; this.r6 = keys[r + 6]; this.r7 = keys[r + 7]
+    this.i0 = be32(remoteId, 0); this.i1 = be32(remoteId, 4); this.i2 = be32(remoteId, 8); this.i3 = be32(remoteId, 12)
+    this.i4 = be32(remoteId, 16); this.i5 = be32(remoteId, 20); this.i6 = be32(remoteId, 24); this.i7 = be32(remoteId, 28)
     this.createdAt = this.lastUsed = this.finalSentAt = now
+  }
+
+  /** The send key, in the shared KEY buffer: valid until the next call. */
+  sendKey(): Uint8Array {
+    const k = KEY_WORDS
+    k[0] = this.s0; k[1] = this.s1; k[2] = this.s2; k[3] = this.s3; k[4] = this.s4; k[5] = this.s5; k[6] = this.s6; k[7] = this.s7
+    return KEY
+  }
+
+  /** The receive key, in the shared KEY buffer: valid until the next call. */
+  receiveKey(): Uint8Array {
+    const k = KEY_WORDS
+    k[0] = this.r0; k[1] = this.r1; k[2] = this.r2; k[3] = this.r3; k[4] = this.r4; k[5] = this.r5; k[6] = this.r6; k[7] = this.r7
+    return KEY
+  }
+
+  /** Whether the 32 bytes of `b` at `o` are the peer's id. */
+  sentBy(b: Uint8Array, o: number): boolean {
+    return be32(b, o) === this.i0 && be32(b, o + 4) === this.i1 && be32(b, o + 8) === this.i2 && be32(b, o + 12) === this.i3 &&
+      be32(b, o + 16) === this.i4 && be32(b, o + 20) === this.i5 && be32(b, o + 24) === this.i6 && be32(b, o + 28) === this.i7
+  }
+
+  /** Forgets the keys; seal refuses the session from now on. */
+  retire(): void {
+    this.sendCounter = RETIRED
+    this.s0 = this.s1 = this.s2 = this.s3 = this.s4 = this.s5 = this.s6 = this.s7 = 0
+    this.r0 = this.r1 = this.r2 = this.r3 = this.r4 = this.r5 = this.r6 = this.r7 = 0
   }
 
   /** True when `n` is inside the window and not seen yet (does not record it). */
@@ -273,7 +328,6 @@ export class SecureTransport implements Transport {
   private readonly keys = new Map<Address, { key: Uint8Array; at: number }>()
   // Newest IK timestamp per peer, by the first 48 bits of its id (a number, not a string per peer).
   private readonly lastTimestamp = new Map<number, number>()
-  private readonly keySlab = new KeySlab()
   private halfOpen = 0
   private sessions = 0
   private readonly psk: { key: Uint8Array; position: number } | undefined
@@ -283,14 +337,14 @@ export class SecureTransport implements Transport {
   private closed = false
 
   /**
-   * `senderOf` reads the sender id a plaintext packet claims (the wire header's), so that a
-   * peer cannot speak for another id over its own session.
+   * `senderAt` finds the sender id a plaintext packet claims (the wire header's: its offset, -1
+   * for none), so that a peer cannot speak for another id over its own session.
    */
   constructor(
     private readonly inner: Transport,
     private readonly runtime: Runtime,
     private readonly identity: Identity,
-    private readonly senderOf: (packet: Uint8Array) => Uint8Array | null,
+    private readonly senderAt: (packet: Uint8Array) => number,
     options: Partial<SessionOptions> = {},
   ) {
     this.o = { ...DEFAULT_SESSION_OPTIONS, ...options }
@@ -373,8 +427,9 @@ export class SecureTransport implements Transport {
   // ---- sending
 
   private seal(s: Session, bytes: Uint8Array, now = this.now(), kind = Kind.DATA): void {
-    const n = s.sendCounter++
-    if (n >= MAX_COUNTER) return // a retired session (its key slot may be another's now): never sealed on
+    const n = s.sendCounter
+    if (n === RETIRED) return // a retired session, whose keys are gone
+    s.sendCounter = n + 1
     const header = DATA_SCRATCH // copied into the packet by the seal
     header[0] = kind
     writeU32(header, 1, s.remoteIndex)
@@ -386,7 +441,7 @@ export class SecureTransport implements Transport {
       this.sessionStats.finalResent++
       this.inner.send(s.address, s.final)
     }
-    this.inner.send(s.address, sealPacket(s.sendKey, n, header, bytes))
+    this.inner.send(s.address, sealPacket(s.sendKey(), n, header, bytes))
   }
 
   private initiate(to: Address, peer: Peer, attempt = 1): void {
@@ -476,7 +531,7 @@ export class SecureTransport implements Transport {
     // (the datagram's) subarray goes through its slower species constructor.
     const ad = DATA_SCRATCH
     for (let i = 0; i < DATA_HEADER; i++) ad[i] = b[i]
-    const plain = openInPlace(s.receiveKey, n, ad, new Uint8Array(b.buffer, b.byteOffset + DATA_HEADER, b.length - DATA_HEADER))
+    const plain = openInPlace(s.receiveKey(), n, ad, new Uint8Array(b.buffer, b.byteOffset + DATA_HEADER, b.length - DATA_HEADER))
     if (!plain) { this.sessionStats.decryptFailures++; return }
     s.mark(n)
     s.lastUsed = this.now()
@@ -508,8 +563,8 @@ export class SecureTransport implements Transport {
       s.standby = false
     }
     if (plain.length === 0) return // a keepalive that confirms new keys
-    const claimed = this.senderOf(plain)
-    if (claimed && !idEquals(claimed, s.remoteId)) { this.sessionStats.idMismatch++; return }
+    const at = this.senderAt(plain)
+    if (at >= 0 && !s.sentBy(plain, at)) { this.sessionStats.idMismatch++; return }
     this.onPacket(s.address, plain)
   }
 
@@ -545,8 +600,8 @@ export class SecureTransport implements Transport {
         // A new peer's first packet is handed up now, and the answer (when the layer above
         // answers at once) rides in message 2: sent apart, it could overtake message 2 and
         // reach a peer with no session to open it.
-        const claimed = this.senderOf(first)
-        if (claimed && !equal(claimed, idFromPublicKey(key))) this.sessionStats.idMismatch++
+        const at = this.senderAt(first)
+        if (at >= 0 && !idEquals(key, first, at)) this.sessionStats.idMismatch++ // the id is the key
         else {
           const waiting = peer.queue
           peer.queue = NO_QUEUE
@@ -681,11 +736,11 @@ export class SecureTransport implements Transport {
   }
 
   private open(address: Address, hs: Handshake, localIndex: number, remoteIndex: number, remoteKey: Uint8Array, initiator: boolean): Session {
-    const slot = this.keySlab.take()
-    const { send: sendKey, receive: receiveKey } = hs.splitKeys(this.keySlab.view(slot))
+    const { send } = hs.splitKeys(SPLIT)
     const now = this.now()
     const remoteId = idFromPublicKey(remoteKey) // a copy: the key may be a view into a datagram
-    const s = new Session(address, localIndex, remoteIndex, sendKey, receiveKey, slot, remoteId, initiator, now)
+    const s = new Session(address, localIndex, remoteIndex, SPLIT_WORDS, send.byteOffset === SPLIT.byteOffset ? 0 : 8, remoteId, initiator, now)
+    SPLIT.fill(0)
     const peer = this.peer(address)
     if (!peer.current && this.sessions >= this.o.maxSessions) this.evictOne()
     this.byIndex.set(localIndex, s)
@@ -715,8 +770,7 @@ export class SecureTransport implements Transport {
     if (this.byIndex.get(s.localIndex) !== s) return
     this.byIndex.delete(s.localIndex)
     this.sessions--
-    s.sendCounter = MAX_COUNTER // its key slot goes to the next session: seal refuses it from now on
-    this.keySlab.release(s.keySlot)
+    s.retire()
   }
 
   /** Whole milliseconds: a session's times stay small integers (V8 boxes other numbers in an object's fields). */

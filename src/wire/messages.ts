@@ -60,7 +60,13 @@ const KNOWN_FLAGS = 0x07
 
 /** The sender id a packet's header claims, without decoding the rest; null when it is not a Weft packet. */
 export function senderIdOf(b: Uint8Array): Uint8Array | null {
-  return b.length >= HEADER_BYTES && b[0] === MAGIC ? b.subarray(8, 8 + ID_BYTES) : null
+  const at = senderIdOffset(b)
+  return at < 0 ? null : b.subarray(at, at + ID_BYTES)
+}
+
+/** Where senderIdOf's id starts in `b` (-1: none), for a check that makes no view. */
+export function senderIdOffset(b: Uint8Array): number {
+  return b.length >= HEADER_BYTES && b[0] === MAGIC ? 8 : -1
 }
 
 export interface WireContact {

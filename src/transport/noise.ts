@@ -420,7 +420,7 @@ export class Handshake {
     if (keys.length !== 2 * KEY_BYTES) throw fail('ERR_HANDSHAKE', 'the keys go into 64 bytes')
     this.#didSplit = true
     const [k1, k2] = hkdf2(this.#st.ck, EMPTY)
-    // Both keys in one off-heap buffer (`keys`, a session's slot in a KeySlab): they live and die together.
+    // Both keys in one off-heap buffer (`keys`: a session copies them out at once): they live and die together.
     keys.set(k1)
     keys.set(k2, KEY_BYTES)
     const c1 = keys.subarray(0, KEY_BYTES) // initiator to responder

@@ -43,12 +43,33 @@ const MAX_HELD = 256
 // Parsed destinations, shared by all endpoints: the same few addresses are sent to again and again.
 const destinations = new Map<Address, HostPort>()
 
+// A sender's address as one string per (host, port), the same object datagram after datagram. Made
+// afresh, it was a cons string (a concatenation V8 keeps unflattened), which the Map lookups and
+// comparisons above flattened again for every datagram: the session layer's address check alone
+// cost about 0.4 µs a packet in the lookup bench. Bounded: cleared when full, refilled from use.
+const addressTexts = new Map<string, Map<number, Address>>()
+const MAX_ADDRESS_TEXTS = 8192
+let addressTextCount = 0
+
+function addressText(host: string, port: number, ipv6: boolean): Address {
+  let ports = addressTexts.get(host)
+  const known = ports?.get(port)
+  if (known !== undefined) return known
+  if (addressTextCount >= MAX_ADDRESS_TEXTS) { addressTexts.clear(); addressTextCount = 0; ports = undefined }
+  if (!ports) addressTexts.set(host, ports = new Map())
+  // Flattened once here (a Map key's hash needs it), so every later use reads a flat string.
+  const text = ipv6 ? `[${host}]:${port}` : `${host}:${port}`
+  ports.set(port, text)
+  addressTextCount++
+  return text
+}
+
 class UdpEndpoint implements Endpoint {
   onPacket: (from: Address, bytes: Uint8Array) => void = () => {}
   /** Datagrams waiting while a low-TTL datagram is on its way out (null: none is). */
   private held: { to: Address; bytes: Uint8Array; ttl?: number }[] | null = null
   constructor(private readonly socket: Socket, readonly address: Address) {
-    socket.on('message', (msg, rinfo) => this.onPacket(rinfo.family === 'IPv6' ? `[${rinfo.address}]:${rinfo.port}` : `${rinfo.address}:${rinfo.port}`, msg))
+    socket.on('message', (msg, rinfo) => this.onPacket(addressText(rinfo.address, rinfo.port, rinfo.family === 'IPv6'), msg))
     socket.on('error', () => {}) // send errors (e.g. ICMP unreachable) surface as timeouts above
   }
   send(to: Address, bytes: Uint8Array): void {

@@ -5,7 +5,7 @@
 // Writes bench/results/lookup.json, bench/results/dht.json and docs/benchmarks.md.
 //
 //   npm run bench [-- --quick] [--nodes=50,200] [--lookups=200] [--seed=1] [--rtt-ms=3000]
-//                 [--repeats=5] [--session-rounds=5] [--impls=weft,weft-plaintext,hyperdht] [--dht-nodes=200] [--dht-puts=200]
+//                 [--repeats=5] [--session-rounds=5] [--pairs=3] [--impls=weft,weft-plaintext,hyperdht] [--dht-nodes=200] [--dht-puts=200]
 //                 [--only=lookup|dht] [--no-write]
 // --impls defaults to all four; without weft-plaintext there is no encryption cost and no plaintext
 // round-trip run, and the DHT section skips weft-plaintext (it measures the default build only).
@@ -22,7 +22,7 @@ import {
   lookupTable, median, renderMarkdown, roundTripTable, verdicts, verdictTable, WEFT, WEFT_PLAINTEXT,
   type BenchResults, type DhtEntry, type DhtParams, type DhtResults, type LookupEntry, type MachineInfo, type RoundTripSummary, type RunParams
 } from './lib/report.js'
-import { runEncryptionPair } from './lib/paired.js'
+import { mergePairs, runEncryptionPair, type PairedRun } from './lib/paired.js'
 import type { LookupFigures } from './lib/measure.js'
 import { canPin, runDhtIsolated, runIsolated, runRoundTripsIsolated, type RoundTripRun } from './lib/spawn.js'
 import { currentSection, sectionNames, spliceSection } from './lib/doc-sections.js'
@@ -71,6 +71,7 @@ function parseParams(): { params: RunParams; dht: DhtParams; impls: string[]; se
     nodes: nodesArg ? intList(nodesArg, 'node counts') : [50, 200, 500],
     lookups: positiveInt(option('lookups', 'WEFT_BENCH_LOOKUPS'), quick ? 50 : 200, 'lookup count'),
     sessionRounds: positiveInt(option('session-rounds', 'WEFT_BENCH_SESSION_ROUNDS'), quick ? 2 : 5, 'sessions-up rounds'),
+    pairs: positiveInt(option('pairs', 'WEFT_BENCH_PAIRS'), quick ? 1 : 3, 'encrypted/plaintext process pairs'),
     seed: positiveInt(option('seed', 'WEFT_BENCH_SEED'), 1, 'seed'),
     quick,
     rtt: {
@@ -130,9 +131,14 @@ async function lookupSection(p: RunParams, impls: string[], machine: MachineInfo
       step++
       const t0 = performance.now()
       try {
-        const pair = await runEncryptionPair(n, p.lookups, p.seed, p.sessionRounds ?? 1, {
-          cpu: p.rtt.pinnedCpu ?? undefined, progress: (line) => log(`    ${line}`)
-        })
+        const runs: PairedRun[] = []
+        const pairs = p.pairs ?? 1
+        for (let k = 0; k < pairs; k++) {
+          runs.push(await runEncryptionPair(n, p.lookups, p.seed, p.sessionRounds ?? 1, {
+            cpu: p.rtt.pinnedCpu ?? undefined, progress: (line) => log(`    ${pairs > 1 ? `pair ${k + 1}/${pairs} ` : ''}${line}`)
+          }))
+        }
+        const pair = mergePairs(runs)
         for (const f of [pair.encrypted, pair.plaintext]) { lookup.push(f); report(f, t0) }
       } catch (err) {
         for (const impl of [WEFT, WEFT_PLAINTEXT]) lookup.push({ impl, nodes: n, error: firstLine(err) })

@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { LookupFigures } from './measure.js'
 import type { PairedCommand } from '../peers/run-paired.js'
+import { median } from './stats.js'
 import type { WeftPass } from '../peers/weft.js'
 
 const RUN_PAIRED = fileURLToPath(new URL('../peers/run-paired.js', import.meta.url))
@@ -135,3 +136,32 @@ export async function runEncryptionPair(
     for (const h of halves) h.kill()
   }
 }
+
+/**
+ * Several pairs (each its own two processes) as one: the first-contact figures of the pair whose
+ * first-contact ratio is the median, and the sessions-up rounds of all pairs, so the slowdown is
+ * the median of every round's ratio. Each new pair of processes draws its own JIT decisions and
+ * heap layout, which moved one pair's slowdown by several points from run to run.
+ */
+export function mergePairs(runs: PairedRun[]): PairedRun {
+  if (runs.length === 1) return runs[0]
+  const ratio = (r: PairedRun): number => r.encrypted.p50Ms / r.plaintext.p50Ms
+  const mid = [...runs].sort((a, b) => ratio(a) - ratio(b))[(runs.length - 1) >> 1]
+  const side = (pick: (r: PairedRun) => LookupFigures): LookupFigures => {
+    const ups = runs.map((r) => pick(r).sessionsUp).filter((u) => u !== undefined)
+    if (ups.length !== runs.length) return pick(mid)
+    const m = (f: (u: (typeof ups)[number]) => number | undefined): number => median(ups.map((u) => f(u) ?? NaN))
+    const lookups = ups.reduce((a, u) => a + (u.lookups ?? 0), 0)
+    return {
+      ...pick(mid),
+      sessionsUp: {
+        p50Ms: m((u) => u.p50Ms), p95Ms: m((u) => u.p95Ms), lookupsPerSec: m((u) => u.lookupsPerSec),
+        datagramsPerLookup: m((u) => u.datagramsPerLookup), cpuMsPerLookup: m((u) => u.cpuMsPerLookup),
+        handshakesPerLookup: ups.reduce((a, u) => a + (u.handshakesPerLookup ?? 0) * (u.lookups ?? 0), 0) / lookups,
+        lookups, roundP50Ms: ups.flatMap((u) => u.roundP50Ms ?? [])
+      }
+    }
+  }
+  return { encrypted: side((r) => r.encrypted), plaintext: side((r) => r.plaintext) }
+}
+

@@ -66,6 +66,8 @@ export interface RunParams {
   quick: boolean
   /** Times the sessions-up phase goes over the lookups per Weft build, in blocks taking turns (absent: 1 pass). */
   sessionRounds?: number
+  /** Encrypted/plaintext process pairs per N (older results: one). */
+  pairs?: number
   rtt: { durationMs: number; windows: number[]; repeats: number; pinnedCpu: number | null }
 }
 
@@ -330,6 +332,10 @@ npm run bench -- --only=lookup --impls=weft,weft-plaintext   # only the encrypti
   untimed pass each (the first taught the nodes new contacts, which still open sessions). "Sessions up": the same
   lookups ${p.sessionRounds ?? 1} more time(s) per build (rounds), in blocks of 20 that alternate between the builds
   (E P, P E, ...); each figure is the median over rounds, and the slowdown is the median of the rounds' p50 ratios.
+  The pair runs ${p.pairs ?? 1} time(s) per N, each time in two new processes: the sessions-up rounds of all pairs
+  count (the figures are medians over pairs, the slowdown the median of every round's ratio), and the first-contact
+  figures are those of the pair with the median first-contact ratio. A new pair of processes draws its own JIT
+  decisions and heap layout, which moved one pair's slowdown by several points from run to run.
   On this kind of VM the machine's speed swings by half within a second or two: builds measured a minute apart, or
   even whole passes in turn, differed more from run to run than from each other; blocks in turn put both under the
   same swings, and the per-round ratios printed while the bench runs agree within a few points. (Pooling the rounds

@@ -217,6 +217,27 @@ test('past maxSessions the idlest session is evicted, and a peer whose session w
   assert.equal(a.t.sessionStats.decryptFailures + others.reduce((n, o) => n + o.t.sessionStats.decryptFailures, 0), 0)
 })
 
+test('DATA that overtakes IK message 2 is kept and opened once message 2 arrives, not dropped', async () => {
+  const { peer, run } = setup(SEED)
+  const a = peer('a')
+  const others = Array.from({ length: 20 }, (_, i) => peer(`o${i}`))
+  for (const o of others) {
+    a.t.addPeerKey(o.t.address, o.id.publicKey) // IK: the first packet rides in message 1
+    // Two answers at once: the first rides in message 2, the second follows as DATA right behind
+    // it, and the links' jitter (10-50 ms) lets it arrive first about half the time.
+    o.t.onPacket = (from) => { o.t.send(from, text('one')); o.t.send(from, text('two')) }
+  }
+  for (const o of others) a.t.send(o.t.address, text('hello'))
+  await run(2000)
+  assert.equal(a.got.filter((g) => g.text === 'one').length, 20)
+  assert.equal(a.got.filter((g) => g.text === 'two').length, 20, `every second answer arrived (misdirected ${a.t.sessionStats.misdirected})`)
+  assert.equal(a.t.sessionStats.misdirected, 0)
+  for (const o of others) {
+    const mine = a.got.filter((g) => g.from === o.t.address).map((g) => g.text)
+    assert.deepEqual(mine, ['one', 'two'], 'in the order sent')
+  }
+})
+
 test('a remembered key unused for knownKeyIdleMs is forgotten: the next handshake is XX', async () => {
   const { peer, run } = setup(SEED, { idleMs: 60_000, knownKeyIdleMs: 300_000 })
   const a = peer('a'), b = peer('b')

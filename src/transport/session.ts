@@ -43,6 +43,7 @@ const MAX_COUNTER = 2 ** 48 // far more than a session ever sends before it is r
 // A retired session's send counter: seal refuses it. Below 2^31, so the field stays a small integer.
 const RETIRED = 2 ** 31 - 1
 const FINAL_RESEND_MS = 200
+const MAX_EARLY = 4
 /** Where a network key enters the handshake: the end of message 1 (XXpsk1, IKpsk1), the first the responder reads. */
 const PSK_POSITION = 1
 const NETWORK_KEY_SALT = 'weft network key v1'
@@ -284,6 +285,12 @@ interface Pending {
   localIndex: number
   attempts: number
   timer: TimerHandle | null
+  /**
+   * IK: DATA the responder sent on this handshake's index that came before its message 2 (the
+   * network reordered them; the responder sends at once, it has the keys). Opened once message 2
+   * is in, instead of dropped; at most MAX_EARLY.
+   */
+  early: Uint8Array[] | null
 }
 
 interface Peer {
@@ -452,7 +459,7 @@ export class SecureTransport implements Transport {
     const hs = new Handshake({ pattern, initiator: true, prologue: PROLOGUE, s: this.staticKey, e: this.ephemeral(), rs: key ? x25519PublicFromEd25519(key) : undefined, psk: this.psk })
     const localIndex = this.newIndex()
     if (peer.pending) this.dropPending(peer)
-    peer.pending = { hs, pattern, localIndex, attempts: attempt, timer: null }
+    peer.pending = { hs, pattern, localIndex, attempts: attempt, timer: null, early: null }
     this.sessionStats.handshakesStarted++
     const head = new Uint8Array(6)
     head[0] = Kind.INIT
@@ -523,8 +530,13 @@ export class SecureTransport implements Transport {
 
   private onData(from: Address, b: Uint8Array): void {
     if (b.length < DATA_HEADER + TAG_BYTES) { this.sessionStats.malformed++; return }
-    const s = this.byIndex.get(readU32(b, 1))
-    if (!s || 'hs' in s || s.address !== from) { this.sessionStats.misdirected++; return } // a HalfOpen has no keys yet
+    const index = readU32(b, 1)
+    const s = this.byIndex.get(index)
+    if (!s || 'hs' in s || s.address !== from) { // a HalfOpen has no keys yet
+      if (!s && this.keptEarly(from, index, b)) return
+      this.sessionStats.misdirected++
+      return
+    }
     const n = readU32(b, 5) * 2 ** 32 + readU32(b, 9)
     if (n >= MAX_COUNTER || !s.fresh(n)) { this.sessionStats.replays++; return }
     // The header (the AD) is copied to one reused buffer, and the rest is a plain view: a Buffer's
@@ -538,6 +550,14 @@ export class SecureTransport implements Transport {
     s.final = null // the responder has the keys
     if (b[0] === Kind.CLOSE) this.closedByPeer(s)
     else this.deliver(s, plain)
+  }
+
+  /** Keeps a copy of DATA for the index of our IK handshake with `from`, which came before message 2. */
+  private keptEarly(from: Address, index: number, b: Uint8Array): boolean {
+    const p = this.peers.get(from)?.pending
+    if (!p || p.localIndex !== index || p.pattern !== 'IK' || (p.early !== null && p.early.length >= MAX_EARLY)) return false
+    ;(p.early ??= []).push(Uint8Array.from(b))
+    return true
   }
 
   /**
@@ -708,6 +728,7 @@ export class SecureTransport implements Transport {
     for (const q of peer.queue) this.seal(s, q)
     peer.queue = NO_QUEUE
     if (ikAnswer) this.deliver(s, ikAnswer) // the answer to our first packet, carried in message 2
+    if (p.early) for (const e of p.early) this.onData(from, e) // checked now as any DATA is
   }
 
   private onFinal(from: Address, b: Uint8Array): void {

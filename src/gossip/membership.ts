@@ -9,14 +9,16 @@
 // "alive" and the seed's token. A seed answers a sync request only when the token is valid (the
 // asker's address is proven, so the answer cannot be turned on someone else), with its members in
 // GOSSIP datagrams (seq SYNC_REPLY, up to 14 members each). This is memberlist's push-pull, done
-// once at join: piggybacked dissemination alone would never tell a newcomer of members whose
-// "alive" left every queue long ago.
+// at join: piggybacked dissemination alone would never tell a newcomer of members whose "alive"
+// left every queue long ago. It is done again every syncIntervalMs with one random member (as
+// memberlist's periodic push-pull): a member that missed another's "alive" while it spread would
+// otherwise never hear of it, and would drop that member's probes as a stranger's.
 import { EventEmitter } from 'node:events'
 import { WeftError } from '../errors.js'
 import { idEquals, idToHex, type NodeId } from '../identity/node-id.js'
 import { expectedPongBytes, type Rpc } from '../rpc/rpc.js'
 import { SeededRandom } from '../runtime/prng.js'
-import type { Runtime } from '../runtime/runtime.js'
+import type { Runtime, TimerHandle } from '../runtime/runtime.js'
 import { canonicalAddress, type Address } from '../wire/address.js'
 import { encode, Flag, MessageType, type SwimRequest } from '../wire/messages.js'
 import { decodeSwim, encodeSwim, type SwimContact } from './swim-codec.js'
@@ -37,6 +39,8 @@ export interface MembershipOptions {
   maxSyncMembers: number
   /** Sync requests answered per second at most (burst: 4 times that). */
   syncPerSecond: number
+  /** How often to ask one random member for all its members (push-pull); 0: only at join. */
+  syncIntervalMs: number
   /** Members told directly of a graceful leave, besides the usual dissemination. */
   leaveFanout: number
   /** How long a graceful leave keeps spreading the news at most before it stops. */
@@ -46,7 +50,7 @@ export interface MembershipOptions {
 }
 
 export const defaultMembershipOptions: MembershipOptions = {
-  maxMembers: 4096, maxSyncMembers: 1024, syncPerSecond: 20, leaveFanout: 4, leaveMs: 1500,
+  maxMembers: 4096, maxSyncMembers: 1024, syncPerSecond: 20, syncIntervalMs: 30_000, leaveFanout: 4, leaveMs: 1500,
 }
 
 export function membershipOptions(o: boolean | Partial<MembershipOptions> | undefined): MembershipOptions {
@@ -116,6 +120,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private leaving: Promise<void> | null = null
   private syncTokens: number
   private syncAt: number
+  private syncTimer: TimerHandle | null = null
 
   constructor(private readonly ctx: MembershipContext, options: Partial<MembershipOptions> = {}) {
     super()
@@ -144,6 +149,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (this.running) return
     this.running = true
     this.swim.start()
+    this.scheduleSync()
   }
 
   /**
@@ -212,7 +218,33 @@ export class Membership extends EventEmitter<MembershipEvents> {
   close(): void {
     if (!this.running) return
     this.running = false
+    if (this.syncTimer) this.ctx.runtime.clearTimeout(this.syncTimer)
+    this.syncTimer = null
     this.swim.stop()
+  }
+
+  private scheduleSync(): void {
+    const every = this.options.syncIntervalMs
+    if (!(every > 0) || !this.running) return
+    this.syncTimer = this.ctx.runtime.setTimeout(() => {
+      this.syncTimer = null
+      void this.syncWithOne().finally(() => this.scheduleSync())
+    }, every)
+  }
+
+  /** Push-pull with one random member: our "alive" to it, all its members back (when it proves our address by its token). */
+  private async syncWithOne(): Promise<void> {
+    if (!this.running || this.leaving) return
+    const [h] = this.pick([...this.swim.members()], 1)
+    const address = h === undefined ? null : this.table[h]?.address ?? null
+    if (h === undefined || address === null) return
+    if (this.ctx.rpc.heldToken(address) === undefined) {
+      // The answer may run to kilobytes: the member sends it only to an address that echoes its token.
+      try { await this.ctx.rpc.requestAsync(address, { type: MessageType.PING }, expectedPongBytes(address)) } catch { return }
+      if (!this.running || this.leaving) return
+    }
+    const alive: SwimUpdate = { kind: UpdateKind.ALIVE, member: SELF, incarnation: this.swim.incarnation, from: SELF }
+    this.send(h, { type: SwimType.GOSSIP, seq: SYNC_REQUEST, updates: [alive] }, this.ctx.rpc.heldToken(address), false)
   }
 
   // ---- the handle table -------------------------------------------------------------------

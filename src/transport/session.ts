@@ -163,6 +163,7 @@ const KEY_WORDS = new Int32Array(KEY.buffer)
 const SPLIT = new Uint8Array(new ArrayBuffer(2 * KEY_BYTES))
 const SPLIT_WORDS = new Int32Array(SPLIT.buffer)
 
+// Signed, so that a word kept in a field stays a small integer (an unsigned one past 2^31 is boxed).
 function be32(b: Uint8Array, o: number): number { return (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3] }
 
 /**
@@ -309,7 +310,7 @@ const NO_QUEUE: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[]
 
 interface HalfOpen { hs: Handshake; address: Address; localIndex: number; remoteIndex: number; expiresAt: number }
 
-function readU32(b: Uint8Array, o: number): number { return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0 }
+function readU32(b: Uint8Array, o: number): number { return be32(b, o) >>> 0 }
 function writeU32(b: Uint8Array, o: number, v: number): void { b[o] = v >>> 24; b[o + 1] = v >>> 16; b[o + 2] = v >>> 8; b[o + 3] = v }
 function equal(a: Uint8Array, b: Uint8Array): boolean { return a.length === b.length && Buffer.compare(a, b) === 0 }
 

@@ -57,7 +57,8 @@ function addressText(host: string, port: number, ipv6: boolean): Address {
   if (known !== undefined) return known
   if (addressTextCount >= MAX_ADDRESS_TEXTS) { addressTexts.clear(); addressTextCount = 0; ports = undefined }
   if (!ports) addressTexts.set(host, ports = new Map())
-  // Flattened once here (a Map key's hash needs it), so every later use reads a flat string.
+  // Still a cons string here: V8 flattens it in place at its first use above, and every later
+  // datagram from this sender gets the same, now flat, string.
   const text = ipv6 ? `[${host}]:${port}` : `${host}:${port}`
   ports.set(port, text)
   addressTextCount++

@@ -204,18 +204,17 @@ class Session {
   createdAt: number
   finalSentAt: number
 
-  /** `keys`: 16 words, ours to send with at `sendAt` (0 or 8), the peer's at the other half. */
+  /** `keys`: 16 words as Handshake.splitKeys writes them, initiator to responder first. */
   constructor(
     readonly address: Address,
     readonly localIndex: number,
     readonly remoteIndex: number,
     keys: Int32Array,
-    sendAt: number,
     readonly remoteId: NodeId,
     readonly initiator: boolean,
     now: number,
   ) {
-    const r = 8 - sendAt
+    const sendAt = initiator ? 0 : 8, r = 8 - sendAt
     this.s0 = keys[sendAt]; this.s1 = keys[sendAt + 1]; this.s2 = keys[sendAt + 2]; this.s3 = keys[sendAt + 3]
     this.s4 = keys[sendAt + 4]; this.s5 = keys[sendAt + 5]; this.s6 = keys[sendAt + 6]; this.s7 = keys[sendAt + 7]
     this.r0 = keys[r]; this.r1 = keys[r + 1]; this.r2 = keys[r + 2]; this.r3 = keys[r + 3]
@@ -758,10 +757,10 @@ export class SecureTransport implements Transport {
   }
 
   private open(address: Address, hs: Handshake, localIndex: number, remoteIndex: number, remoteKey: Uint8Array, initiator: boolean): Session {
-    const { send } = hs.splitKeys(SPLIT)
+    hs.splitKeys(SPLIT)
     const now = this.now()
     const remoteId = idFromPublicKey(remoteKey) // a copy: the key may be a view into a datagram
-    const s = new Session(address, localIndex, remoteIndex, SPLIT_WORDS, send.byteOffset === SPLIT.byteOffset ? 0 : 8, remoteId, initiator, now)
+    const s = new Session(address, localIndex, remoteIndex, SPLIT_WORDS, remoteId, initiator, now)
     SPLIT.fill(0)
     const peer = this.peer(address)
     if (!peer.current && this.sessions >= this.o.maxSessions) this.evictOne()

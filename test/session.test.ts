@@ -38,8 +38,8 @@ interface Peer { t: SecureTransport; tap: Tap; id: Identity; got: { from: Addres
 function setup(seed = SEED, options: Partial<SessionOptions> = {}, senderAt: (b: Uint8Array) => number = () => -1) {
   const world = new MemoryWorld(seed)
   let n = 0
-  const peer = (name: string, id = identity(name)): Peer => {
-    const tap = new Tap(new PacketTransport(world.bindNow('10.0.0.1', 1000 + n++), 1500))
+  const peer = (name: string, id = identity(name), port = 1000 + n++): Peer => {
+    const tap = new Tap(new PacketTransport(world.bindNow('10.0.0.1', port), 1500))
     const t = new SecureTransport(tap, world.runtime(name), id, senderAt, options)
     const got: Peer['got'] = []
     t.onPacket = (from, bytes) => got.push({ from, text: Buffer.from(bytes).toString() })
@@ -215,6 +215,36 @@ test('past maxSessions the idlest session is evicted, and a peer whose session w
   assert.equal(a.got.length, 12, 'every answer arrived: the evicted peer was told (CLOSE) and opened a new session')
   assert.equal(others.reduce((n, o) => n + o.t.sessionStats.closedByPeer, 0), a.t.sessionStats.evicted)
   assert.equal(a.t.sessionStats.decryptFailures + others.reduce((n, o) => n + o.t.sessionStats.decryptFailures, 0), 0)
+})
+
+test('a peer that restarts with its keys gone is reached again: told by its CLOSE on shutdown, or by a new handshake when nothing comes back', async () => {
+  for (const crash of [false, true]) {
+    const { peer, run } = setup(SEED, { unansweredMs: 5000 })
+    const a = peer('a')
+    const echo = (p: Peer) => { p.t.onPacket = (from, bytes) => { p.got.push({ from, text: Buffer.from(bytes).toString() }); p.t.send(from, bytes) } }
+    const b = peer('b')
+    echo(b)
+    a.t.send(b.t.address, text('before'))
+    await run(500)
+    assert.deepEqual(a.got.map((g) => g.text), ['before'])
+    // A crash takes the socket without a word; a shutdown closes the sessions first.
+    await (crash ? b.tap.close() : b.t.close())
+    await run(200) // a restart takes longer than the CLOSE's way to a
+    const again = peer('b', b.id, Number(b.t.address.split(':')[1]))
+    echo(again)
+    for (let i = 0; i < 20; i++) { a.t.send(b.t.address, text(`ping ${i}`)); await run(1000) }
+    const heard = again.got.map((g) => g.text)
+    if (!crash) {
+      assert.equal(a.t.sessionStats.closedByPeer, 1)
+      assert.equal(heard.length, 20, `every ping reached the restarted peer: ${heard.join(', ')}`)
+    } else {
+      // Nothing sent on the lost keys is read; after 5 s unanswered a new IK handshake carries the next ping.
+      assert.equal(a.t.sessionStats.unansweredReopens, 1)
+      assert.ok(heard.length >= 13, `the restarted peer heard ${heard.length} of 20 (misdirected ${again.t.sessionStats.misdirected})`)
+      assert.equal(heard.at(-1), 'ping 19')
+    }
+    assert.equal(a.got.length, 1 + heard.length, 'every ping it heard was answered')
+  }
 })
 
 test('DATA that overtakes IK message 2 is kept and opened once message 2 arrives, not dropped', async () => {

@@ -83,6 +83,11 @@ export interface SessionOptions {
   /** A session nobody sent or received on for this long is closed. */
   idleMs: number
   /**
+   * A session we keep sending on (no gap this long) with nothing back from the peer for this long
+   * gets a new handshake: the peer may have restarted and lost its keys without a CLOSE (a crash).
+   */
+  unansweredMs: number
+  /**
    * A private network's pre-shared key (32 bytes, see networkKeyFrom): handshakes bind it, and a
    * first message made without it gets no answer at all (counted in networkRefused). null: open.
    */
@@ -107,6 +112,7 @@ export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
   handshakeAttempts: 3,
   rekeyAfterMs: 120_000,
   idleMs: 180_000,
+  unansweredMs: 10_000,
   networkKey: null,
   handshakesPerHostPerSecond: 200,
   handshakeBurstPerHost: 400,
@@ -141,8 +147,10 @@ export interface SessionStats {
   evicted: number
   idleClosed: number
   rekeys: number
-  /** Sessions the peer closed (an authenticated CLOSE: it evicted its side). */
+  /** Sessions the peer closed (an authenticated CLOSE: it evicted its side, or shut down). */
   closedByPeer: number
+  /** New handshakes because a session we kept sending on got nothing back for unansweredMs. */
+  unansweredReopens: number
   /** XX message 3 sent again: the responder had not yet shown it has the keys. */
   finalResent: number
   /** First handshake messages made without this node's network key (or with another): not answered. */
@@ -176,6 +184,8 @@ function be32(b: Uint8Array, o: number): number { return (b[o] << 24) | (b[o + 1
 class Session {
   sendCounter = 0
   lastUsed: number
+  /** When we began sending with nothing back from the peer since (-1: it answered); see unansweredMs. */
+  waitingSince = -1
   // The send key, then the receive key, in 32-bit words (the platform's order, as KEY_WORDS reads them).
   private s0: number; private s1: number; private s2: number; private s3: number
   private s4: number; private s5: number; private s6: number; private s7: number
@@ -317,7 +327,7 @@ export class SecureTransport implements Transport {
   readonly sessionStats: SessionStats = {
     handshakesStarted: 0, handshakesAnswered: 0, sessionsOpened: 0, handshakeFailures: 0, handshakeTimeouts: 0, handshakeReplays: 0,
     decryptFailures: 0, replays: 0, misdirected: 0, crossedHandshakes: 0, idMismatch: 0, malformed: 0, queueDropped: 0, halfOpenDropped: 0,
-    evicted: 0, idleClosed: 0, closedByPeer: 0, rekeys: 0, finalResent: 0, networkRefused: 0, peersRefused: 0, handshakesRateLimited: 0,
+    evicted: 0, idleClosed: 0, closedByPeer: 0, unansweredReopens: 0, rekeys: 0, finalResent: 0, networkRefused: 0, peersRefused: 0, handshakesRateLimited: 0,
   }
   onPacket: (from: Address, bytes: Uint8Array) => void = () => {}
   /**
@@ -405,11 +415,20 @@ export class SecureTransport implements Transport {
     const s = peer.current
     if (s) {
       const now = this.now()
+      // The first send after an answer, or after a quiet spell, starts the wait for one.
+      const waited = s.waitingSince < 0 || now - s.lastUsed > this.o.unansweredMs ? 0 : now - s.waitingSince
+      if (waited === 0) s.waitingSince = now
       this.seal(s, bytes, now)
-      const age = now - s.createdAt
+      if (peer.pending) return
       // The initiator rekeys; the responder only if the initiator has not, so both do not race.
-      if (!peer.pending && age > this.o.rekeyAfterMs * (s.initiator ? 1 : 1.25)) {
+      if (now - s.createdAt > this.o.rekeyAfterMs * (s.initiator ? 1 : 1.25)) {
         this.sessionStats.rekeys++
+        this.initiate(to, peer)
+      } else if (waited > this.o.unansweredMs) {
+        // Nothing back for a while: the peer may have lost these keys (a restart). A new handshake
+        // finds out; until it completes we go on sending on these, in case it is only slow.
+        this.sessionStats.unansweredReopens++
+        s.waitingSince = now
         this.initiate(to, peer)
       }
       return
@@ -424,7 +443,13 @@ export class SecureTransport implements Transport {
     if (!this.closed) {
       this.closed = true
       if (this.sweeper) this.runtime.clearTimeout(this.sweeper)
-      for (const peer of this.peers.values()) if (peer.pending?.timer) this.runtime.clearTimeout(peer.pending.timer)
+      const now = this.now()
+      for (const peer of this.peers.values()) {
+        if (peer.pending?.timer) this.runtime.clearTimeout(peer.pending.timer)
+        // Tell each peer, or what it sends next goes to keys nobody holds (a node restarted on
+        // this address would drop it as misdirected until the peer's session ran out).
+        if (peer.current) this.seal(peer.current, new Uint8Array(0), now, Kind.CLOSE)
+      }
       this.peers.clear()
       this.byIndex.clear()
     }
@@ -547,6 +572,7 @@ export class SecureTransport implements Transport {
     if (!plain) { this.sessionStats.decryptFailures++; return }
     s.mark(n)
     s.lastUsed = this.now()
+    s.waitingSince = -1
     s.final = null // the responder has the keys
     if (b[0] === Kind.CLOSE) this.closedByPeer(s)
     else this.deliver(s, plain)

@@ -268,6 +268,25 @@ test('DATA that overtakes IK message 2 is kept and opened once message 2 arrives
   }
 })
 
+test('up to maxQueued DATA packets that all overtake IK message 2 are kept, and the rest counted as misdirected', async () => {
+  const { peer, run } = setup(SEED)
+  const a = peer('a'), o = peer('o')
+  a.t.addPeerKey(o.t.address, o.id.publicKey)
+  // o's answer rides in message 2, and 19 more packets follow; the network (the test) delivers
+  // message 2 behind all of them, as a path with a wide latency spread can.
+  o.t.onPacket = (from) => o.t.send(from, text('answer 0'))
+  o.tap.hold = true
+  a.t.send(o.t.address, text('hello'))
+  await run(500)
+  for (let i = 1; i < 20; i++) o.t.send(a.t.address, text(`answer ${i}`))
+  const [resp, ...data] = o.tap.sent
+  assert.equal(resp.bytes[0], 0xe2)
+  for (const d of data) a.tap.inject(o.t.address, d.bytes)
+  a.tap.inject(o.t.address, resp.bytes)
+  assert.deepEqual(a.got.map((g) => g.text), Array.from({ length: 17 }, (_, i) => `answer ${i}`), 'message 2, then the 16 kept, in order')
+  assert.equal(a.t.sessionStats.misdirected, 3)
+})
+
 test('a remembered key unused for knownKeyIdleMs is forgotten: the next handshake is XX', async () => {
   const { peer, run } = setup(SEED, { idleMs: 60_000, knownKeyIdleMs: 300_000 })
   const a = peer('a'), b = peer('b')
@@ -286,19 +305,24 @@ test('a remembered key unused for knownKeyIdleMs is forgotten: the next handshak
   assert.equal(b.got.at(-1)!.text, 'after the key was forgotten')
 })
 
-test('handshakes started by both sides at once settle on one session', async () => {
-  const { peer, run } = setup()
-  const a = peer('a'), b = peer('b')
-  a.t.send(b.t.address, text('from a'))
-  b.t.send(a.t.address, text('from b'))
-  await run(5000)
-  assert.deepEqual(b.got.map((g) => g.text), ['from a'])
-  assert.deepEqual(a.got.map((g) => g.text), ['from b'])
-  assert.equal(a.t.sessionStats.crossedHandshakes + b.t.sessionStats.crossedHandshakes, 1)
-  for (let i = 0; i < 5; i++) { a.t.send(b.t.address, text(`a${i}`)); b.t.send(a.t.address, text(`b${i}`)) }
-  await run(60_000)
-  assert.equal(b.got.length, 6)
-  assert.equal(a.got.length, 6)
+test('handshakes started by both sides at once settle on one session, and neither first packet is lost', async () => {
+  for (const pattern of ['XX', 'IK']) {
+    const { peer, run } = setup()
+    const a = peer('a'), b = peer('b')
+    if (pattern === 'IK') { a.t.addPeerKey(b.t.address, b.id.publicKey); b.t.addPeerKey(a.t.address, a.id.publicKey) }
+    a.t.send(b.t.address, text('from a'))
+    b.t.send(a.t.address, text('from b'))
+    // Within one handshake timeout (1 s): an IK message 1 the other side dropped for its own must
+    // not take its packet with it (that would wait for the layer above to send it again).
+    await run(900)
+    assert.deepEqual(b.got.map((g) => g.text), ['from a'], pattern)
+    assert.deepEqual(a.got.map((g) => g.text), ['from b'], pattern)
+    assert.equal(a.t.sessionStats.crossedHandshakes + b.t.sessionStats.crossedHandshakes, 1, pattern)
+    for (let i = 0; i < 5; i++) { a.t.send(b.t.address, text(`a${i}`)); b.t.send(a.t.address, text(`b${i}`)) }
+    await run(60_000)
+    assert.equal(b.got.length, 6, pattern)
+    assert.equal(a.got.length, 6, pattern)
+  }
 })
 
 test('bounds: queued packets, half-open handshakes and the session cache', async () => {

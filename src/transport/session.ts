@@ -43,7 +43,6 @@ const MAX_COUNTER = 2 ** 48 // far more than a session ever sends before it is r
 // A retired session's send counter: seal refuses it. Below 2^31, so the field stays a small integer.
 const RETIRED = 2 ** 31 - 1
 const FINAL_RESEND_MS = 200
-const MAX_EARLY = 4
 /** Where a network key enters the handshake: the end of message 1 (XXpsk1, IKpsk1), the first the responder reads. */
 const PSK_POSITION = 1
 const NETWORK_KEY_SALT = 'weft network key v1'
@@ -298,9 +297,11 @@ interface Pending {
   /**
    * IK: DATA the responder sent on this handshake's index that came before its message 2 (the
    * network reordered them; the responder sends at once, it has the keys). Opened once message 2
-   * is in, instead of dropped; at most MAX_EARLY.
+   * is in, instead of dropped; at most maxQueued (the bound on what waits for a handshake either way).
    */
   early: Uint8Array[] | null
+  /** The packet IK message 1 carried: sent again on the peer's session if the peer drops ours for its own (crossed). */
+  first: Uint8Array | null
 }
 
 interface Peer {
@@ -484,7 +485,7 @@ export class SecureTransport implements Transport {
     const hs = new Handshake({ pattern, initiator: true, prologue: PROLOGUE, s: this.staticKey, e: this.ephemeral(), rs: key ? x25519PublicFromEd25519(key) : undefined, psk: this.psk })
     const localIndex = this.newIndex()
     if (peer.pending) this.dropPending(peer)
-    peer.pending = { hs, pattern, localIndex, attempts: attempt, timer: null, early: null }
+    peer.pending = { hs, pattern, localIndex, attempts: attempt, timer: null, early: null, first: null }
     this.sessionStats.handshakesStarted++
     const head = new Uint8Array(6)
     head[0] = Kind.INIT
@@ -495,6 +496,7 @@ export class SecureTransport implements Transport {
       const stamp = new Uint8Array(8)
       new DataView(stamp.buffer).setFloat64(0, this.runtime.wallClock())
       const first = this.takeFirstIfFits(peer, 6 + 32 + 48 + 40 + TAG_BYTES)
+      if (first.length > 0) peer.pending.first = first
       packet = Buffer.concat([head, hs.writeMessage(Buffer.concat([this.identity.publicKey, stamp, first]))])
     } else {
       const m = hs.writeMessage(new Uint8Array(0))
@@ -581,7 +583,7 @@ export class SecureTransport implements Transport {
   /** Keeps a copy of DATA for the index of our IK handshake with `from`, which came before message 2. */
   private keptEarly(from: Address, index: number, b: Uint8Array): boolean {
     const p = this.peers.get(from)?.pending
-    if (!p || p.localIndex !== index || p.pattern !== 'IK' || (p.early !== null && p.early.length >= MAX_EARLY)) return false
+    if (!p || p.localIndex !== index || p.pattern !== 'IK' || (p.early !== null && p.early.length >= this.o.maxQueued)) return false
     ;(p.early ??= []).push(Uint8Array.from(b))
     return true
   }
@@ -805,7 +807,13 @@ export class SecureTransport implements Transport {
       peer.next = s
       s.standby = true
     }
-    if (!initiator) this.dropPending(peer) // the peer's handshake serves (we gave way, or started ours after answering)
+    if (!initiator && peer.pending) {
+      // The peer's handshake serves (we gave way, or started ours after answering). When ours
+      // crossed it, the peer dropped our IK message 1 and the packet inside: it goes first on this session.
+      const lost = peer.pending.first
+      this.dropPending(peer)
+      if (lost) peer.queue = peer.queue === NO_QUEUE ? [lost] : [lost, ...peer.queue]
+    }
     if (peer.current === s && peer.queue.length) {
       for (const q of peer.queue) this.seal(s, q)
       peer.queue = NO_QUEUE

@@ -325,6 +325,34 @@ test('handshakes started by both sides at once settle on one session, and neithe
   }
 })
 
+test('a crossed IK message 1 that arrives after the other handshake completed is dropped, not answered with a session only one side holds', async () => {
+  const { peer, run } = setup()
+  const a = peer('a'), b = peer('b')
+  a.t.addPeerKey(b.t.address, b.id.publicKey); b.t.addPeerKey(a.t.address, a.id.publicKey)
+  a.tap.hold = b.tap.hold = true
+  a.t.send(b.t.address, text('from a'))
+  b.t.send(a.t.address, text('from b'))
+  const index = (p: Peer) => Buffer.from(p.tap.sent[0].bytes).readUInt32BE(2)
+  // lo has the lower index, so it gives way: it answers hi's message 1 and drops its own.
+  const [lo, hi] = index(a) < index(b) ? [a, b] : [b, a]
+  const loInit = lo.tap.sent[0].bytes
+  lo.tap.inject(hi.t.address, hi.tap.sent[0].bytes)
+  const resp = lo.tap.sent[1].bytes
+  assert.equal(resp[0], 0xe2)
+  hi.tap.inject(lo.t.address, resp) // hi's handshake completes
+  hi.tap.inject(lo.t.address, loInit) // then lo's message 1, late
+  a.tap.hold = b.tap.hold = false
+  for (const d of lo.tap.sent.slice(2)) hi.tap.inject(lo.t.address, d.bytes) // what lo sent meanwhile (its first packet again)
+  for (let i = 0; i < 3; i++) { hi.t.send(lo.t.address, text(`hi ${i}`)); lo.t.send(hi.t.address, text(`lo ${i}`)) }
+  await run(2000)
+  const name = (p: Peer) => (p === a ? 'a' : 'b')
+  // (the links' jitter may reorder the three)
+  assert.deepEqual(lo.got.map((g) => g.text).sort(), [`from ${name(hi)}`, 'hi 0', 'hi 1', 'hi 2'], 'hi sends on the session both hold')
+  assert.deepEqual(hi.got.map((g) => g.text).sort(), [`from ${name(lo)}`, 'lo 0', 'lo 1', 'lo 2'], 'lo\'s first packet once, then the rest')
+  assert.equal(hi.t.sessionStats.crossedHandshakes, 1)
+  assert.equal(lo.t.sessionStats.misdirected + hi.t.sessionStats.misdirected, 0)
+})
+
 test('bounds: queued packets, half-open handshakes and the session cache', async () => {
   const { peer, run } = setup(SEED, { maxQueued: 4, maxSessions: 2, handshakeAttempts: 2 })
   const a = peer('a')

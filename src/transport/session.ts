@@ -621,8 +621,17 @@ export class SecureTransport implements Transport {
     const ik = b[1] === 1
     if (!ik && (b[1] !== 0 || b.length < XX_INIT_BYTES)) { this.sessionStats.malformed++; return }
     const remoteIndex = readU32(b, 2)
-    const mine = this.peers.get(from)?.pending
+    const known = this.peers.get(from)
+    const mine = known?.pending
     if (mine && mine.localIndex > remoteIndex) { this.sessionStats.crossedHandshakes++; return } // ours goes on; the peer answers it
+    // The same crossing, when the peer's message 1 comes after ours completed: the peer gave way
+    // and dropped its handshake, so answering would open a session only we hold, and the packet
+    // inside would switch us over to it: what we sent next went to keys nobody had.
+    const ours = known?.current
+    if (ours && ours.initiator && ours.localIndex > remoteIndex && this.now() - ours.createdAt < this.o.handshakeTimeoutMs) {
+      this.sessionStats.crossedHandshakes++
+      return
+    }
     // Before any Diffie-Hellman: many ports of one host share one bucket (loopback may be exempt).
     if (!(this.o.exemptLoopback && isLoopback(from)) && !this.hostLimiter.allowAt(this.hosts.slot(hostKey(from)), this.runtime.now())) {
       this.sessionStats.handshakesRateLimited++

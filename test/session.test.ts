@@ -143,11 +143,17 @@ test('a replayed IK first message is refused by its timestamp', async () => {
   const a = peer('a'), b = peer('b')
   a.t.addPeerKey(b.t.address, b.id.publicKey)
   a.t.send(b.t.address, text('once'))
-  await run(1000)
+  await run(200)
   const init = a.tap.sent[0].bytes
   assert.equal(init[1], 1)
+  // Within a handshake timeout a repeat is answered with the same message 2 (its sender may lack
+  // it), and opens nothing; after it, a replay is refused by its timestamp.
+  b.tap.inject(a.t.address, init)
+  assert.equal(b.t.sessionStats.handshakeRepeats, 1)
+  await run(1000)
   b.tap.inject(a.t.address, init)
   assert.equal(b.t.sessionStats.handshakeReplays, 1)
+  assert.equal(b.t.sessionStats.handshakesAnswered, 1)
   assert.deepEqual(b.got.map((g) => g.text), ['once'])
 })
 
@@ -285,6 +291,28 @@ test('up to maxQueued DATA packets that all overtake IK message 2 are kept, and 
   a.tap.inject(o.t.address, resp.bytes)
   assert.deepEqual(a.got.map((g) => g.text), Array.from({ length: 17 }, (_, i) => `answer ${i}`), 'message 2, then the 16 kept, in order')
   assert.equal(a.t.sessionStats.misdirected, 3)
+})
+
+test('an IK message 2 that is lost is sent again when message 1 is repeated, long before the handshake times out', async () => {
+  const { peer, run } = setup(SEED)
+  const a = peer('a'), o = peer('o')
+  a.t.addPeerKey(o.t.address, o.id.publicKey)
+  o.t.onPacket = (from, bytes) => { o.got.push({ from, text: Buffer.from(bytes).toString() }); o.t.send(from, text(`re: ${Buffer.from(bytes).toString()}`)) }
+  o.tap.hold = true // o's message 2 is lost (or stuck in a congested queue)
+  a.t.send(o.t.address, text('hello'))
+  await run(100)
+  assert.equal(o.tap.sent.length, 1)
+  assert.equal(a.got.length, 0)
+  o.tap.hold = false
+  // The layer above sends again (its own retry): message 1 goes again, and o answers with the same message 2.
+  a.t.send(o.t.address, text('hello again'))
+  await run(400) // three trips of 10-50 ms, well inside the handshake timeout (1 s)
+  assert.deepEqual(a.got.map((g) => g.text), ['re: hello', 're: hello again'])
+  assert.deepEqual(o.got.map((g) => g.text), ['hello', 'hello again'], 'hello once: the repeat carried no new packet up')
+  assert.equal(o.t.sessionStats.handshakesAnswered, 1, 'one handshake: the repeat cost no Diffie-Hellman')
+  assert.equal(a.t.sessionStats.handshakeRepeats, 1)
+  assert.equal(o.t.sessionStats.handshakeRepeats, 1)
+  assert.equal(a.t.sessionStats.handshakeTimeouts + a.t.sessionStats.misdirected + o.t.sessionStats.handshakeReplays, 0)
 })
 
 test('a remembered key unused for knownKeyIdleMs is forgotten: the next handshake is XX', async () => {

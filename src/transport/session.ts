@@ -43,6 +43,13 @@ const MAX_COUNTER = 2 ** 48 // far more than a session ever sends before it is r
 // A retired session's send counter: seal refuses it. Below 2^31, so the field stays a small integer.
 const RETIRED = 2 ** 31 - 1
 const FINAL_RESEND_MS = 200
+/**
+ * IK message 1 is sent again when the layer above sends more while it is unanswered (its own
+ * retry, most often), at most this often; a responder answers a repeat with its message 2 again.
+ * A datagram that met a congested queue then costs what it costs in plaintext, one retry, not
+ * the handshake timeout: the retries of what waits behind the handshake are not sent meanwhile.
+ */
+const REPEAT_MS = 50
 /** Where a network key enters the handshake: the end of message 1 (XXpsk1, IKpsk1), the first the responder reads. */
 const PSK_POSITION = 1
 const NETWORK_KEY_SALT = 'weft network key v1'
@@ -126,7 +133,11 @@ export interface SessionStats {
   /** Handshake messages that failed: bad crypto, a key that does not match its id, out of turn. */
   handshakeFailures: number
   handshakeTimeouts: number
-  /** IK first messages refused because their timestamp was not newer than the last. */
+  /**
+   * Handshake messages seen before: IK first messages whose timestamp is not newer than the last,
+   * and repeats that came after the session they belong to was in use (message 1 after the
+   * handshake timeout or after the initiator's DATA; message 2 after message 2).
+   */
   handshakeReplays: number
   /** DATA that failed authentication (tampered, or sealed with other keys). */
   decryptFailures: number
@@ -152,6 +163,8 @@ export interface SessionStats {
   unansweredReopens: number
   /** XX message 3 sent again: the responder had not yet shown it has the keys. */
   finalResent: number
+  /** IK message 1 sent again while unanswered (REPEAT_MS), and message 2 sent again for a repeated message 1. */
+  handshakeRepeats: number
   /** First handshake messages made without this node's network key (or with another): not answered. */
   networkRefused: number
   /** Handshakes from peers the authorizePeer hook refused (no session, no answer). */
@@ -203,9 +216,11 @@ class Session {
   private i0: number; private i1: number; private i2: number; private i3: number
   private i4: number; private i5: number; private i6: number; private i7: number
   /**
-   * XX initiator: our message 3, until the responder shows it has the keys (any DATA from it).
-   * Message 3 is never answered, so its loss would leave the responder unable to read us: it is
-   * sent again, at most every FINAL_RESEND_MS, in front of what we send meanwhile.
+   * Our last handshake message, until the peer shows it has the keys (any DATA from it). XX
+   * initiator: message 3, which is never answered, so its loss would leave the responder unable
+   * to read us: it is sent again, at most every FINAL_RESEND_MS, in front of what we send
+   * meanwhile. IK responder: message 2, sent again when message 1 comes again (REPEAT_MS); kept
+   * for one handshake timeout.
    */
   final: Uint8Array | null = null
   /** Is the peer's `next`: answered during a rekey, waiting for the initiator to send on it. */
@@ -302,6 +317,9 @@ interface Pending {
   early: Uint8Array[] | null
   /** The packet IK message 1 carried: sent again on the peer's session if the peer drops ours for its own (crossed). */
   first: Uint8Array | null
+  /** IK message 1 as sent, and when it was last sent (REPEAT_MS). */
+  message: Uint8Array | null
+  sentAt: number
 }
 
 interface Peer {
@@ -328,7 +346,7 @@ export class SecureTransport implements Transport {
   readonly sessionStats: SessionStats = {
     handshakesStarted: 0, handshakesAnswered: 0, sessionsOpened: 0, handshakeFailures: 0, handshakeTimeouts: 0, handshakeReplays: 0,
     decryptFailures: 0, replays: 0, misdirected: 0, crossedHandshakes: 0, idMismatch: 0, malformed: 0, queueDropped: 0, halfOpenDropped: 0,
-    evicted: 0, idleClosed: 0, closedByPeer: 0, unansweredReopens: 0, rekeys: 0, finalResent: 0, networkRefused: 0, peersRefused: 0, handshakesRateLimited: 0,
+    evicted: 0, idleClosed: 0, closedByPeer: 0, unansweredReopens: 0, rekeys: 0, finalResent: 0, handshakeRepeats: 0, networkRefused: 0, peersRefused: 0, handshakesRateLimited: 0,
   }
   onPacket: (from: Address, bytes: Uint8Array) => void = () => {}
   /**
@@ -437,7 +455,13 @@ export class SecureTransport implements Transport {
     if (peer.queue.length >= this.o.maxQueued) { this.sessionStats.queueDropped++; return }
     if (peer.queue === NO_QUEUE) peer.queue = []
     peer.queue.push(bytes)
-    if (!peer.pending && !peer.holding) this.initiate(to, peer)
+    const p = peer.pending
+    if (!p) { if (!peer.holding) this.initiate(to, peer) }
+    else if (p.message && this.now() - p.sentAt >= REPEAT_MS) {
+      p.sentAt = this.now()
+      this.sessionStats.handshakeRepeats++
+      this.inner.send(to, p.message)
+    }
   }
 
   close(): Promise<void> {
@@ -469,7 +493,7 @@ export class SecureTransport implements Transport {
     writeU32(header, 5, Math.floor(n / 2 ** 32))
     writeU32(header, 9, n >>> 0)
     s.lastUsed = now
-    if (s.final && now - s.finalSentAt >= FINAL_RESEND_MS) {
+    if (s.final && s.initiator && now - s.finalSentAt >= FINAL_RESEND_MS) {
       s.finalSentAt = now
       this.sessionStats.finalResent++
       this.inner.send(s.address, s.final)
@@ -485,7 +509,7 @@ export class SecureTransport implements Transport {
     const hs = new Handshake({ pattern, initiator: true, prologue: PROLOGUE, s: this.staticKey, e: this.ephemeral(), rs: key ? x25519PublicFromEd25519(key) : undefined, psk: this.psk })
     const localIndex = this.newIndex()
     if (peer.pending) this.dropPending(peer)
-    peer.pending = { hs, pattern, localIndex, attempts: attempt, timer: null, early: null, first: null }
+    peer.pending = { hs, pattern, localIndex, attempts: attempt, timer: null, early: null, first: null, message: null, sentAt: this.now() }
     this.sessionStats.handshakesStarted++
     const head = new Uint8Array(6)
     head[0] = Kind.INIT
@@ -498,6 +522,7 @@ export class SecureTransport implements Transport {
       const first = this.takeFirstIfFits(peer, 6 + 32 + 48 + 40 + TAG_BYTES)
       if (first.length > 0) peer.pending.first = first
       packet = Buffer.concat([head, hs.writeMessage(Buffer.concat([this.identity.publicKey, stamp, first]))])
+      peer.pending.message = packet
     } else {
       const m = hs.writeMessage(new Uint8Array(0))
       packet = new Uint8Array(XX_INIT_BYTES)
@@ -622,6 +647,20 @@ export class SecureTransport implements Transport {
     if (!ik && (b[1] !== 0 || b.length < XX_INIT_BYTES)) { this.sessionStats.malformed++; return }
     const remoteIndex = readU32(b, 2)
     const known = this.peers.get(from)
+    if (ik && known) {
+      // A repeat of the message 1 a session of ours answered: its sender lacks our message 2.
+      const s = known.next?.remoteIndex === remoteIndex ? known.next : known.current?.remoteIndex === remoteIndex ? known.current : null
+      const now = this.now()
+      if (s && !s.initiator) {
+        if (!s.final || now - s.createdAt > this.o.handshakeTimeoutMs) this.sessionStats.handshakeReplays++ // no Diffie-Hellman for it
+        else if (now - s.finalSentAt >= REPEAT_MS) {
+          s.finalSentAt = now
+          this.sessionStats.handshakeRepeats++
+          this.inner.send(from, s.final)
+        }
+        return
+      }
+    }
     const mine = known?.pending
     if (mine && mine.localIndex > remoteIndex) { this.sessionStats.crossedHandshakes++; return } // ours goes on; the peer answers it
     // The same crossing, when the peer's message 1 comes after ours completed: the peer gave way
@@ -672,8 +711,11 @@ export class SecureTransport implements Transport {
       const answer = held.length > 0 && 9 + KEY_BYTES + TAG_BYTES + held[0].length <= this.o.maxPacket + SESSION_OVERHEAD ? held.shift()! : new Uint8Array(0)
       const reply = hs.writeMessage(answer)
       this.sessionStats.handshakesAnswered++
-      this.inner.send(from, Buffer.concat([this.respHead(localIndex, remoteIndex), reply]))
+      const message2 = Buffer.concat([this.respHead(localIndex, remoteIndex), reply])
+      this.inner.send(from, message2)
       const s = this.open(from, hs, localIndex, remoteIndex, Buffer.from(key), false)
+      s.final = message2 // for a repeated message 1
+      s.finalSentAt = s.createdAt - REPEAT_MS // the first repeat is answered whenever it comes
       for (const h of held) this.seal(s, h)
       if (first) this.deliver(s, first)
       return
@@ -727,7 +769,13 @@ export class SecureTransport implements Transport {
     if (b.length < 9) { this.sessionStats.malformed++; return }
     const peer = this.peers.get(from)
     const p = peer?.pending
-    if (!peer || !p || p.localIndex !== readU32(b, 5)) { this.sessionStats.misdirected++; return }
+    if (!peer || !p || p.localIndex !== readU32(b, 5)) {
+      const s = peer?.current
+      // A message 2 again (the answer to our repeated message 1) for a handshake already done.
+      if (s && s.initiator && s.localIndex === readU32(b, 5) && s.remoteIndex === readU32(b, 1)) this.sessionStats.handshakeReplays++
+      else this.sessionStats.misdirected++
+      return
+    }
     const remoteIndex = readU32(b, 1)
     const payload = p.hs.readMessage(b.subarray(9))
     let key: Uint8Array
@@ -913,6 +961,7 @@ export class SecureTransport implements Transport {
           peer.previous = null
         }
         const s = peer.current
+        for (const x of [s, peer.next]) if (x?.final && !x.initiator && now - x.createdAt > this.o.handshakeTimeoutMs) x.final = null
         if (s && !peer.pending && now - s.lastUsed > this.o.idleMs) { this.closePeer(address, peer); this.sessionStats.idleClosed++ }
         else if (s && now - s.createdAt > this.o.rekeyAfterMs * 3) { this.closePeer(address, peer); this.sessionStats.idleClosed++ } // too old to use
       }

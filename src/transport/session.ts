@@ -366,6 +366,11 @@ export class SecureTransport implements Transport {
   private readonly lastTimestamp = new Map<number, number>()
   private halfOpen = 0
   private sessions = 0
+  /**
+   * IK responder sessions that keep their message 2 for a repeat, oldest first: each lets it go
+   * after a handshake timeout, and at most maxHalfOpen keep one (a message 2 is up to a packet).
+   */
+  private answered: Session[] = []
   private readonly psk: { key: Uint8Array; position: number } | undefined
   private readonly hostLimiter: RateLimiter
   private readonly hosts: PeerTable
@@ -476,6 +481,7 @@ export class SecureTransport implements Transport {
         if (peer.current) this.seal(peer.current, new Uint8Array(0), now, Kind.CLOSE)
       }
       this.peers.clear()
+      this.answered = []
       this.byIndex.clear()
     }
     return this.inner.close()
@@ -716,6 +722,7 @@ export class SecureTransport implements Transport {
       const s = this.open(from, hs, localIndex, remoteIndex, Buffer.from(key), false)
       s.final = message2 // for a repeated message 1
       s.finalSentAt = s.createdAt - REPEAT_MS // the first repeat is answered whenever it comes
+      this.keepAnswer(s)
       for (const h of held) this.seal(s, h)
       if (first) this.deliver(s, first)
       return
@@ -878,6 +885,21 @@ export class SecureTransport implements Transport {
     return s
   }
 
+  private keepAnswer(s: Session): void {
+    this.answered.push(s)
+    this.pruneAnswers(this.now())
+  }
+
+  private pruneAnswers(now: number): void {
+    const a = this.answered
+    let drop = 0
+    while (drop < a.length && (a.length - drop > this.o.maxHalfOpen || now - a[drop].createdAt > this.o.handshakeTimeoutMs)) {
+      if (!a[drop].initiator) a[drop].final = null
+      drop++
+    }
+    if (drop > 0) a.splice(0, drop)
+  }
+
   private retire(s: Session): void {
     if (this.byIndex.get(s.localIndex) !== s) return
     this.byIndex.delete(s.localIndex)
@@ -951,6 +973,7 @@ export class SecureTransport implements Transport {
       if (this.closed) return
       const now = this.runtime.now()
       this.sweepHalfOpen()
+      this.pruneAnswers(now)
       for (const [address, k] of this.keys) { // oldest use first
         if (now - k.at <= this.o.knownKeyIdleMs) break
         this.keys.delete(address)
@@ -961,7 +984,6 @@ export class SecureTransport implements Transport {
           peer.previous = null
         }
         const s = peer.current
-        for (const x of [s, peer.next]) if (x?.final && !x.initiator && now - x.createdAt > this.o.handshakeTimeoutMs) x.final = null
         if (s && !peer.pending && now - s.lastUsed > this.o.idleMs) { this.closePeer(address, peer); this.sessionStats.idleClosed++ }
         else if (s && now - s.createdAt > this.o.rekeyAfterMs * 3) { this.closePeer(address, peer); this.sessionStats.idleClosed++ } // too old to use
       }

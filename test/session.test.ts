@@ -147,12 +147,18 @@ test('a replayed IK first message is refused by its timestamp', async () => {
   const init = a.tap.sent[0].bytes
   assert.equal(init[1], 1)
   // Within a handshake timeout a repeat is answered with the same message 2 (its sender may lack
-  // it), and opens nothing; after it, a replay is refused by its timestamp.
+  // it), and opens nothing; after it, the session it opened knows it for a replay.
   b.tap.inject(a.t.address, init)
   assert.equal(b.t.sessionStats.handshakeRepeats, 1)
   await run(1000)
   b.tap.inject(a.t.address, init)
   assert.equal(b.t.sessionStats.handshakeReplays, 1)
+  // With that session gone (a shut down: CLOSE), the timestamp refuses it.
+  await a.t.close()
+  await run(200)
+  assert.equal(b.t.sessionCount, 0)
+  b.tap.inject(a.t.address, init)
+  assert.equal(b.t.sessionStats.handshakeReplays, 2)
   assert.equal(b.t.sessionStats.handshakesAnswered, 1)
   assert.deepEqual(b.got.map((g) => g.text), ['once'])
 })
@@ -251,6 +257,17 @@ test('a peer that restarts with its keys gone is reached again: told by its CLOS
     }
     assert.equal(a.got.length, 1 + heard.length, 'every ping it heard was answered')
   }
+})
+
+test('traffic that only flows one way keeps its session: the receiver sends an empty DATA now and then', async () => {
+  const { peer, run } = setup(SEED, { unansweredMs: 5000 })
+  const a = peer('a'), b = peer('b') // b never answers at the layer above (a broadcast tree's edge)
+  for (let i = 0; i < 40; i++) { a.t.send(b.t.address, text(`m${i}`)); await run(1000) }
+  assert.equal(b.got.length, 40)
+  assert.equal(a.t.sessionStats.unansweredReopens, 0, 'the silence was not taken for lost keys')
+  assert.equal(a.t.sessionStats.handshakesStarted + b.t.sessionStats.handshakesStarted, 1)
+  const empties = b.tap.sent.filter((p) => p.bytes[0] === 0xe4).length
+  assert.ok(empties >= 6 && empties <= 14, `b sent ${empties} keepalives in 40 s (one per 2.5 s of silence at most)`)
 })
 
 test('DATA that overtakes IK message 2 is kept and opened once message 2 arrives, not dropped', async () => {

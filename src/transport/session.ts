@@ -196,6 +196,8 @@ function be32(b: Uint8Array, o: number): number { return (b[o] << 24) | (b[o + 1
 class Session {
   sendCounter = 0
   lastUsed: number
+  /** When we last sealed a packet on it: a peer that only receives answers now and then (keepalive). */
+  lastSent: number
   /** When we began sending with nothing back from the peer since (-1: it answered); see unansweredMs. */
   waitingSince = -1
   // The send key, then the receive key, in 32-bit words (the platform's order, as KEY_WORDS reads them).
@@ -245,7 +247,7 @@ class Session {
     this.r4 = keys[r + 4]; this.r5 = keys[r + 5]; this.r6 = keys[r + 6]; this.r7 = keys[r + 7]
     this.i0 = be32(remoteId, 0); this.i1 = be32(remoteId, 4); this.i2 = be32(remoteId, 8); this.i3 = be32(remoteId, 12)
     this.i4 = be32(remoteId, 16); this.i5 = be32(remoteId, 20); this.i6 = be32(remoteId, 24); this.i7 = be32(remoteId, 28)
-    this.createdAt = this.lastUsed = this.finalSentAt = now
+    this.createdAt = this.lastUsed = this.lastSent = this.finalSentAt = now
   }
 
   /** The send key, in the shared KEY buffer: valid until the next call. */
@@ -462,7 +464,7 @@ export class SecureTransport implements Transport {
     peer.queue.push(bytes)
     const p = peer.pending
     if (!p) { if (!peer.holding) this.initiate(to, peer) }
-    else if (p.message && this.now() - p.sentAt >= REPEAT_MS) {
+    else if (p.message && !peer.holding && this.now() - p.sentAt >= REPEAT_MS) {
       p.sentAt = this.now()
       this.sessionStats.handshakeRepeats++
       this.inner.send(to, p.message)
@@ -498,7 +500,7 @@ export class SecureTransport implements Transport {
     writeU32(header, 1, s.remoteIndex)
     writeU32(header, 5, Math.floor(n / 2 ** 32))
     writeU32(header, 9, n >>> 0)
-    s.lastUsed = now
+    s.lastUsed = s.lastSent = now
     if (s.final && s.initiator && now - s.finalSentAt >= FINAL_RESEND_MS) {
       s.finalSentAt = now
       this.sessionStats.finalResent++
@@ -604,11 +606,15 @@ export class SecureTransport implements Transport {
     const plain = openInPlace(s.receiveKey(), n, ad, new Uint8Array(b.buffer, b.byteOffset + DATA_HEADER, b.length - DATA_HEADER))
     if (!plain) { this.sessionStats.decryptFailures++; return }
     s.mark(n)
-    s.lastUsed = this.now()
+    const now = this.now()
+    s.lastUsed = now
     s.waitingSince = -1
     s.final = null // the responder has the keys
-    if (b[0] === Kind.CLOSE) this.closedByPeer(s)
-    else this.deliver(s, plain)
+    if (b[0] === Kind.CLOSE) { this.closedByPeer(s); return }
+    this.deliver(s, plain)
+    // Traffic that only flows our way (a broadcast tree's edge) gets an empty DATA back now and
+    // then, so the sender does not take the silence for lost keys (unansweredMs).
+    if (now - s.lastSent > this.o.unansweredMs / 2) this.seal(s, new Uint8Array(0), now)
   }
 
   /** Keeps a copy of DATA for the index of our IK handshake with `from`, which came before message 2. */
@@ -658,7 +664,8 @@ export class SecureTransport implements Transport {
       const s = known.next?.remoteIndex === remoteIndex ? known.next : known.current?.remoteIndex === remoteIndex ? known.current : null
       const now = this.now()
       if (s && !s.initiator) {
-        if (!s.final || now - s.createdAt > this.o.handshakeTimeoutMs) this.sessionStats.handshakeReplays++ // no Diffie-Hellman for it
+        // No larger answer than the question: a first contact's message 1 is padded past its message 2.
+        if (!s.final || now - s.createdAt > this.o.handshakeTimeoutMs || b.length < s.final.length) this.sessionStats.handshakeReplays++ // no Diffie-Hellman for it
         else if (now - s.finalSentAt >= REPEAT_MS) {
           s.finalSentAt = now
           this.sessionStats.handshakeRepeats++
@@ -720,7 +727,7 @@ export class SecureTransport implements Transport {
       const message2 = Buffer.concat([this.respHead(localIndex, remoteIndex), reply])
       this.inner.send(from, message2)
       const s = this.open(from, hs, localIndex, remoteIndex, Buffer.from(key), false)
-      s.final = message2 // for a repeated message 1
+      s.final = new Uint8Array(message2) // for a repeated message 1; a copy, not a view pinning the Buffer pool's slab
       s.finalSentAt = s.createdAt - REPEAT_MS // the first repeat is answered whenever it comes
       this.keepAnswer(s)
       for (const h of held) this.seal(s, h)

@@ -370,7 +370,7 @@ test('handshakes started by both sides at once settle on one session, and neithe
   }
 })
 
-test('a crossed IK message 1 that arrives after the other handshake completed is dropped, not answered with a session only one side holds', async () => {
+test('a crossed IK message 1 that arrives after the other handshake completed, however late, is dropped, not answered with a session only one side holds', async () => {
   const { peer, run } = setup()
   const a = peer('a'), b = peer('b')
   a.t.addPeerKey(b.t.address, b.id.publicKey); b.t.addPeerKey(a.t.address, a.id.publicKey)
@@ -385,7 +385,8 @@ test('a crossed IK message 1 that arrives after the other handshake completed is
   const resp = lo.tap.sent[1].bytes
   assert.equal(resp[0], 0xe2)
   hi.tap.inject(lo.t.address, resp) // hi's handshake completes
-  hi.tap.inject(lo.t.address, loInit) // then lo's message 1, late
+  await run(3000)
+  hi.tap.inject(lo.t.address, loInit) // then lo's message 1, late (3 s, as a congested queue or someone on the path could hold it)
   a.tap.hold = b.tap.hold = false
   for (const d of lo.tap.sent.slice(2)) hi.tap.inject(lo.t.address, d.bytes) // what lo sent meanwhile (its first packet again)
   for (let i = 0; i < 3; i++) { hi.t.send(lo.t.address, text(`hi ${i}`)); lo.t.send(hi.t.address, text(`lo ${i}`)) }

@@ -4,7 +4,7 @@
 //
 // Packets (the first byte says which; Weft's plaintext packets start with 0x57 and are dropped):
 //   INIT  E1 | pattern (0 XX, 1 IK) | sender index (4) | Noise message 1 [| zeros: XX pads to RESP's size]
-//   RESP  E2 | sender index (4) | receiver index (4) | Noise message 2
+//   RESP  E2 | sender index (4) | receiver index (4) | abandoned index (4, 0: none) | Noise message 2
 //   FINAL E3 | receiver index (4) | Noise message 3                      (XX only)
 //   DATA  E4 | receiver index (4) | counter (8) | ciphertext and tag       (the 13 header bytes are AD)
 //   CLOSE E5 | as DATA, sealed empty: the sender dropped the session (evicted it), so should we
@@ -38,6 +38,8 @@ const DATA_SCRATCH = new Uint8Array(new ArrayBuffer(DATA_HEADER))
 export const SESSION_OVERHEAD = DATA_HEADER + TAG_BYTES
 const PROLOGUE = new TextEncoder().encode('weft session v1')
 const KEY_BYTES = 32
+/** RESP's header: kind, sender index, receiver index, abandoned index. */
+const RESP_HEAD = 13
 const XX_INIT_BYTES = 160 // message 1 padded to at least RESP's size: no amplification
 const MAX_COUNTER = 2 ** 48 // far more than a session ever sends before it is rekeyed
 // A retired session's send counter: seal refuses it. Below 2^31, so the field stays a small integer.
@@ -221,12 +223,17 @@ class Session {
    * Our last handshake message, until the peer shows it has the keys (any DATA from it). XX
    * initiator: message 3, which is never answered, so its loss would leave the responder unable
    * to read us: it is sent again, at most every FINAL_RESEND_MS, in front of what we send
-   * meanwhile. IK responder: message 2, sent again when message 1 comes again (REPEAT_MS); kept
-   * for one handshake timeout.
+   * meanwhile. IK responder: message 2, sent again when message 1 comes again (REPEAT_MS); let go
+   * once a handshake timeout has passed, at the next answer or sweep (see `answered`).
    */
   final: Uint8Array | null = null
   /** Is the peer's `next`: answered during a rekey, waiting for the initiator to send on it. */
   standby = false
+  /**
+   * Initiator: the index of the peer's own handshake that it dropped to answer ours (crossed; 0:
+   * none). Its message 1 may still arrive, late: it is dropped then too (spec/wire.md 13.3).
+   */
+  abandoned = 0
   createdAt: number
   finalSentAt: number
 
@@ -677,13 +684,11 @@ export class SecureTransport implements Transport {
     const mine = known?.pending
     if (mine && mine.localIndex > remoteIndex) { this.sessionStats.crossedHandshakes++; return } // ours goes on; the peer answers it
     // The same crossing, when the peer's message 1 comes after ours completed: the peer gave way
-    // and dropped its handshake, so answering would open a session only we hold, and the packet
-    // inside would switch us over to it: what we sent next went to keys nobody had.
+    // and dropped its handshake (its message 2 named it), so answering would open a session only
+    // we hold, and the packet inside would switch us over to it: what we sent next went to keys nobody had.
     const ours = known?.current
-    if (ours && ours.initiator && ours.localIndex > remoteIndex && this.now() - ours.createdAt < this.o.handshakeTimeoutMs) {
-      this.sessionStats.crossedHandshakes++
-      return
-    }
+    if (ours && ours.initiator && ours.abandoned === remoteIndex) { this.sessionStats.crossedHandshakes++; return }
+    const abandoned = mine ? mine.localIndex : 0 // ours, which we give up for the peer's (crossed)
     // Before any Diffie-Hellman: many ports of one host share one bucket (loopback may be exempt).
     if (!(this.o.exemptLoopback && isLoopback(from)) && !this.hostLimiter.allowAt(this.hosts.slot(hostKey(from)), this.runtime.now())) {
       this.sessionStats.handshakesRateLimited++
@@ -721,10 +726,10 @@ export class SecureTransport implements Transport {
         }
         first = null
       }
-      const answer = held.length > 0 && 9 + KEY_BYTES + TAG_BYTES + held[0].length <= this.o.maxPacket + SESSION_OVERHEAD ? held.shift()! : new Uint8Array(0)
+      const answer = held.length > 0 && RESP_HEAD + KEY_BYTES + TAG_BYTES + held[0].length <= this.o.maxPacket + SESSION_OVERHEAD ? held.shift()! : new Uint8Array(0)
       const reply = hs.writeMessage(answer)
       this.sessionStats.handshakesAnswered++
-      const message2 = Buffer.concat([this.respHead(localIndex, remoteIndex), reply])
+      const message2 = Buffer.concat([this.respHead(localIndex, remoteIndex, abandoned), reply])
       this.inner.send(from, message2)
       const s = this.open(from, hs, localIndex, remoteIndex, Buffer.from(key), false)
       s.final = new Uint8Array(message2) // for a repeated message 1; a copy, not a view pinning the Buffer pool's slab
@@ -744,7 +749,7 @@ export class SecureTransport implements Transport {
     this.byIndex.set(localIndex, { hs, address: from, localIndex, remoteIndex, expiresAt: this.runtime.now() + this.o.handshakeTimeoutMs * this.o.handshakeAttempts })
     this.halfOpen++
     this.sessionStats.handshakesAnswered++
-    this.inner.send(from, Buffer.concat([this.respHead(localIndex, remoteIndex), reply]))
+    this.inner.send(from, Buffer.concat([this.respHead(localIndex, remoteIndex, abandoned), reply]))
   }
 
   /**
@@ -771,16 +776,17 @@ export class SecureTransport implements Transport {
     return ok
   }
 
-  private respHead(localIndex: number, remoteIndex: number): Uint8Array {
-    const head = new Uint8Array(9)
+  private respHead(localIndex: number, remoteIndex: number, abandoned: number): Uint8Array {
+    const head = new Uint8Array(RESP_HEAD)
     head[0] = Kind.RESP
     writeU32(head, 1, localIndex)
     writeU32(head, 5, remoteIndex)
+    writeU32(head, 9, abandoned)
     return head
   }
 
   private onResp(from: Address, b: Uint8Array): void {
-    if (b.length < 9) { this.sessionStats.malformed++; return }
+    if (b.length < RESP_HEAD) { this.sessionStats.malformed++; return }
     const peer = this.peers.get(from)
     const p = peer?.pending
     if (!peer || !p || p.localIndex !== readU32(b, 5)) {
@@ -791,7 +797,7 @@ export class SecureTransport implements Transport {
       return
     }
     const remoteIndex = readU32(b, 1)
-    const payload = p.hs.readMessage(b.subarray(9))
+    const payload = p.hs.readMessage(b.subarray(RESP_HEAD))
     let key: Uint8Array
     let final: Uint8Array | null = null
     let ikAnswer: Uint8Array | null = null
@@ -823,6 +829,7 @@ export class SecureTransport implements Transport {
     const rekey = peer.current !== null
     const s = this.open(from, hs, p.localIndex, remoteIndex, key, true)
     s.final = final
+    s.abandoned = readU32(b, 9)
     if (rekey && peer.queue.length === 0) this.seal(s, new Uint8Array(0)) // tells the responder to move to the new keys
     for (const q of peer.queue) this.seal(s, q)
     peer.queue = NO_QUEUE
@@ -933,7 +940,7 @@ export class SecureTransport implements Transport {
   private newIndex(): number {
     for (;;) {
       const i = this.runtime.random.u32() >>> 1
-      if (!this.byIndex.has(i)) return i
+      if (i !== 0 && !this.byIndex.has(i)) return i // 0 stands for none in RESP
     }
   }
 

@@ -40,7 +40,10 @@ export interface PutOptions {
   sig?: Uint8Array
   seq?: number
   salt?: Uint8Array | string
-  /** Compare-and-swap: store only if the seq held is this one. */
+  /**
+   * Compare-and-swap: store only if the seq held is this one. When any node near the target holds
+   * another, the put is ERR_CAS_MISMATCH even if nodes that held nothing took it: the writer's view is stale.
+   */
   cas?: number
 }
 
@@ -299,8 +302,11 @@ export class Mainline {
   }
 
   /** Sends a write to each node; how many took it, or the most telling error when none did. */
-  private async storeAt(nodes: LookupContact[], write: (c: LookupContact) => Promise<Response>): Promise<number> {
+  /** `refusedBy`: a refusal with this code from any node fails the write, whoever else took it. */
+  private async storeAt(nodes: LookupContact[], write: (c: LookupContact) => Promise<Response>, refusedBy?: ErrorCode): Promise<number> {
     const results = await Promise.allSettled(nodes.map(write))
+    const refusal = refusedBy && results.find((r) => r.status === 'rejected' && (r.reason as WeftError).code === refusedBy)
+    if (refusal) throw (refusal as PromiseRejectedResult).reason
     const stored = results.filter((r) => r.status === 'fulfilled').length
     if (stored > 0) return stored
     const errors = results.map((r) => (r as PromiseRejectedResult).reason as WeftError)
@@ -380,7 +386,7 @@ export class Mainline {
       args = { v, k, sig, seq, salt: salt.length ? salt : undefined, cas: options.cas }
     }
     const nearest = (await this.lookup(target, 'get')).filter((c) => c.token)
-    const stored = await this.storeAt(nearest, (c) => this.request(c.address, 'put', { ...args, token: c.token }, c.id))
+    const stored = await this.storeAt(nearest, (c) => this.request(c.address, 'put', { ...args, token: c.token }, c.id), args.cas !== undefined ? 'ERR_CAS_MISMATCH' : undefined)
     try {
       // A copy here too, once the nodes nearest the target took it (they decide, not we).
       this.store.putItem({ target, v: vBytes, k: args.k, sig: args.sig, seq: args.seq, salt: args.salt }, this.runtime.now())

@@ -344,6 +344,8 @@ interface Peer {
 /** An XX handshake this node answered, waiting for message 3. */
 /** The queue of a peer nothing waits for: shared, and frozen so nothing is pushed onto it by mistake. */
 const NO_QUEUE: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[]
+/** What an empty DATA (a keepalive, a move to new keys) or a CLOSE seals: read, never written. */
+const EMPTY = new Uint8Array(0)
 
 interface HalfOpen { hs: Handshake; address: Address; localIndex: number; remoteIndex: number; expiresAt: number }
 
@@ -471,8 +473,10 @@ export class SecureTransport implements Transport {
     peer.queue.push(bytes)
     const p = peer.pending
     if (!p) { if (!peer.holding) this.initiate(to, peer) }
-    else if (p.message && !peer.holding && this.now() - p.sentAt >= REPEAT_MS) {
-      p.sentAt = this.now()
+    else if (p.message && !peer.holding) {
+      const now = this.now()
+      if (now - p.sentAt < REPEAT_MS) return
+      p.sentAt = now
       this.sessionStats.handshakeRepeats++
       this.inner.send(to, p.message)
     }
@@ -487,7 +491,7 @@ export class SecureTransport implements Transport {
         if (peer.pending?.timer) this.runtime.clearTimeout(peer.pending.timer)
         // Tell each peer, or what it sends next goes to keys nobody holds (a node restarted on
         // this address would drop it as misdirected until the peer's session ran out).
-        if (peer.current) this.seal(peer.current, new Uint8Array(0), now, Kind.CLOSE)
+        if (peer.current) this.seal(peer.current, EMPTY, now, Kind.CLOSE)
       }
       this.peers.clear()
       this.answered = []
@@ -621,7 +625,7 @@ export class SecureTransport implements Transport {
     this.deliver(s, plain)
     // Traffic that only flows our way (a broadcast tree's edge) gets an empty DATA back now and
     // then, so the sender does not take the silence for lost keys (unansweredMs).
-    if (now - s.lastSent > this.o.unansweredMs / 2) this.seal(s, new Uint8Array(0), now)
+    if (now - s.lastSent > this.o.unansweredMs / 2) this.seal(s, EMPTY, now)
   }
 
   /** Keeps a copy of DATA for the index of our IK handshake with `from`, which came before message 2. */
@@ -830,7 +834,7 @@ export class SecureTransport implements Transport {
     const s = this.open(from, hs, p.localIndex, remoteIndex, key, true)
     s.final = final
     s.abandoned = readU32(b, 9)
-    if (rekey && peer.queue.length === 0) this.seal(s, new Uint8Array(0)) // tells the responder to move to the new keys
+    if (rekey && peer.queue.length === 0) this.seal(s, EMPTY) // tells the responder to move to the new keys
     for (const q of peer.queue) this.seal(s, q)
     peer.queue = NO_QUEUE
     if (ikAnswer) this.deliver(s, ikAnswer) // the answer to our first packet, carried in message 2
@@ -852,7 +856,7 @@ export class SecureTransport implements Transport {
     this.deliver(s, payload.subarray(KEY_BYTES))
     // The initiator resends message 3 until it hears from us under the new keys: when what it
     // carried got no answer at once (one-way traffic), an empty DATA tells it we have them.
-    if (s.sendCounter === 0 && this.byIndex.get(s.localIndex) === s) this.seal(s, new Uint8Array(0))
+    if (s.sendCounter === 0 && this.byIndex.get(s.localIndex) === s) this.seal(s, EMPTY)
   }
 
   /** The static key the handshake proved must be the X25519 form of the Ed25519 key the peer names. */
@@ -964,7 +968,7 @@ export class SecureTransport implements Transport {
       if (s && (!idlest || s.lastUsed < idlest[1].current!.lastUsed)) idlest = entry
     }
     if (!idlest) return
-    this.seal(idlest[1].current!, new Uint8Array(0), this.now(), Kind.CLOSE) // tell the peer, or what it sends is lost
+    this.seal(idlest[1].current!, EMPTY, this.now(), Kind.CLOSE) // tell the peer, or what it sends is lost
     this.closePeer(idlest[0], idlest[1])
     this.sessionStats.evicted++
   }
